@@ -1,0 +1,165 @@
+//! The manifest schema (format 1): what a bundle holds, where it came from, and the checksums
+//! the reader holds every entry to. Unknown fields are ignored so that an older installer can
+//! read a newer manifest of the same format; a newer `format` is refused before anything else
+//! is parsed (see `BundleManifest::from_json`).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The bundle format this build writes and the newest one it can read.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Name of the first archive entry.
+pub const MANIFEST_NAME: &str = "manifest.json";
+/// Name of the optional second archive entry: ed25519 signature over the exact manifest bytes.
+pub const SIGNATURE_NAME: &str = "manifest.json.sig";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleManifest {
+    /// Format version; readers refuse anything newer than `FORMAT_VERSION`.
+    pub format: u32,
+    /// Content-derived identifier (hex), stable for the same payload.
+    pub bundle_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    pub tool: ToolInfo,
+    /// Distribution release the RPM part mirrors, e.g. "10". None for a bundle without RPMs.
+    #[serde(default)]
+    pub release: Option<String>,
+    /// Target machine architectures (RPM `--arch` and PyPI `--platform`), e.g. ["x86_64"].
+    #[serde(default)]
+    pub arches: Vec<String>,
+    #[serde(default)]
+    pub rpm: Option<RpmSection>,
+    #[serde(default)]
+    pub pypi_targets: Vec<PypiTarget>,
+    /// Every payload file, in archive order.
+    pub files: Vec<FileEntry>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// The RPM part of a bundle: release key and repositories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpmSection {
+    /// Distribution name used in the installed layout, e.g. "rocky".
+    pub distro: String,
+    /// False when the bundle was built with `--no-gpgcheck` (packages not verified).
+    pub gpgcheck: bool,
+    /// Bundle path of the release key file (e.g. `keys/RPM-GPG-KEY-Rocky-10`), if carried.
+    #[serde(default)]
+    pub key_path: Option<String>,
+    /// Fingerprint of the key packages were verified against (uppercase hex, no spaces).
+    #[serde(default)]
+    pub key_fingerprint: Option<String>,
+    pub repos: Vec<RpmRepo>,
+}
+
+/// One upstream repository for one architecture. Its files live under `dir` in the bundle:
+/// packages at their upstream relative paths and the upstream `repodata/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpmRepo {
+    /// Repo id, e.g. "baseos".
+    pub id: String,
+    pub arch: String,
+    /// Bundle directory, e.g. `repos/baseos/x86_64`.
+    pub dir: String,
+    /// The base URL the repo was mirrored from.
+    pub upstream_url: String,
+    /// `<revision>` of the upstream repomd.xml, when present.
+    #[serde(default)]
+    pub revision: Option<String>,
+    pub package_count: u64,
+    pub package_bytes: u64,
+    /// Upstream metadata records carried (repomd `type` and bundle path), e.g. group, updateinfo.
+    #[serde(default)]
+    pub metadata: Vec<UpstreamRecord>,
+    /// True when a package list selected a dependency closure rather than the full repo.
+    #[serde(default)]
+    pub slim: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamRecord {
+    /// repomd.xml `type` attribute: primary, filelists, other, group, group_gz, updateinfo, modules...
+    pub kind: String,
+    /// Bundle path of the file.
+    pub path: String,
+}
+
+/// One PyPI target environment and the lock resolved for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PypiTarget {
+    /// Short name, e.g. "cp312-manylinux_2_39-x86_64".
+    pub name: String,
+    pub python_version: String,
+    pub implementation: String,
+    pub machine: String,
+    pub glibc: String,
+    pub index_url: String,
+    /// The requirement lines as given (after includes were expanded).
+    pub requirements: Vec<String>,
+    pub lock: Vec<LockedFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockedFile {
+    /// Normalized project name (PEP 503).
+    pub name: String,
+    pub version: String,
+    pub filename: String,
+    pub url: String,
+    pub sha256: String,
+    pub size: u64,
+    #[serde(default)]
+    pub upload_time: Option<String>,
+    #[serde(default)]
+    pub requires_python: Option<String>,
+    /// Yank reason when the file was yanked upstream (kept only when pinned with `==`).
+    #[serde(default)]
+    pub yanked: Option<String>,
+    /// Bundle path of the file (e.g. `pypi/files/six-1.16.0-py2.py3-none-any.whl`).
+    pub path: String,
+}
+
+/// Every payload entry: the reader checks each archive entry against exactly this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative `/`-separated UTF-8 path inside the bundle.
+    pub path: String,
+    pub size: u64,
+    /// Lowercase hex sha256 of the content.
+    pub sha256: String,
+    pub kind: FileKind,
+    /// Where the file was fetched from, when it was fetched.
+    #[serde(default)]
+    pub origin: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileKind {
+    Rpm,
+    /// Upstream repodata file (repomd.xml, primary, comps, updateinfo, ...).
+    Repodata,
+    Wheel,
+    Sdist,
+    /// Core metadata side file of a wheel or sdist.
+    Metadata,
+    /// A GPG public key (release key).
+    Key,
+    /// Anything else; readers treat it as opaque data.
+    #[serde(other)]
+    Other,
+}

@@ -1,0 +1,1 @@
+//! Library behind the `bundler` binary; `main.rs` only parses arguments and calls into here.

@@ -1,0 +1,1 @@
+//! Library behind the `installer` binary; `main.rs` only parses arguments and calls into here.
