@@ -1,1 +1,3 @@
 //! Library behind the `installer` binary; `main.rs` only parses arguments and calls into here.
+
+pub mod desired;
