@@ -28,7 +28,9 @@ pub enum FsError {
         b: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not an absolute target path; generated files must name where they live on the admin server")]
+    #[error(
+        "{path} is not an absolute target path; generated files must name where they live on the admin server"
+    )]
     NotAbsolute { path: PathBuf },
 }
 

@@ -2,3 +2,4 @@
 
 pub mod desired;
 pub mod fsutil;
+pub mod simple_index;
