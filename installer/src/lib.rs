@@ -3,3 +3,4 @@
 pub mod desired;
 pub mod fsutil;
 pub mod simple_index;
+pub mod nginx;
