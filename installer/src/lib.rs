@@ -1,3 +1,4 @@
 //! Library behind the `installer` binary; `main.rs` only parses arguments and calls into here.
 
 pub mod desired;
+pub mod repodata;
