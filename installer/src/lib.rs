@@ -2,5 +2,6 @@
 
 pub mod desired;
 pub mod fsutil;
-pub mod simple_index;
 pub mod nginx;
+pub mod repodata;
+pub mod simple_index;
