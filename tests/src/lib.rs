@@ -25,3 +25,8 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     );
     path
 }
+
+pub mod mirror;
+pub mod peridot;
+pub mod rpmgen;
+pub mod server;
