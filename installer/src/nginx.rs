@@ -139,13 +139,19 @@ mod tests {
     #[test]
     fn serves_repos_key_and_index_from_the_data_root() {
         let conf = render(&settings());
-        assert!(conf.contains("location /rocky/ {\n        alias /data/repos/rocky/;\n        autoindex on;"));
+        assert!(conf.contains(
+            "location /rocky/ {\n        alias /data/repos/rocky/;\n        autoindex on;"
+        ));
         assert!(conf.contains("alias /data/pypi/simple/;"));
         assert!(conf.contains("alias /data/pypi/files/;"));
         assert!(conf.contains("listen 80;"));
         assert!(conf.contains("server_name admin.example 192.168.10.10;"));
         assert!(conf.contains("index $kubespray_offline_pypi_page;"));
-        assert_eq!(conf.matches("autoindex on").count(), 1, "autoindex only on the repo tree");
+        assert_eq!(
+            conf.matches("autoindex on").count(),
+            1,
+            "autoindex only on the repo tree"
+        );
     }
 
     #[test]

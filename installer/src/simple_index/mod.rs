@@ -49,7 +49,7 @@ pub enum IndexError {
 }
 
 /// One distribution file as the index lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexFile {
     /// Project name as given (normalized when grouping).
     pub project: String,
