@@ -131,7 +131,7 @@ pub fn plan(
             .keys()
             .filter(|k| !packages.contains_key(*k))
             .count();
-        let unchanged = live.as_ref() == Some(&state);
+        let unchanged = live.as_ref().is_some_and(|l| l.same_content(&state));
         plans.push(RepoPlan {
             id: id.to_string(),
             live_dir,

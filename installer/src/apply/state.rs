@@ -22,8 +22,18 @@ pub struct RepoState {
     pub upstream: BTreeMap<String, String>,
     /// Repodata compression ("gzip" or "zstd").
     pub compress: String,
-    /// repomd revision and record timestamps (the bundle's creation time).
+    /// repomd revision and record timestamps (the creation time of the bundle that built it).
     pub revision: u64,
+}
+
+impl RepoState {
+    /// Same packages, records and options: a newer bundle carrying the same repo leaves it
+    /// alone (its revision is not content).
+    pub fn same_content(&self, other: &RepoState) -> bool {
+        self.packages == other.packages
+            && self.upstream == other.upstream
+            && self.compress == other.compress
+    }
 }
 
 /// Content of the installed PyPI tree.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use bundle::manifest::{BundleManifest, LockedFile, PypiTarget, ToolInfo, Totals};
+use bundle::manifest::{BundleManifest, ToolInfo, Totals};
 
 /// Kubespray master requirements (reference/pypi-index.md §4).
 pub const KUBESPRAY_REQUIREMENTS: &str = "ansible==11.13.0\nbcrypt<6\ncryptography==50.0.0\n\
@@ -97,63 +97,17 @@ pub fn kubespray_wheels() -> PathBuf {
     dir
 }
 
-fn header(meta: &str, key: &str) -> Option<String> {
-    meta.lines()
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_string))
-}
-
-/// Whether a wheel file name fits `arch` (pure wheels fit every arch).
-pub fn wheel_fits(filename: &str, arch: &str) -> bool {
-    filename.ends_with("-any.whl") || filename.contains(arch)
-}
-
-/// Lay out `wheels` as a bundle tree (`pypi/files/`) with one PyPI target per arch whose lock
-/// is filled from each wheel's METADATA, and pack it to `output`.
+/// Pack `wheels` as a bundle (`pypi/files/`, one PyPI target per arch with a lock filled from
+/// each wheel's METADATA) with `base` as the rest of the manifest.
 pub fn build_wheel_bundle(wheels: &[PathBuf], tree: &Path, output: &Path, base: BundleManifest) {
-    let files = tree.join("pypi/files");
-    fs_err::create_dir_all(&files).unwrap();
-    let mut targets = Vec::new();
-    for arch in ARCHES {
-        let mut lock = Vec::new();
-        for w in wheels {
-            let filename = w.file_name().unwrap().to_str().unwrap().to_string();
-            if !wheel_fits(&filename, arch) {
-                continue;
-            }
-            let dest = files.join(&filename);
-            if !dest.exists() {
-                fs_err::copy(w, &dest).unwrap();
-            }
-            let meta = installer::simple_index::read_wheel_metadata(w).unwrap();
-            let text = String::from_utf8_lossy(&meta.bytes).to_string();
-            let (size, sha256) = bundle::write::hash_file(w).unwrap();
-            lock.push(LockedFile {
-                name: installer::simple_index::normalize_name(&header(&text, "Name").unwrap()),
-                version: header(&text, "Version").unwrap(),
-                filename: filename.clone(),
-                url: format!("https://files.pythonhosted.org/{filename}"),
-                sha256,
-                size,
-                upload_time: Some("2026-08-01T10:00:00Z".into()),
-                requires_python: header(&text, "Requires-Python"),
-                yanked: None,
-                path: format!("pypi/files/{filename}"),
-            });
-        }
-        targets.push(PypiTarget {
-            name: format!("cp312-manylinux_2_39-{arch}"),
-            python_version: "3.12".into(),
-            implementation: "cp".into(),
-            machine: arch.into(),
-            glibc: "2.39".into(),
-            index_url: "https://pypi.org/simple/".into(),
-            requirements: KUBESPRAY_REQUIREMENTS.lines().map(str::to_string).collect(),
-            lock,
-        });
+    let source = tree.with_extension("wheels");
+    fs_err::create_dir_all(&source).unwrap();
+    for w in wheels {
+        fs_err::copy(w, source.join(w.file_name().unwrap())).unwrap();
     }
+    let arches: Vec<String> = ARCHES.iter().map(|a| a.to_string()).collect();
     let mut manifest = base;
-    manifest.pypi_targets.extend(targets);
+    manifest.pypi_targets = e2e::localbundle::wheel_targets(&source, tree, &arches).unwrap();
     bundle::write::pack_tree(
         tree,
         output,
