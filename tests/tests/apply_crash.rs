@@ -135,7 +135,6 @@ fn apply_killed_at_every_step_and_rerun_matches_uninterrupted() {
         "repo-switched:appstream",
         "pypi-staged",
         "pypi-switched",
-        "file:/data/repos/rocky/RPM-GPG-KEY-Rocky-10",
         "file:/etc/nginx/conf.d/kubespray-offline.conf",
     ];
     for point in points {

@@ -14,7 +14,10 @@
 //!
 //! Crash safety: staging lives at `<data>/.installer-staging` and is wiped at the start of
 //! every run; every switch is one `renameat2(RENAME_EXCHANGE)`; state files inside each tree
-//! say what it was built from. So an apply killed anywhere and rerun ends in the state of an
+//! say what it was built from. Durability before a switch: the unpack ends with one `syncfs`
+//! (bundle crate), repodata, index pages and state files are fsynced as they are written, and
+//! moving files into a staged tree is metadata only, which the filesystem journal commits in
+//! order before the exchange; so no second whole-filesystem sync is paid per tree. So an apply killed anywhere and rerun ends in the state of an
 //! uninterrupted apply, and a failed apply leaves the previous trees served.
 
 mod plan;
@@ -199,7 +202,11 @@ pub fn run(
         None => None,
     };
     let extracted = layout.staging.join("bundle");
-    let manifest = bundle::read::extract(&opts.bundle, &extracted, key.as_ref(), reporter)?;
+    let manifest = if plan.needs_payload() {
+        bundle::read::extract(&opts.bundle, &extracted, key.as_ref(), reporter)?
+    } else {
+        bundle::read::verify(&opts.bundle, key.as_ref(), reporter)?
+    };
     if manifest != plan.manifest {
         // The bundle changed between planning and unpacking: plan again from what was verified.
         return Err(ApplyError::Bundle(bundle::BundleError::InvalidInput {
@@ -231,6 +238,10 @@ pub fn run(
         outcome.pypi_rebuilt = !pypi.unchanged;
     }
     for step in &plan.files {
+        if !step.change.is_change() && matches!(step.source, plan::FileSource::FromBundle { .. }) {
+            // Already in place (same sha256), and the payload may not have been unpacked.
+            continue;
+        }
         let desired = step.desired(&extracted)?;
         let installed = fsutil::install_file(&opts.root, &desired)?;
         if installed.change != FileChange::Unchanged {

@@ -113,6 +113,17 @@ impl Plan {
             || self.files.iter().any(|f| f.change.is_change())
     }
 
+    /// True when some step needs the bundle's payload on disk (a tree to rebuild or a bundle
+    /// file to install); otherwise the run only verifies the bundle, writing nothing to unpack.
+    pub fn needs_payload(&self) -> bool {
+        self.repos.iter().any(|r| !r.unchanged)
+            || self.pypi.as_ref().is_some_and(|p| !p.unchanged)
+            || self
+                .files
+                .iter()
+                .any(|f| f.change.is_change() && matches!(f.source, FileSource::FromBundle { .. }))
+    }
+
     /// Unified diffs of every file that would change (bundle files by their sha256).
     pub fn diffs(&self) -> String {
         let mut out = String::new();

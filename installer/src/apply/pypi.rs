@@ -111,7 +111,6 @@ pub fn execute(plan: &PypiPlan, layout: &Layout, extracted: &Path) -> Result<(),
             files: plan.files.clone(),
         },
     )?;
-    state::sync_filesystem(&stage)?;
     state::kill_point("pypi-staged");
     crate::fsutil::replace_dir(&stage, &layout.pypi)?;
     state::kill_point("pypi-switched");

@@ -216,7 +216,6 @@ pub fn execute(
     };
     repodata::build(&input, &options, reporter)?;
     state::store(&stage, &plan.state)?;
-    state::sync_filesystem(&stage)?;
     state::kill_point(&format!("repo-staged:{}", plan.id));
     crate::fsutil::replace_dir(&stage, &plan.live_dir)?;
     state::kill_point(&format!("repo-switched:{}", plan.id));

@@ -69,16 +69,3 @@ pub fn kill_point(point: &str) {
         }
     }
 }
-
-/// Flush everything written under `dir`'s filesystem to disk (one `syncfs`, far cheaper than an
-/// fsync per file), before a staged tree is switched live.
-pub fn sync_filesystem(dir: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let f = fs_err::File::open(dir)?;
-    // SAFETY: the descriptor is valid for the life of `f`.
-    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
