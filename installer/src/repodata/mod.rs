@@ -40,6 +40,7 @@
 mod error;
 mod install;
 mod packages;
+mod text;
 mod upstream;
 mod write;
 
