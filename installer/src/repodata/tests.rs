@@ -350,3 +350,28 @@ fn yaml_documents_split_on_markers() {
     assert_eq!(docs, ["---\na: 1", "---\nb: 2", "--- !x\nc: 3"]);
     assert_eq!(yaml_documents("a: 1\n"), ["---\na: 1"]);
 }
+
+#[test]
+fn upstream_records_inside_repodata_are_refused_public_fixture() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = bzip2_repo(temp.path());
+    std::fs::create_dir_all(repo.join("repodata")).unwrap();
+    let comps = repo.join("repodata/comps.xml");
+    std::fs::copy(fixtures().join("comps/comps_00.xml"), &comps).unwrap();
+    let input = RepodataInput {
+        upstream: vec![UpstreamRecords {
+            comps: Some(comps),
+            ..Default::default()
+        }],
+        ..input(&repo, vec![PackageSet::scan(&repo, "x86_64").unwrap()])
+    };
+    let error = build(&input, &options(), &NoReporter).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RepodataError::UpstreamInsideRepodata { kind: "comps", .. }
+        ),
+        "{error}"
+    );
+    assert!(is_current(&input, &options()).is_err());
+}

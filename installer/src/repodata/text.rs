@@ -200,13 +200,11 @@ pub(crate) fn bump_equal_changelog_times(package: &mut Package) {
     for k in 0..processed.len() {
         let time = processed[k].timestamp;
         if k > 0 && last_time == time {
-            let mut expected = time;
-            for earlier in processed[..k].iter_mut().rev() {
+            for (expected, earlier) in (time..).zip(processed[..k].iter_mut().rev()) {
                 if earlier.timestamp != expected {
                     break;
                 }
                 earlier.timestamp += 1;
-                expected += 1;
             }
         } else {
             last_time = time;

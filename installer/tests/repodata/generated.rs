@@ -45,7 +45,7 @@ fn generate_one(repo: &Path, i: usize) {
     .packager("Gen Bot <gen@example.invalid>")
     .group("Applications/System")
     .build_host("gen.example.invalid");
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         b.epoch((i % 3) as u32 + 1);
     }
     let add = |b: &mut rpm::PackageBuilder, path: String| {
@@ -58,7 +58,10 @@ fn generate_one(repo: &Path, i: usize) {
     add(&mut b, format!("/usr/share/doc/{name}/README"));
     add(
         &mut b,
-        format!("/usr/lib/sendmail{}", if i % 50 == 0 { "" } else { "-not" }),
+        format!(
+            "/usr/lib/sendmail{}",
+            if i.is_multiple_of(50) { "" } else { "-not" }
+        ),
     );
     b.with_dir_entry(FileOptions::dir(format!("/var/lib/{name}")))
         .unwrap();
