@@ -3,6 +3,8 @@
 
 #[path = "repodata/dnf.rs"]
 mod dnf;
+#[path = "repodata/generated.rs"]
+mod generated;
 #[path = "repodata/oracle.rs"]
 mod oracle;
 #[path = "repodata/xmltree.rs"]

@@ -47,6 +47,12 @@ pub enum RepodataError {
         message: String,
     },
 
+    #[error(
+        "upstream {kind} {path} lies inside the repodata/ directory this build replaces; \
+         keep upstream metadata elsewhere (e.g. <repo>/.upstream/)"
+    )]
+    UpstreamInsideRepodata { kind: &'static str, path: PathBuf },
+
     #[error("cannot write {kind} metadata: {message}")]
     Write { kind: &'static str, message: String },
 }

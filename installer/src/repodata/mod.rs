@@ -27,6 +27,9 @@
 //!   call it unconditionally.
 //! - Several package sets are merged (multi-arch repos): a path listed twice with the same sha256
 //!   is kept once, with a different one it is [`RepodataError::ConflictingPackage`].
+//! - Upstream record files must not live in `repo_dir/repodata/` (it is replaced and pruned
+//!   of every file the new repomd.xml does not name, including an upstream `repomd.xml.asc`);
+//!   keep them e.g. in `repo_dir/.upstream/` (hidden directories are not scanned for RPMs).
 //! - Upstream records merge: comps from the first set that has one (written as `group` plain and
 //!   `group_gz`), updateinfo as the union by advisory id (package lists merged), modules as the
 //!   concatenation of YAML documents with identical documents once.
@@ -40,6 +43,7 @@
 mod error;
 mod install;
 mod packages;
+mod text;
 mod upstream;
 mod write;
 
@@ -139,6 +143,7 @@ impl Reporter for NoReporter {}
 /// True when `repo_dir/repodata` was built by [`build`] from exactly these inputs and options
 /// (compares a digest stored beside repomd.xml; never re-reads the RPMs when digests are known).
 pub fn is_current(input: &RepodataInput, options: &Options) -> Result<bool, RepodataError> {
+    check_upstream_location(input)?;
     let packages = packages::merge_sets(&input.package_sets)?;
     let digest = install::input_digest(input, &packages, options)?;
     install::stored_digest_matches(&input.repo_dir, &digest)
@@ -150,6 +155,7 @@ pub fn build(
     options: &Options,
     reporter: &dyn Reporter,
 ) -> Result<RepodataOutcome, RepodataError> {
+    check_upstream_location(input)?;
     let repodata_dir = input.repo_dir.join("repodata");
     let merged = packages::merge_sets(&input.package_sets)?;
     let digest = install::input_digest(input, &merged, options)?;
@@ -182,6 +188,28 @@ pub fn build(
         repomd: repodata_dir.join("repomd.xml"),
         records: records.iter().map(|r| r.kind.clone()).collect(),
     })
+}
+
+/// Upstream records must survive the swap of `repodata/`, so they may not live inside it.
+fn check_upstream_location(input: &RepodataInput) -> Result<(), RepodataError> {
+    let repodata_dir = input.repo_dir.join("repodata");
+    for set in &input.upstream {
+        for (kind, path) in [
+            ("comps", &set.comps),
+            ("updateinfo", &set.updateinfo),
+            ("modules", &set.modules),
+        ] {
+            if let Some(path) = path
+                && path.starts_with(&repodata_dir)
+            {
+                return Err(RepodataError::UpstreamInsideRepodata {
+                    kind,
+                    path: path.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

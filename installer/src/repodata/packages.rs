@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use rpmrepo_metadata::{Checksum, ChecksumType, Package, PackageOptions, PackageSource};
 use sha2::{Digest, Sha256};
 
-use super::{Options, RepodataError, Reporter};
+use super::{Options, RepodataError, Reporter, text};
 
 /// sha256 and size of a package as the bundle verified them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,12 +207,16 @@ fn parse_one(
         checksum_type: ChecksumType::Sha256,
         changelog_limit: options.changelog_limit,
     };
-    Package::from_package_metadata(&header, source, package_options).map_err(|e| {
-        RepodataError::Metadata {
-            path,
-            message: e.to_string(),
-        }
-    })
+    let mut parsed =
+        Package::from_package_metadata(&header, source, package_options).map_err(|e| {
+            RepodataError::Metadata {
+                path,
+                message: e.to_string(),
+            }
+        })?;
+    text::restore_latin1(&mut parsed, &header);
+    text::bump_equal_changelog_times(&mut parsed);
+    Ok(parsed)
 }
 
 /// sha256 (hex) and size of a file, streamed.

@@ -350,3 +350,55 @@ fn yaml_documents_split_on_markers() {
     assert_eq!(docs, ["---\na: 1", "---\nb: 2", "--- !x\nc: 3"]);
     assert_eq!(yaml_documents("a: 1\n"), ["---\na: 1"]);
 }
+
+#[test]
+fn upstream_records_inside_repodata_are_refused_public_fixture() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = bzip2_repo(temp.path());
+    std::fs::create_dir_all(repo.join("repodata")).unwrap();
+    let comps = repo.join("repodata/comps.xml");
+    std::fs::copy(fixtures().join("comps/comps_00.xml"), &comps).unwrap();
+    let input = RepodataInput {
+        upstream: vec![UpstreamRecords {
+            comps: Some(comps),
+            ..Default::default()
+        }],
+        ..input(&repo, vec![PackageSet::scan(&repo, "x86_64").unwrap()])
+    };
+    let error = build(&input, &options(), &NoReporter).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RepodataError::UpstreamInsideRepodata { kind: "comps", .. }
+        ),
+        "{error}"
+    );
+    assert!(is_current(&input, &options()).is_err());
+}
+
+#[test]
+fn leftovers_of_a_killed_build_do_not_matter_public_fixture() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = bzip2_repo(temp.path());
+    let set = PackageSet::scan(&repo, "x86_64").unwrap();
+    build(&input(&repo, vec![set.clone()]), &options(), &NoReporter).unwrap();
+    let served = read_dir_sorted(&repo.join("repodata"));
+
+    // A build killed after staging, and after moving records in but before the repomd switch
+    // (the digest file is already gone then): a rerun finishes the job.
+    let staging = repo.join(".repodata.staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("primary.xml.gz"), b"half written").unwrap();
+    std::fs::write(
+        repo.join("repodata/0000-primary.xml.gz"),
+        b"moved, not referenced",
+    )
+    .unwrap();
+    std::fs::remove_file(repo.join("repodata/.input-digest")).unwrap();
+    assert!(!is_current(&input(&repo, vec![set.clone()]), &options()).unwrap());
+    let outcome = build(&input(&repo, vec![set.clone()]), &options(), &NoReporter).unwrap();
+    assert!(outcome.rewritten);
+    assert!(!staging.exists());
+    assert_eq!(read_dir_sorted(&repo.join("repodata")), served);
+    assert!(is_current(&input(&repo, vec![set]), &options()).unwrap());
+}

@@ -77,7 +77,7 @@ struct Dnf<'a> {
 
 impl Dnf<'_> {
     fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new("dnf")
+        Command::new("dnf")
             .arg("-y")
             .arg(format!("--installroot={}", self.root.display()))
             .args([
@@ -98,8 +98,7 @@ impl Dnf<'_> {
             .arg(format!("--setopt=kso.gpgkey=file://{}", self.key.display()))
             .args(args)
             .output()
-            .expect("dnf is installed (Debian package dnf)");
-        output
+            .expect("dnf is installed (Debian package dnf)")
     }
 }
 
