@@ -54,16 +54,17 @@ pub fn candidates(
     let mut best: BTreeMap<Version, Best> = BTreeMap::new();
     let mut reasons: BTreeMap<Version, BTreeSet<String>> = BTreeMap::new();
     for file in &page.files {
-        let Some(parsed) = DistFilename::parse(&file.filename, &page.name) else { continue };
+        let Some(parsed) = DistFilename::parse(&file.filename, &page.name) else {
+            continue;
+        };
         let version = parsed.version().clone();
         let reject = |reasons: &mut BTreeMap<Version, BTreeSet<String>>, why: String| {
             reasons.entry(version.clone()).or_default().insert(why);
         };
         if let Some(cutoff) = options.exclude_newer {
-            let uploaded = file
-                .upload_time
-                .as_deref()
-                .and_then(|time| OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok());
+            let uploaded = file.upload_time.as_deref().and_then(|time| {
+                OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok()
+            });
             match uploaded {
                 Some(uploaded) if uploaded <= cutoff => {}
                 Some(_) => {
@@ -71,13 +72,19 @@ pub fn candidates(
                     continue;
                 }
                 None => {
-                    reject(&mut reasons, "the index gives no upload time (needed by --exclude-newer)".into());
+                    reject(
+                        &mut reasons,
+                        "the index gives no upload time (needed by --exclude-newer)".into(),
+                    );
                     continue;
                 }
             }
         }
         if file.yanked.is_some() && policy.pinned.as_ref() != Some(&version) {
-            reject(&mut reasons, "yanked (usable only when pinned with ==)".into());
+            reject(
+                &mut reasons,
+                "yanked (usable only when pinned with ==)".into(),
+            );
             continue;
         }
         if let Some(requires) = &file.requires_python {
@@ -89,32 +96,60 @@ pub fn candidates(
                 }
             }
         }
-        if !policy.sha256.is_empty() && !file.sha256.as_ref().is_some_and(|hash| policy.sha256.contains(hash)) {
+        if !policy.sha256.is_empty()
+            && !file
+                .sha256
+                .as_ref()
+                .is_some_and(|hash| policy.sha256.contains(hash))
+        {
             reject(&mut reasons, "sha256 does not match any --hash pin".into());
             continue;
         }
         let key = match &parsed {
-            DistFilename::Wheel { python, abi, platform, .. } => match target.wheel_rank(python, abi, platform) {
+            DistFilename::Wheel {
+                python,
+                abi,
+                platform,
+                ..
+            } => match target.wheel_rank(python, abi, platform) {
                 Some(rank) => (0, rank),
                 None => {
                     reject(&mut reasons, format!("no wheel for {}", target.name()));
                     continue;
                 }
             },
-            DistFilename::Sdist { .. } if options.allow_sdist && file.filename.ends_with(".tar.gz") => (1, 0),
+            DistFilename::Sdist { .. }
+                if options.allow_sdist && file.filename.ends_with(".tar.gz") =>
+            {
+                (1, 0)
+            }
             DistFilename::Sdist { .. } => {
-                reject(&mut reasons, "source distribution only (wheels only; see --allow-sdist)".into());
+                reject(
+                    &mut reasons,
+                    "source distribution only (wheels only; see --allow-sdist)".into(),
+                );
                 continue;
             }
         };
-        let slot = best.entry(version).or_insert_with(|| Best { key, file: file.clone() });
+        let slot = best.entry(version).or_insert_with(|| Best {
+            key,
+            file: file.clone(),
+        });
         if key < slot.key {
-            *slot = Best { key, file: file.clone() };
+            *slot = Best {
+                key,
+                file: file.clone(),
+            };
         }
     }
-    let mut out: BTreeMap<Version, Candidate> =
-        reasons.into_iter().map(|(version, why)| (version, Candidate::Unusable(join(why)))).collect();
-    out.extend(best.into_iter().map(|(version, best)| (version, Candidate::Usable(best.file))));
+    let mut out: BTreeMap<Version, Candidate> = reasons
+        .into_iter()
+        .map(|(version, why)| (version, Candidate::Unusable(join(why))))
+        .collect();
+    out.extend(
+        best.into_iter()
+            .map(|(version, best)| (version, Candidate::Usable(best.file))),
+    );
     out
 }
 
@@ -124,12 +159,17 @@ pub fn newest<'a>(
     contains: impl Fn(&Version) -> bool,
     allow_pre: bool,
 ) -> Option<(&'a Version, &'a IndexFile)> {
-    candidates.iter().rev().find_map(|(version, candidate)| match candidate {
-        Candidate::Usable(file) if contains(version) && (allow_pre || !version.any_prerelease()) => {
-            Some((version, file))
-        }
-        _ => None,
-    })
+    candidates
+        .iter()
+        .rev()
+        .find_map(|(version, candidate)| match candidate {
+            Candidate::Usable(file)
+                if contains(version) && (allow_pre || !version.any_prerelease()) =>
+            {
+                Some((version, file))
+            }
+            _ => None,
+        })
 }
 
 fn join(reasons: BTreeSet<String>) -> String {
@@ -179,19 +219,37 @@ mod tests {
             Candidate::Usable(file) => Ok(file.filename.clone()),
             Candidate::Unusable(why) => Err(why.clone()),
         };
-        assert_eq!(usable("2.0").unwrap(), "demo-2.0-cp312-cp312-manylinux_2_28_x86_64.whl");
-        assert_eq!(usable("2.1").unwrap_err(), "no wheel for cp312-manylinux_2_39-x86_64");
+        assert_eq!(
+            usable("2.0").unwrap(),
+            "demo-2.0-cp312-cp312-manylinux_2_28_x86_64.whl"
+        );
+        assert_eq!(
+            usable("2.1").unwrap_err(),
+            "no wheel for cp312-manylinux_2_39-x86_64"
+        );
         assert!(usable("3.0").unwrap_err().starts_with("yanked"));
         assert_eq!(usable("2.5").unwrap_err(), "requires Python <3.10");
         let (version, _) = newest(&found, |_| true, false).unwrap();
         assert_eq!(version.to_string(), "2.0");
-        assert_eq!(newest(&found, |_| true, true).unwrap().0.to_string(), "3.1rc1");
+        assert_eq!(
+            newest(&found, |_| true, true).unwrap().0.to_string(),
+            "3.1rc1"
+        );
 
-        let pinned = ProjectPolicy { pinned: Some("3.0".parse().unwrap()), ..Default::default() };
+        let pinned = ProjectPolicy {
+            pinned: Some("3.0".parse().unwrap()),
+            ..Default::default()
+        };
         let found = candidates(&page, &target, &options, &pinned);
-        assert!(matches!(found[&"3.0".parse::<Version>().unwrap()], Candidate::Usable(_)));
+        assert!(matches!(
+            found[&"3.0".parse::<Version>().unwrap()],
+            Candidate::Usable(_)
+        ));
 
-        let cutoff = ResolveOptions { exclude_newer: Some(time::macros::datetime!(2024-01-01 0:00 UTC)), ..options };
+        let cutoff = ResolveOptions {
+            exclude_newer: Some(time::macros::datetime!(2024-01-01 0:00 UTC)),
+            ..options
+        };
         let found = candidates(&page, &target, &cutoff, &ProjectPolicy::default());
         assert!(newest(&found, |_| true, true).is_none());
     }

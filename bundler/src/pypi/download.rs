@@ -46,7 +46,10 @@ pub async fn download(
     for target in resolved {
         for dist in &target.dists {
             if let Some(seen) = unique.get(&dist.file.filename) {
-                if seen.sha256.is_some() && dist.file.sha256.is_some() && seen.sha256 != dist.file.sha256 {
+                if seen.sha256.is_some()
+                    && dist.file.sha256.is_some()
+                    && seen.sha256 != dist.file.sha256
+                {
                     return Err(PypiError::ConflictingFiles {
                         filename: dist.file.filename.clone(),
                         first: seen.sha256.clone().unwrap_or_default(),
@@ -59,20 +62,24 @@ pub async fn download(
     }
     let files_dir = root.join("pypi/files");
     fs_err::tokio::create_dir_all(&files_dir).await?;
-    reporter.download_started(unique.len(), unique.values().filter_map(|file| file.size).sum());
-    let results: Vec<Result<(String, String, u64), PypiError>> = futures::stream::iter(unique.values().cloned())
-        .map(|file| {
-            let client = client.clone();
-            let dest = files_dir.join(&file.filename);
-            async move {
-                let (sha256, size, cached) = fetch_one(&client, &file, &dest).await?;
-                reporter.file_done(&file.filename, size, cached);
-                Ok((file.filename, sha256, size))
-            }
-        })
-        .buffer_unordered(PARALLEL)
-        .collect()
-        .await;
+    reporter.download_started(
+        unique.len(),
+        unique.values().filter_map(|file| file.size).sum(),
+    );
+    let results: Vec<Result<(String, String, u64), PypiError>> =
+        futures::stream::iter(unique.values().cloned())
+            .map(|file| {
+                let client = client.clone();
+                let dest = files_dir.join(&file.filename);
+                async move {
+                    let (sha256, size, cached) = fetch_one(&client, &file, &dest).await?;
+                    reporter.file_done(&file.filename, size, cached);
+                    Ok((file.filename, sha256, size))
+                }
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
     let mut actual: BTreeMap<String, (String, u64)> = BTreeMap::new();
     for result in results {
         let (filename, sha256, size) = result?;
@@ -85,7 +92,11 @@ pub async fn download(
             path: bundle_path(filename),
             size,
             sha256,
-            kind: if filename.ends_with(".whl") { FileKind::Wheel } else { FileKind::Sdist },
+            kind: if filename.ends_with(".whl") {
+                FileKind::Wheel
+            } else {
+                FileKind::Sdist
+            },
             origin: Some(file.url.to_string()),
         });
     }
@@ -127,7 +138,11 @@ pub async fn download(
 /// Streams one file to `dest` (through a temp file beside it), hashing as it goes. A file
 /// already at `dest` with the index's sha256 is kept. Returns sha256, size and whether the
 /// existing copy was used.
-async fn fetch_one(client: &IndexClient, file: &IndexFile, dest: &Path) -> Result<(String, u64, bool), PypiError> {
+async fn fetch_one(
+    client: &IndexClient,
+    file: &IndexFile,
+    dest: &Path,
+) -> Result<(String, u64, bool), PypiError> {
     if let Some(expected) = &file.sha256 {
         if let Ok(existing) = fs_err::tokio::read(dest).await {
             let actual = hex::encode(Sha256::digest(&existing));
@@ -136,11 +151,15 @@ async fn fetch_one(client: &IndexClient, file: &IndexFile, dest: &Path) -> Resul
             }
         }
     }
-    let response = client.send(|| client.http().get(file.url.clone()), &file.url).await?;
+    let response = client
+        .send(|| client.http().get(file.url.clone()), &file.url)
+        .await?;
     let response = check_status(response, &file.url)?;
     let partial = dest.with_file_name(format!(
         ".{}.part",
-        dest.file_name().and_then(|name| name.to_str()).unwrap_or("download")
+        dest.file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("download")
     ));
     let mut out = fs_err::tokio::File::create(&partial).await?;
     let mut hasher = Sha256::new();
@@ -156,13 +175,20 @@ async fn fetch_one(client: &IndexClient, file: &IndexFile, dest: &Path) -> Resul
     drop(out);
     let actual = hex::encode(hasher.finalize());
     let mismatch = if let Some(expected) = file.size.filter(|&expected| expected != size) {
-        Some(PypiError::Size { url: file.url.to_string(), expected, actual: size })
-    } else {
-        file.sha256.as_ref().filter(|&expected| expected != &actual).map(|expected| PypiError::Checksum {
+        Some(PypiError::Size {
             url: file.url.to_string(),
-            expected: expected.clone(),
-            actual: actual.clone(),
+            expected,
+            actual: size,
         })
+    } else {
+        file.sha256
+            .as_ref()
+            .filter(|&expected| expected != &actual)
+            .map(|expected| PypiError::Checksum {
+                url: file.url.to_string(),
+                expected: expected.clone(),
+                actual: actual.clone(),
+            })
     };
     if let Some(err) = mismatch {
         let _ = fs_err::tokio::remove_file(&partial).await;

@@ -22,22 +22,35 @@ pub fn parse_anchors(html: &str) -> (Vec<Anchor>, Option<String>) {
     let mut cursor = 0;
     while let Some(found) = lower[cursor..].find('<') {
         let start = cursor + found;
-        let Some(end_rel) = lower[start..].find('>') else { break };
+        let Some(end_rel) = lower[start..].find('>') else {
+            break;
+        };
         let tag_end = start + end_rel;
         let tag = &html[start + 1..tag_end];
         let tag_lower = &lower[start + 1..tag_end];
         cursor = tag_end + 1;
         let is_tag = |name: &str| {
             tag_lower.starts_with(name)
-                && tag_lower[name.len()..].starts_with(|c: char| c.is_ascii_whitespace() || c == '/')
+                && tag_lower[name.len()..]
+                    .starts_with(|c: char| c.is_ascii_whitespace() || c == '/')
         };
         if is_tag("base") {
-            base = attributes(&tag[4..]).into_iter().find(|(k, _)| k == "href").and_then(|(_, v)| v);
+            base = attributes(&tag[4..])
+                .into_iter()
+                .find(|(k, _)| k == "href")
+                .and_then(|(_, v)| v);
         } else if is_tag("a") {
             let attrs = attributes(&tag[1..]);
-            let get = |key: &str| attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone().unwrap_or_default());
+            let get = |key: &str| {
+                attrs
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone().unwrap_or_default())
+            };
             let Some(href) = get("href") else { continue };
-            let text_end = lower[cursor..].find("</a").map_or(lower.len(), |at| cursor + at);
+            let text_end = lower[cursor..]
+                .find("</a")
+                .map_or(lower.len(), |at| cursor + at);
             let text = unescape(html[cursor..text_end].trim());
             cursor = text_end;
             anchors.push(Anchor {
@@ -62,7 +75,11 @@ fn attributes(body: &str) -> Vec<(String, Option<String>)> {
             i += 1;
         }
         let name_start = i;
-        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'=' && bytes[i] != b'/' {
+        while i < bytes.len()
+            && !bytes[i].is_ascii_whitespace()
+            && bytes[i] != b'='
+            && bytes[i] != b'/'
+        {
             i += 1;
         }
         if name_start == i {
@@ -80,7 +97,9 @@ fn attributes(body: &str) -> Vec<(String, Option<String>)> {
             let value = if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
                 let quote = bytes[i];
                 let start = i + 1;
-                let end = body[start..].find(quote as char).map_or(body.len(), |at| start + at);
+                let end = body[start..]
+                    .find(quote as char)
+                    .map_or(body.len(), |at| start + at);
                 i = (end + 1).min(bytes.len());
                 &body[start..end]
             } else {
@@ -153,7 +172,10 @@ mod tests {
         let (anchors, base) = parse_anchors(html);
         assert_eq!(base.as_deref(), Some("https://files.example/"));
         assert_eq!(anchors.len(), 3);
-        assert_eq!(anchors[0].href, "../../files/a-1.0-py3-none-any.whl#sha256=ab");
+        assert_eq!(
+            anchors[0].href,
+            "../../files/a-1.0-py3-none-any.whl#sha256=ab"
+        );
         assert_eq!(anchors[0].requires_python.as_deref(), Some(">=3.11"));
         assert_eq!(anchors[0].core_metadata.as_deref(), Some("sha256=cd"));
         assert_eq!(anchors[0].yanked, None);
@@ -165,6 +187,9 @@ mod tests {
 
     #[test]
     fn unescapes_references() {
-        assert_eq!(unescape("&lt;4,&#62;=3&#x2c; a&b &bogus;"), "<4,>=3, a&b &bogus;");
+        assert_eq!(
+            unescape("&lt;4,&#62;=3&#x2c; a&b &bogus;"),
+            "<4,>=3, a&b &bogus;"
+        );
     }
 }

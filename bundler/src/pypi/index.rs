@@ -19,8 +19,7 @@ use super::PypiError;
 use super::html::parse_anchors;
 use super::metadata::{CoreMetadata, SparseFile, sdist_pkg_info, wheel_metadata};
 
-const ACCEPT: &str =
-    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
+const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
 /// First range read of a wheel: the zip directory of most wheels and often METADATA itself.
 const TAIL_BYTES: u64 = 64 * 1024;
 /// Smallest follow-up range read.
@@ -106,13 +105,25 @@ impl IndexClient {
             index_url.set_path(&format!("{}/", index_url.path()));
         }
         let http = reqwest::Client::builder()
-            .user_agent(concat!("kubespray-offline-bundler/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "kubespray-offline-bundler/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .connect_timeout(Duration::from_secs(20))
             .read_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(16)
             .build()
-            .map_err(|err| PypiError::Http { url: index_url.to_string(), message: err.to_string() })?;
-        Ok(Self { http, index_url, pages: Mutex::default(), metadata: Mutex::default(), stats: MetadataStats::default() })
+            .map_err(|err| PypiError::Http {
+                url: index_url.to_string(),
+                message: err.to_string(),
+            })?;
+        Ok(Self {
+            http,
+            index_url,
+            pages: Mutex::default(),
+            metadata: Mutex::default(),
+            stats: MetadataStats::default(),
+        })
     }
 
     pub fn index_url(&self) -> &Url {
@@ -125,15 +136,34 @@ impl IndexClient {
 
     /// The project page of `name`, fetched at most once per client.
     pub async fn project(&self, name: &PackageName) -> Result<Arc<ProjectPage>, PypiError> {
-        let cell = self.pages.lock().expect("page cache").entry(name.clone()).or_default().clone();
-        cell.get_or_try_init(|| async { self.fetch_project(name).await.map(Arc::new) }).await.cloned()
+        let cell = self
+            .pages
+            .lock()
+            .expect("page cache")
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async { self.fetch_project(name).await.map(Arc::new) })
+            .await
+            .cloned()
     }
 
     async fn fetch_project(&self, name: &PackageName) -> Result<ProjectPage, PypiError> {
-        let url = self.index_url.join(&format!("{name}/")).expect("normalized names are valid URL segments");
-        let response = self.send(|| self.http.get(url.clone()).header(header::ACCEPT, ACCEPT), &url).await?;
+        let url = self
+            .index_url
+            .join(&format!("{name}/"))
+            .expect("normalized names are valid URL segments");
+        let response = self
+            .send(
+                || self.http.get(url.clone()).header(header::ACCEPT, ACCEPT),
+                &url,
+            )
+            .await?;
         if response.status() == StatusCode::NOT_FOUND {
-            return Err(PypiError::ProjectNotFound { name: name.to_string(), url: url.to_string() });
+            return Err(PypiError::ProjectNotFound {
+                name: name.to_string(),
+                url: url.to_string(),
+            });
         }
         let response = check_status(response, &url)?;
         let page_url = response.url().clone();
@@ -147,24 +177,41 @@ impl IndexClient {
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
-        let body = response.bytes().await.map_err(|err| http_error(&url, err))?;
-        let bad = |message: String| PypiError::BadIndexPage { url: page_url.to_string(), message };
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| http_error(&url, err))?;
+        let bad = |message: String| PypiError::BadIndexPage {
+            url: page_url.to_string(),
+            message,
+        };
         let files = match content_type.as_str() {
             "application/vnd.pypi.simple.v1+json" => {
-                let page: JsonPage = serde_json::from_slice(&body).map_err(|err| bad(err.to_string()))?;
-                let version = page.meta.and_then(|meta| meta.api_version).unwrap_or_else(|| "1.0".into());
+                let page: JsonPage =
+                    serde_json::from_slice(&body).map_err(|err| bad(err.to_string()))?;
+                let version = page
+                    .meta
+                    .and_then(|meta| meta.api_version)
+                    .unwrap_or_else(|| "1.0".into());
                 if !version.starts_with("1.") {
                     return Err(bad(format!("unsupported simple API version {version}")));
                 }
                 page.files
                     .into_iter()
                     .map(|file| {
-                        let url = page_url.join(&file.url).map_err(|err| bad(format!("{}: {err}", file.url)))?;
+                        let url = page_url
+                            .join(&file.url)
+                            .map_err(|err| bad(format!("{}: {err}", file.url)))?;
                         Ok(IndexFile {
                             filename: file.filename,
                             url: without_fragment(url),
-                            sha256: file.hashes.get("sha256").map(|hex| hex.to_ascii_lowercase()),
-                            requires_python: file.requires_python.filter(|value| !value.trim().is_empty()),
+                            sha256: file
+                                .hashes
+                                .get("sha256")
+                                .map(|hex| hex.to_ascii_lowercase()),
+                            requires_python: file
+                                .requires_python
+                                .filter(|value| !value.trim().is_empty()),
                             yanked: match file.yanked {
                                 Some(serde_json::Value::Bool(true)) => Some(String::new()),
                                 Some(serde_json::Value::String(reason)) => Some(reason),
@@ -179,24 +226,35 @@ impl IndexClient {
             "text/html" | "application/vnd.pypi.simple.v1+html" => {
                 let (anchors, base) = parse_anchors(&String::from_utf8_lossy(&body));
                 let base = match base {
-                    Some(base) => page_url.join(&base).map_err(|err| bad(format!("<base href>: {err}")))?,
+                    Some(base) => page_url
+                        .join(&base)
+                        .map_err(|err| bad(format!("<base href>: {err}")))?,
                     None => page_url.clone(),
                 };
                 anchors
                     .into_iter()
                     .map(|anchor| {
-                        let url = base.join(&anchor.href).map_err(|err| bad(format!("{}: {err}", anchor.href)))?;
+                        let url = base
+                            .join(&anchor.href)
+                            .map_err(|err| bad(format!("{}: {err}", anchor.href)))?;
                         let sha256 = url
                             .fragment()
                             .and_then(|fragment| fragment.strip_prefix("sha256="))
                             .map(|hex| hex.to_ascii_lowercase());
-                        let filename = url.path_segments().and_then(|mut segments| segments.next_back()).unwrap_or("");
-                        let filename = percent_encoding::percent_decode_str(filename).decode_utf8_lossy().to_string();
+                        let filename = url
+                            .path_segments()
+                            .and_then(|mut segments| segments.next_back())
+                            .unwrap_or("");
+                        let filename = percent_encoding::percent_decode_str(filename)
+                            .decode_utf8_lossy()
+                            .to_string();
                         Ok(IndexFile {
                             filename,
                             url: without_fragment(url),
                             sha256,
-                            requires_python: anchor.requires_python.filter(|value| !value.trim().is_empty()),
+                            requires_python: anchor
+                                .requires_python
+                                .filter(|value| !value.trim().is_empty()),
                             yanked: anchor.yanked,
                             size: None,
                             upload_time: None,
@@ -206,24 +264,40 @@ impl IndexClient {
             }
             other => return Err(bad(format!("unexpected Content-Type `{other}`"))),
         };
-        Ok(ProjectPage { name: name.clone(), url: page_url, files })
+        Ok(ProjectPage {
+            name: name.clone(),
+            url: page_url,
+            files,
+        })
     }
 
     /// Core metadata of a file, fetched at most once per client.
     pub async fn metadata(&self, file: &IndexFile) -> Result<Arc<CoreMetadata>, PypiError> {
-        let cell = self.metadata.lock().expect("metadata cache").entry(file.url.clone()).or_default().clone();
+        let cell = self
+            .metadata
+            .lock()
+            .expect("metadata cache")
+            .entry(file.url.clone())
+            .or_default()
+            .clone();
         cell.get_or_try_init(|| async {
             let bytes = self.fetch_metadata_bytes(file).await?;
             CoreMetadata::parse(&bytes)
                 .map(Arc::new)
-                .map_err(|message| PypiError::BadMetadata { url: file.url.to_string(), message })
+                .map_err(|message| PypiError::BadMetadata {
+                    url: file.url.to_string(),
+                    message,
+                })
         })
         .await
         .cloned()
     }
 
     async fn fetch_metadata_bytes(&self, file: &IndexFile) -> Result<Vec<u8>, PypiError> {
-        let bad = |message: String| PypiError::BadMetadata { url: file.url.to_string(), message };
+        let bad = |message: String| PypiError::BadMetadata {
+            url: file.url.to_string(),
+            message,
+        };
         if !file.filename.ends_with(".whl") {
             // PyPI serves no side files for sdists; PKG-INFO is in the archive.
             self.stats.whole_file.fetch_add(1, Ordering::Relaxed);
@@ -233,20 +307,30 @@ impl IndexClient {
             }
             return sdist_pkg_info(&bytes).map_err(|err| bad(err.to_string()));
         }
-        let sidecar = Url::parse(&format!("{}.metadata", file.url)).expect("URL plus suffix stays valid");
-        let response = self.send(|| self.http.get(sidecar.clone()), &sidecar).await?;
+        let sidecar =
+            Url::parse(&format!("{}.metadata", file.url)).expect("URL plus suffix stays valid");
+        let response = self
+            .send(|| self.http.get(sidecar.clone()), &sidecar)
+            .await?;
         if response.status().is_success() {
             self.stats.sidecar.fetch_add(1, Ordering::Relaxed);
-            return Ok(response.bytes().await.map_err(|err| http_error(&sidecar, err))?.to_vec());
+            return Ok(response
+                .bytes()
+                .await
+                .map_err(|err| http_error(&sidecar, err))?
+                .to_vec());
         }
-        let (status, tail, total) = self.get_bytes(&file.url, Some(RangeRequest::Suffix(TAIL_BYTES))).await?;
+        let (status, tail, total) = self
+            .get_bytes(&file.url, Some(RangeRequest::Suffix(TAIL_BYTES)))
+            .await?;
         if status != StatusCode::PARTIAL_CONTENT {
             // The server sent the whole wheel.
             self.stats.whole_file.fetch_add(1, Ordering::Relaxed);
             return wheel_metadata(std::io::Cursor::new(tail)).map_err(|err| bad(err.to_string()));
         }
         self.stats.range.fetch_add(1, Ordering::Relaxed);
-        let total = total.ok_or_else(|| bad("206 response without a Content-Range total".into()))?;
+        let total =
+            total.ok_or_else(|| bad("206 response without a Content-Range total".into()))?;
         let mut sparse = SparseFile::new(total);
         sparse.insert(total.saturating_sub(tail.len() as u64), tail);
         for _ in 0..8 {
@@ -257,8 +341,14 @@ impl IndexClient {
                     let Some(offset) = SparseFile::missing(&err) else {
                         return Err(bad(err.to_string()));
                     };
-                    let end = sparse.next_present(offset).min(total).max(offset + MIN_RANGE).min(total);
-                    let (_, bytes, _) = self.get_bytes(&file.url, Some(RangeRequest::Span(offset, end - 1))).await?;
+                    let end = sparse
+                        .next_present(offset)
+                        .min(total)
+                        .max(offset + MIN_RANGE)
+                        .min(total);
+                    let (_, bytes, _) = self
+                        .get_bytes(&file.url, Some(RangeRequest::Span(offset, end - 1)))
+                        .await?;
                     sparse.insert(offset, bytes);
                 }
             }
@@ -267,14 +357,22 @@ impl IndexClient {
     }
 
     /// GET with an optional range; returns status, body and the total size from Content-Range.
-    async fn get_bytes(&self, url: &Url, range: Option<RangeRequest>) -> Result<(StatusCode, Vec<u8>, Option<u64>), PypiError> {
+    async fn get_bytes(
+        &self,
+        url: &Url,
+        range: Option<RangeRequest>,
+    ) -> Result<(StatusCode, Vec<u8>, Option<u64>), PypiError> {
         let response = self
             .send(
                 || {
                     let request = self.http.get(url.clone());
                     match range {
-                        Some(RangeRequest::Suffix(n)) => request.header(header::RANGE, format!("bytes=-{n}")),
-                        Some(RangeRequest::Span(from, to)) => request.header(header::RANGE, format!("bytes={from}-{to}")),
+                        Some(RangeRequest::Suffix(n)) => {
+                            request.header(header::RANGE, format!("bytes=-{n}"))
+                        }
+                        Some(RangeRequest::Span(from, to)) => {
+                            request.header(header::RANGE, format!("bytes={from}-{to}"))
+                        }
                         None => request,
                     }
                 },
@@ -305,7 +403,10 @@ impl IndexClient {
             match build().send().await {
                 Ok(response) if response.status().is_server_error() && attempt < ATTEMPTS => {}
                 Ok(response) => return Ok(response),
-                Err(err) if attempt >= ATTEMPTS || !(err.is_connect() || err.is_timeout() || err.is_request()) => {
+                Err(err)
+                    if attempt >= ATTEMPTS
+                        || !(err.is_connect() || err.is_timeout() || err.is_request()) =>
+                {
                     return Err(http_error(url, err));
                 }
                 Err(_) => {}
@@ -334,13 +435,22 @@ pub(crate) fn http_error(url: &Url, err: reqwest::Error) -> PypiError {
         message.push_str(&inner.to_string());
         source = inner.source();
     }
-    PypiError::Http { url: url.to_string(), message }
+    PypiError::Http {
+        url: url.to_string(),
+        message,
+    }
 }
 
-pub(crate) fn check_status(response: reqwest::Response, url: &Url) -> Result<reqwest::Response, PypiError> {
+pub(crate) fn check_status(
+    response: reqwest::Response,
+    url: &Url,
+) -> Result<reqwest::Response, PypiError> {
     if response.status().is_success() {
         Ok(response)
     } else {
-        Err(PypiError::Http { url: url.to_string(), message: format!("server answered {}", response.status()) })
+        Err(PypiError::Http {
+            url: url.to_string(),
+            message: format!("server answered {}", response.status()),
+        })
     }
 }

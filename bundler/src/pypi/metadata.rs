@@ -28,7 +28,9 @@ impl DistFilename {
             let parts: Vec<&str> = stem.split('-').collect();
             let (name, version, python, abi, platform) = match parts.as_slice() {
                 [name, version, python, abi, platform] => (name, version, python, abi, platform),
-                [name, version, _build, python, abi, platform] => (name, version, python, abi, platform),
+                [name, version, _build, python, abi, platform] => {
+                    (name, version, python, abi, platform)
+                }
                 _ => return None,
             };
             if normalize(name) != project.as_ref() {
@@ -41,12 +43,16 @@ impl DistFilename {
                 platform: platform.to_string(),
             });
         }
-        let stem = filename.strip_suffix(".tar.gz").or_else(|| filename.strip_suffix(".zip"))?;
+        let stem = filename
+            .strip_suffix(".tar.gz")
+            .or_else(|| filename.strip_suffix(".zip"))?;
         // Sdist names may contain dashes; the version is what follows the dash whose prefix
         // normalizes to the project name.
         for (at, _) in stem.match_indices('-') {
             if normalize(&stem[..at]) == project.as_ref() {
-                return Some(DistFilename::Sdist { version: stem[at + 1..].parse().ok()? });
+                return Some(DistFilename::Sdist {
+                    version: stem[at + 1..].parse().ok()?,
+                });
             }
         }
         None
@@ -111,19 +117,37 @@ impl CoreMetadata {
             };
             fields.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
         }
-        let get = |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-        let all = |key: &str| fields.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+        let get = |key: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let all = |key: &str| {
+            fields
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
         let name = get("name").ok_or("no Name field")?;
         let version = get("version").ok_or("no Version field")?;
-        let version: Version = version.parse().map_err(|err| format!("Version `{version}`: {err}"))?;
+        let version: Version = version
+            .parse()
+            .map_err(|err| format!("Version `{version}`: {err}"))?;
         let requires_dist = all("requires-dist")
             .iter()
-            .map(|line| line.parse::<Requirement>().map_err(|err| format!("Requires-Dist `{line}`: {err}")))
+            .map(|line| {
+                line.parse::<Requirement>()
+                    .map_err(|err| format!("Requires-Dist `{line}`: {err}"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let requires_python = match get("requires-python") {
-            Some(value) if !value.is_empty() => {
-                Some(value.parse().map_err(|err| format!("Requires-Python `{value}`: {err}"))?)
-            }
+            Some(value) if !value.is_empty() => Some(
+                value
+                    .parse()
+                    .map_err(|err| format!("Requires-Python `{value}`: {err}"))?,
+            ),
             _ => None,
         };
         Ok(CoreMetadata {
@@ -133,13 +157,19 @@ impl CoreMetadata {
             requires_dist,
             requires_python,
             provides_extra: all("provides-extra"),
-            dynamic: all("dynamic").iter().map(|field| field.to_ascii_lowercase()).collect(),
+            dynamic: all("dynamic")
+                .iter()
+                .map(|field| field.to_ascii_lowercase())
+                .collect(),
         })
     }
 
     /// PEP 643: sdist metadata can be trusted when it is 2.2+ and Requires-Dist is not dynamic.
     pub fn dependencies_are_static(&self) -> bool {
-        let mut parts = self.metadata_version.split('.').map(|part| part.parse::<u32>().unwrap_or(0));
+        let mut parts = self
+            .metadata_version
+            .split('.')
+            .map(|part| part.parse::<u32>().unwrap_or(0));
         let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
         version >= (2, 2) && !self.dynamic.iter().any(|field| field == "requires-dist")
     }
@@ -147,7 +177,9 @@ impl CoreMetadata {
 
 /// Reads `*.dist-info/METADATA` out of a wheel. `archive` may be sparse: a reader that fails
 /// with [`MissingRange`] for bytes it does not hold yet, so callers can fetch them and retry.
-pub fn wheel_metadata<R: std::io::Read + std::io::Seek>(archive: R) -> Result<Vec<u8>, std::io::Error> {
+pub fn wheel_metadata<R: std::io::Read + std::io::Seek>(
+    archive: R,
+) -> Result<Vec<u8>, std::io::Error> {
     let mut zip = zip::ZipArchive::new(archive).map_err(zip_to_io)?;
     let name = zip
         .file_names()
@@ -170,13 +202,17 @@ pub fn sdist_pkg_info(bytes: &[u8]) -> Result<Vec<u8>, std::io::Error> {
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.to_path_buf();
-        if path.components().count() == 2 && path.file_name().is_some_and(|name| name == "PKG-INFO") {
+        if path.components().count() == 2 && path.file_name().is_some_and(|name| name == "PKG-INFO")
+        {
             let mut out = Vec::new();
             entry.read_to_end(&mut out)?;
             return Ok(out);
         }
     }
-    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no top-level PKG-INFO in sdist"))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "no top-level PKG-INFO in sdist",
+    ))
 }
 
 fn zip_to_io(err: zip::result::ZipError) -> std::io::Error {
@@ -210,7 +246,11 @@ pub struct SparseFile {
 
 impl SparseFile {
     pub fn new(len: u64) -> Self {
-        Self { len, chunks: Vec::new(), position: 0 }
+        Self {
+            len,
+            chunks: Vec::new(),
+            position: 0,
+        }
     }
 
     pub fn insert(&mut self, offset: u64, bytes: Vec<u8>) {
@@ -220,7 +260,12 @@ impl SparseFile {
     /// Start of the first held chunk after `offset` (or the file length): where a fetch that
     /// fills the gap at `offset` should stop.
     pub fn next_present(&self, offset: u64) -> u64 {
-        self.chunks.iter().map(|(start, _)| *start).filter(|&start| start > offset).min().unwrap_or(self.len)
+        self.chunks
+            .iter()
+            .map(|(start, _)| *start)
+            .filter(|&start| start > offset)
+            .min()
+            .unwrap_or(self.len)
     }
 
     pub fn rewind(&mut self) {
@@ -264,7 +309,10 @@ impl std::io::Seek for SparseFile {
             std::io::SeekFrom::Current(delta) => self.position as i128 + delta as i128,
         };
         if target < 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before start"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before start",
+            ));
         }
         self.position = target as u64;
         Ok(self.position)
@@ -278,11 +326,20 @@ mod tests {
     #[test]
     fn filenames() {
         let project: PackageName = "markupsafe".parse().unwrap();
-        let wheel = DistFilename::parse("MarkupSafe-3.0.2-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", &project).unwrap();
+        let wheel = DistFilename::parse(
+            "MarkupSafe-3.0.2-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            &project,
+        )
+        .unwrap();
         assert!(matches!(&wheel, DistFilename::Wheel { abi, .. } if abi == "cp312"));
         assert_eq!(wheel.version().to_string(), "3.0.2");
         let sdist = DistFilename::parse("markupsafe-3.0.2.tar.gz", &project).unwrap();
-        assert_eq!(sdist, DistFilename::Sdist { version: "3.0.2".parse().unwrap() });
+        assert_eq!(
+            sdist,
+            DistFilename::Sdist {
+                version: "3.0.2".parse().unwrap()
+            }
+        );
         let dashed: PackageName = "python-dateutil".parse().unwrap();
         assert!(DistFilename::parse("python-dateutil-2.8.2.tar.gz", &dashed).is_some());
         assert!(DistFilename::parse("other-1.0-py3-none-any.whl", &project).is_none());
@@ -299,11 +356,17 @@ Description: a\n  continued\n\nRequires-Dist: body-not-a-header\n";
         assert_eq!(meta.name, "Demo");
         assert_eq!(meta.requires_dist.len(), 2);
         assert_eq!(meta.provides_extra, ["x"]);
-        assert!(meta.requires_python.as_ref().unwrap().contains(&"3.12".parse().unwrap()));
+        assert!(
+            meta.requires_python
+                .as_ref()
+                .unwrap()
+                .contains(&"3.12".parse().unwrap())
+        );
         assert!(!meta.dependencies_are_static());
         let plain = CoreMetadata::parse(b"Metadata-Version: 2.1\nName: a\nVersion: 1\n").unwrap();
         assert!(!plain.dependencies_are_static());
-        let static22 = CoreMetadata::parse(b"Metadata-Version: 2.2\nName: a\nVersion: 1\n").unwrap();
+        let static22 =
+            CoreMetadata::parse(b"Metadata-Version: 2.2\nName: a\nVersion: 1\n").unwrap();
         assert!(static22.dependencies_are_static());
     }
 }

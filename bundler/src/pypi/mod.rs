@@ -35,7 +35,9 @@ pub enum PypiError {
     Requirements { origin: String, message: String },
     #[error("{url}: {message}")]
     Http { url: String, message: String },
-    #[error("project `{name}` is not on the index ({url} answered 404); check the name or --index-url")]
+    #[error(
+        "project `{name}` is not on the index ({url} answered 404); check the name or --index-url"
+    )]
     ProjectNotFound { name: String, url: String },
     #[error("index page {url}: {message}")]
     BadIndexPage { url: String, message: String },
@@ -50,11 +52,23 @@ pub enum PypiError {
     #[error("no set of packages satisfies the requirements for {target}:\n{explanation}")]
     NoSolution { target: String, explanation: String },
     #[error("{url}: sha256 is {actual}, the index says {expected}")]
-    Checksum { url: String, expected: String, actual: String },
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{url}: size is {actual} bytes, the index says {expected}")]
-    Size { url: String, expected: u64, actual: u64 },
+    Size {
+        url: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("{filename} was resolved with two different sha256 values ({first} and {second})")]
-    ConflictingFiles { filename: String, first: String, second: String },
+    ConflictingFiles {
+        filename: String,
+        first: String,
+        second: String,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -62,7 +76,12 @@ pub enum PypiError {
 impl PypiError {
     /// True for checksum problems (exit code 3), false for operational ones.
     pub fn is_verification(&self) -> bool {
-        matches!(self, PypiError::Checksum { .. } | PypiError::Size { .. } | PypiError::ConflictingFiles { .. })
+        matches!(
+            self,
+            PypiError::Checksum { .. }
+                | PypiError::Size { .. }
+                | PypiError::ConflictingFiles { .. }
+        )
     }
 }
 
@@ -121,7 +140,9 @@ pub async fn resolve_targets(
         .collect();
     let mut resolved = Vec::new();
     for job in jobs {
-        let target = job.await.map_err(|err| std::io::Error::other(format!("resolver thread failed: {err}")))??;
+        let target = job
+            .await
+            .map_err(|err| std::io::Error::other(format!("resolver thread failed: {err}")))??;
         reporter.resolved(&target.target.name(), &target.dists);
         resolved.push(target);
     }

@@ -12,8 +12,14 @@ use super::PypiError;
 
 /// Kubespray requirements shipped with the bundler, newest release first; `master` last.
 const SHIPPED: &[(&str, &str)] = &[
-    ("2.31.0", include_str!("../../../manifests/kubespray-2.31.0.txt")),
-    ("master", include_str!("../../../manifests/kubespray-master.txt")),
+    (
+        "2.31.0",
+        include_str!("../../../manifests/kubespray-2.31.0.txt"),
+    ),
+    (
+        "master",
+        include_str!("../../../manifests/kubespray-master.txt"),
+    ),
 ];
 
 /// The versions `--kubespray` accepts.
@@ -41,7 +47,8 @@ pub struct RequirementLine {
 impl RequirementLine {
     /// The version this line pins with `==`/`===`, if it pins exactly one.
     pub fn pinned_version(&self) -> Option<pep440_rs::Version> {
-        let Some(VersionOrUrl::VersionSpecifier(specifiers)) = &self.requirement.version_or_url else {
+        let Some(VersionOrUrl::VersionSpecifier(specifiers)) = &self.requirement.version_or_url
+        else {
             return None;
         };
         let mut iter = specifiers.iter();
@@ -49,8 +56,11 @@ impl RequirementLine {
         if iter.next().is_some() {
             return None;
         }
-        matches!(first.operator(), pep440_rs::Operator::Equal | pep440_rs::Operator::ExactEqual)
-            .then(|| first.version().clone())
+        matches!(
+            first.operator(),
+            pep440_rs::Operator::Equal | pep440_rs::Operator::ExactEqual
+        )
+        .then(|| first.version().clone())
     }
 }
 
@@ -88,7 +98,13 @@ impl RequirementSet {
                 ),
             })?;
         let mut set = RequirementSet::default();
-        set.parse_text(text, &format!("kubespray-{version}.txt"), None, false, &mut HashSet::new())?;
+        set.parse_text(
+            text,
+            &format!("kubespray-{version}.txt"),
+            None,
+            false,
+            &mut HashSet::new(),
+        )?;
         Ok(set)
     }
 
@@ -101,12 +117,25 @@ impl RequirementSet {
 
     /// The requirement lines as given, for the manifest.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.requirements.iter().map(|line| line.text.clone()).collect();
-        lines.extend(self.constraints.iter().map(|line| format!("-c {}", line.text)));
+        let mut lines: Vec<String> = self
+            .requirements
+            .iter()
+            .map(|line| line.text.clone())
+            .collect();
+        lines.extend(
+            self.constraints
+                .iter()
+                .map(|line| format!("-c {}", line.text)),
+        );
         lines
     }
 
-    fn read_file(&mut self, path: &Path, constraint: bool, stack: &mut HashSet<PathBuf>) -> Result<(), PypiError> {
+    fn read_file(
+        &mut self,
+        path: &Path,
+        constraint: bool,
+        stack: &mut HashSet<PathBuf>,
+    ) -> Result<(), PypiError> {
         let canonical = fs_err::canonicalize(path).map_err(|err| PypiError::Requirements {
             origin: path.display().to_string(),
             message: err.to_string(),
@@ -121,7 +150,13 @@ impl RequirementSet {
             origin: path.display().to_string(),
             message: err.to_string(),
         })?;
-        self.parse_text(&text, &path.display().to_string(), canonical.parent(), constraint, stack)?;
+        self.parse_text(
+            &text,
+            &path.display().to_string(),
+            canonical.parent(),
+            constraint,
+            stack,
+        )?;
         stack.remove(&canonical);
         Ok(())
     }
@@ -136,12 +171,16 @@ impl RequirementSet {
     ) -> Result<(), PypiError> {
         for (number, line) in logical_lines(text) {
             let here = format!("{origin}:{number}");
-            let error = |message: String| PypiError::Requirements { origin: here.clone(), message };
+            let error = |message: String| PypiError::Requirements {
+                origin: here.clone(),
+                message,
+            };
             if let Some(rest) = line.strip_prefix('-') {
                 let (option, value) = split_option(rest);
                 match option {
                     "r" | "-requirement" | "c" | "-constraint" => {
-                        let value = value.ok_or_else(|| error(format!("-{option} needs a file name")))?;
+                        let value =
+                            value.ok_or_else(|| error(format!("-{option} needs a file name")))?;
                         let include = match base_dir {
                             Some(dir) => dir.join(value),
                             None => PathBuf::from(value),
@@ -171,7 +210,12 @@ impl RequirementSet {
                     "direct URL requirement ({url}) is not supported; name a version from the index instead"
                 )));
             }
-            let entry = RequirementLine { requirement, sha256, text: spec.to_string(), origin: here.clone() };
+            let entry = RequirementLine {
+                requirement,
+                sha256,
+                text: spec.to_string(),
+                origin: here.clone(),
+            };
             if constraint {
                 self.constraints.push(entry);
             } else {
@@ -247,9 +291,15 @@ fn split_hashes(line: &str) -> Result<(&str, Vec<String>), String> {
         let value = match word {
             "--hash" => words.next().ok_or("--hash needs a value")?.to_string(),
             _ if word.starts_with("--hash=") => word["--hash=".len()..].to_string(),
-            _ => return Err(format!("unsupported per-requirement option `{word}`; only --hash is")),
+            _ => {
+                return Err(format!(
+                    "unsupported per-requirement option `{word}`; only --hash is"
+                ));
+            }
         };
-        let (algorithm, hex) = value.split_once(':').ok_or(format!("--hash `{value}` is not <algorithm>:<hex>"))?;
+        let (algorithm, hex) = value
+            .split_once(':')
+            .ok_or(format!("--hash `{value}` is not <algorithm>:<hex>"))?;
         if algorithm != "sha256" {
             return Err(format!("--hash `{value}`: only sha256 pins are supported"));
         }
@@ -274,25 +324,39 @@ requests[socks,security] >= 2.0 ; python_version >= '3.8' \\
 ";
         let set = RequirementSet::from_text(text, "req.txt", None).unwrap();
         assert_eq!(set.requirements.len(), 2);
-        assert_eq!(set.requirements[0].pinned_version().unwrap().to_string(), "11.13.0");
+        assert_eq!(
+            set.requirements[0].pinned_version().unwrap().to_string(),
+            "11.13.0"
+        );
         assert_eq!(set.requirements[0].origin, "req.txt:2");
         let requests = &set.requirements[1];
         assert_eq!(requests.requirement.extras.len(), 2);
         assert_eq!(requests.sha256, vec!["abcdef", "0123"]);
         assert_eq!(requests.pinned_version(), None);
         assert!(set.pre);
-        assert_eq!(set.index_url.as_deref(), Some("https://example.invalid/simple"));
+        assert_eq!(
+            set.index_url.as_deref(),
+            Some("https://example.invalid/simple")
+        );
     }
 
     #[test]
     fn includes_and_constraints_resolve_relative_to_the_file() {
         let dir = tempfile::tempdir().unwrap();
         fs_err::create_dir(dir.path().join("sub")).unwrap();
-        fs_err::write(dir.path().join("top.txt"), "-r sub/more.txt\n-c sub/pins.txt\nalpha\n").unwrap();
+        fs_err::write(
+            dir.path().join("top.txt"),
+            "-r sub/more.txt\n-c sub/pins.txt\nalpha\n",
+        )
+        .unwrap();
         fs_err::write(dir.path().join("sub/more.txt"), "beta>=1\n").unwrap();
         fs_err::write(dir.path().join("sub/pins.txt"), "beta<2\n").unwrap();
         let set = RequirementSet::from_file(&dir.path().join("top.txt")).unwrap();
-        let names: Vec<_> = set.requirements.iter().map(|line| line.text.as_str()).collect();
+        let names: Vec<_> = set
+            .requirements
+            .iter()
+            .map(|line| line.text.as_str())
+            .collect();
         assert_eq!(names, ["beta>=1", "alpha"]);
         assert_eq!(set.constraints[0].text, "beta<2");
         assert_eq!(set.lines(), ["beta>=1", "alpha", "-c beta<2"]);
@@ -310,7 +374,9 @@ requests[socks,security] >= 2.0 ; python_version >= '3.8' \\
             ("foo==1 --hash=md5:00\n", "only sha256"),
             ("foo ===\n", "req.txt:1"),
         ] {
-            let err = RequirementSet::from_text(text, "req.txt", None).unwrap_err().to_string();
+            let err = RequirementSet::from_text(text, "req.txt", None)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
     }
@@ -319,10 +385,19 @@ requests[socks,security] >= 2.0 ; python_version >= '3.8' \\
     fn shipped_kubespray_requirements_parse() {
         for version in shipped_kubespray_versions() {
             let set = RequirementSet::kubespray(version).unwrap();
-            assert!(set.requirements.iter().any(|line| line.requirement.name.as_ref() == "ansible"));
+            assert!(
+                set.requirements
+                    .iter()
+                    .any(|line| line.requirement.name.as_ref() == "ansible")
+            );
         }
         assert_eq!(default_kubespray_version(), "2.31.0");
         assert!(RequirementSet::kubespray("v2.31.0").is_ok());
-        assert!(RequirementSet::kubespray("1.0").unwrap_err().to_string().contains("known: 2.31.0"));
+        assert!(
+            RequirementSet::kubespray("1.0")
+                .unwrap_err()
+                .to_string()
+                .contains("known: 2.31.0")
+        );
     }
 }

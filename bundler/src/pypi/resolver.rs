@@ -12,8 +12,8 @@ use std::sync::Arc;
 use pep440_rs::Version;
 use pep508_rs::{ExtraName, PackageName, Requirement, VersionOrUrl};
 use pubgrub::{
-    DefaultStringReporter, Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics,
-    PubGrubError, Ranges, Reporter,
+    DefaultStringReporter, Dependencies, DependencyConstraints, DependencyProvider,
+    PackageResolutionStatistics, PubGrubError, Ranges, Reporter,
 };
 
 use super::PypiError;
@@ -70,7 +70,9 @@ impl Context {
     /// Fetch the page and the newest matching version's metadata, ignoring errors: the solver
     /// asks again and reports them.
     async fn prefetch(self: Arc<Self>, name: PackageName, range: Ranges<Version>) {
-        let Ok(page) = self.client.project(&name).await else { return };
+        let Ok(page) = self.client.project(&name).await else {
+            return;
+        };
         let found = candidates(&page, &self.target, &self.options, &self.policy(&name));
         if let Some((_, file)) = newest(&found, |v| range.contains(v), self.allow_pre(&name)) {
             let _ = self.client.metadata(file).await;
@@ -88,13 +90,23 @@ struct Provider {
 }
 
 impl Provider {
-    fn candidates_of(&self, name: &PackageName) -> Result<Arc<BTreeMap<Version, Candidate>>, PypiError> {
+    fn candidates_of(
+        &self,
+        name: &PackageName,
+    ) -> Result<Arc<BTreeMap<Version, Candidate>>, PypiError> {
         if let Some(found) = self.candidates.borrow().get(name) {
             return Ok(found.clone());
         }
         let page = self.handle.block_on(self.context.client.project(name))?;
-        let found = Arc::new(candidates(&page, &self.context.target, &self.context.options, &self.context.policy(name)));
-        self.candidates.borrow_mut().insert(name.clone(), found.clone());
+        let found = Arc::new(candidates(
+            &page,
+            &self.context.target,
+            &self.context.options,
+            &self.context.policy(name),
+        ));
+        self.candidates
+            .borrow_mut()
+            .insert(name.clone(), found.clone());
         Ok(found)
     }
 
@@ -114,19 +126,29 @@ impl Provider {
         myself: &Node,
     ) {
         for requirement in requirements {
-            if !requirement.marker.evaluate(self.context.target.markers(), extras) {
+            if !requirement
+                .marker
+                .evaluate(self.context.target.markers(), extras)
+            {
                 continue;
             }
             let name = requirement.name.clone();
             let mut range = match &requirement.version_or_url {
-                Some(VersionOrUrl::VersionSpecifier(specifiers)) => Ranges::from(specifiers.clone()),
+                Some(VersionOrUrl::VersionSpecifier(specifiers)) => {
+                    Ranges::from(specifiers.clone())
+                }
                 _ => Ranges::full(),
             };
             if let Some(constraint) = self.context.constraints.get(&name) {
                 range = range.intersection(constraint);
             }
             let mut nodes = vec![Node::Dist(name.clone())];
-            nodes.extend(requirement.extras.iter().map(|extra| Node::Extra(name.clone(), extra.clone())));
+            nodes.extend(
+                requirement
+                    .extras
+                    .iter()
+                    .map(|extra| Node::Extra(name.clone(), extra.clone())),
+            );
             for node in nodes {
                 if &node == myself {
                     continue;
@@ -151,18 +173,32 @@ impl DependencyProvider for Provider {
     type Err = PypiError;
     type Priority = (u8, u32);
 
-    fn prioritize(&self, _node: &Node, range: &Ranges<Version>, stats: &PackageResolutionStatistics) -> (u8, u32) {
+    fn prioritize(
+        &self,
+        _node: &Node,
+        range: &Ranges<Version>,
+        stats: &PackageResolutionStatistics,
+    ) -> (u8, u32) {
         // Exact pins first: they cannot branch.
-        (u8::from(range.as_singleton().is_some()), stats.conflict_count())
+        (
+            u8::from(range.as_singleton().is_some()),
+            stats.conflict_count(),
+        )
     }
 
-    fn choose_version(&self, node: &Node, range: &Ranges<Version>) -> Result<Option<Version>, PypiError> {
+    fn choose_version(
+        &self,
+        node: &Node,
+        range: &Ranges<Version>,
+    ) -> Result<Option<Version>, PypiError> {
         let name = match node {
             Node::Root => return Ok(Some(Version::new([0]))),
             Node::Dist(name) | Node::Extra(name, _) => name,
         };
         let found = self.candidates_of(name)?;
-        if let Some((version, _)) = newest(&found, |v| range.contains(v), self.context.allow_pre(name)) {
+        if let Some((version, _)) =
+            newest(&found, |v| range.contains(v), self.context.allow_pre(name))
+        {
             return Ok(Some(version.clone()));
         }
         let mut skipped: Vec<String> = found
@@ -171,7 +207,9 @@ impl DependencyProvider for Provider {
             .filter(|(version, _)| range.contains(version))
             .filter_map(|(version, candidate)| match candidate {
                 Candidate::Unusable(why) => Some(format!("{name} {version}: {why}")),
-                Candidate::Usable(_) => Some(format!("{name} {version}: pre-release (pass --pre to allow)")),
+                Candidate::Usable(_) => Some(format!(
+                    "{name} {version}: pre-release (pass --pre to allow)"
+                )),
             })
             .take(5)
             .collect();
@@ -202,15 +240,23 @@ impl DependencyProvider for Provider {
         if normalize(&metadata.name) != name.as_ref() || &metadata.version != version {
             return Err(PypiError::BadMetadata {
                 url: file.url.to_string(),
-                message: format!("metadata names {} {}, expected {name} {version}", metadata.name, metadata.version),
+                message: format!(
+                    "metadata names {} {}, expected {name} {version}",
+                    metadata.name, metadata.version
+                ),
             });
         }
         if !file.filename.ends_with(".whl") && !metadata.dependencies_are_static() {
-            return Err(PypiError::DynamicSdist { name: name.to_string(), version: version.to_string() });
+            return Err(PypiError::DynamicSdist {
+                name: name.to_string(),
+                version: version.to_string(),
+            });
         }
         if let Some(requires) = &metadata.requires_python {
             if !requires.contains(self.context.target.python_version()) {
-                return Ok(Dependencies::Unavailable(format!("requires Python {requires}")));
+                return Ok(Dependencies::Unavailable(format!(
+                    "requires Python {requires}"
+                )));
             }
         }
         match extra {
@@ -235,14 +281,20 @@ pub fn resolve(
 ) -> Result<Vec<ResolvedDist>, PypiError> {
     let mut policies: HashMap<PackageName, ProjectPolicy> = HashMap::new();
     let mut constraints: HashMap<PackageName, Ranges<Version>> = HashMap::new();
-    for line in requirements.requirements.iter().chain(&requirements.constraints) {
+    for line in requirements
+        .requirements
+        .iter()
+        .chain(&requirements.constraints)
+    {
         let policy = policies.entry(line.requirement.name.clone()).or_default();
         if let Some(pinned) = line.pinned_version() {
             policy.pinned = Some(pinned);
         }
         policy.sha256.extend(line.sha256.iter().cloned());
         if let Some(VersionOrUrl::VersionSpecifier(specifiers)) = &line.requirement.version_or_url {
-            policy.pre |= specifiers.iter().any(|specifier| specifier.version().any_prerelease());
+            policy.pre |= specifiers
+                .iter()
+                .any(|specifier| specifier.version().any_prerelease());
         }
     }
     for line in &requirements.constraints {
@@ -251,15 +303,27 @@ pub fn resolve(
         }
         if let Some(VersionOrUrl::VersionSpecifier(specifiers)) = &line.requirement.version_or_url {
             let range = Ranges::from(specifiers.clone());
-            let entry = constraints.entry(line.requirement.name.clone()).or_insert_with(Ranges::full);
+            let entry = constraints
+                .entry(line.requirement.name.clone())
+                .or_insert_with(Ranges::full);
             *entry = entry.intersection(&range);
         }
     }
     let target_name = target.name();
     let provider = Provider {
-        context: Arc::new(Context { client, target, options, policies, constraints }),
+        context: Arc::new(Context {
+            client,
+            target,
+            options,
+            policies,
+            constraints,
+        }),
         handle,
-        root: requirements.requirements.iter().map(|line| line.requirement.clone()).collect(),
+        root: requirements
+            .requirements
+            .iter()
+            .map(|line| line.requirement.clone())
+            .collect(),
         candidates: RefCell::default(),
         skipped: RefCell::default(),
     };
@@ -269,7 +333,11 @@ pub fn resolve(
             for (node, version) in selected {
                 if let Node::Dist(name) = node {
                     let file = provider.file_of(&name, &version)?;
-                    resolved.push(ResolvedDist { name, version, file });
+                    resolved.push(ResolvedDist {
+                        name,
+                        version,
+                        file,
+                    });
                 }
             }
             resolved.sort_by(|a, b| a.name.cmp(&b.name));
@@ -279,7 +347,10 @@ pub fn resolve(
             tree.collapse_no_versions();
             let report = DefaultStringReporter::report(&tree)
                 .replace("<requirements> 0 depends", "the requirements depend")
-                .replace("<requirements> 0 is forbidden", "the requirements cannot be satisfied")
+                .replace(
+                    "<requirements> 0 is forbidden",
+                    "the requirements cannot be satisfied",
+                )
                 .replace("<requirements> 0", "the requirements");
             let mut explanation = report.clone();
             for (name, reasons) in provider.skipped.borrow().iter() {
@@ -290,7 +361,10 @@ pub fn resolve(
                     }
                 }
             }
-            Err(PypiError::NoSolution { target: target_name, explanation })
+            Err(PypiError::NoSolution {
+                target: target_name,
+                explanation,
+            })
         }
         Err(PubGrubError::ErrorRetrievingDependencies { source, .. }) => Err(source),
         Err(PubGrubError::ErrorChoosingVersion { source, .. }) => Err(source),

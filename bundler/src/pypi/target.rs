@@ -54,12 +54,19 @@ fn oldest_glibc_minor(machine: &str) -> Option<u32> {
 impl Target {
     /// Builds a CPython target. `python` is "3.12"; when `python_full` is `None` it is taken
     /// as `python` + ".0" unless it matches the shipped default's minor version.
-    pub fn cpython(python: &str, python_full: Option<&str>, machine: &str, glibc: &str) -> Result<Self, PypiError> {
+    pub fn cpython(
+        python: &str,
+        python_full: Option<&str>,
+        machine: &str,
+        glibc: &str,
+    ) -> Result<Self, PypiError> {
         let bad = |what: &str, value: &str| PypiError::Target {
             message: format!("invalid {what} `{value}`"),
         };
-        let python_pair = parse_pair(python).ok_or_else(|| bad("Python version (want e.g. 3.12)", python))?;
-        let glibc_pair = parse_pair(glibc).ok_or_else(|| bad("glibc version (want e.g. 2.39)", glibc))?;
+        let python_pair =
+            parse_pair(python).ok_or_else(|| bad("Python version (want e.g. 3.12)", python))?;
+        let glibc_pair =
+            parse_pair(glibc).ok_or_else(|| bad("glibc version (want e.g. 2.39)", glibc))?;
         if oldest_glibc_minor(machine).is_none() {
             return Err(PypiError::Target {
                 message: format!("unsupported platform `{machine}`: use x86_64 or aarch64"),
@@ -121,7 +128,12 @@ impl Target {
 
     /// Rank of a wheel's tag triples for this target (lower is better), `None` when the wheel
     /// cannot be installed here. A compressed tag set matches if any expansion matches.
-    pub fn wheel_rank(&self, python_tags: &str, abi_tags: &str, platform_tags: &str) -> Option<usize> {
+    pub fn wheel_rank(
+        &self,
+        python_tags: &str,
+        abi_tags: &str,
+        platform_tags: &str,
+    ) -> Option<usize> {
         let mut best: Option<usize> = None;
         for py in python_tags.split('.') {
             for abi in abi_tags.split('.') {
@@ -172,12 +184,18 @@ fn manylinux_platforms(machine: &str, glibc: (u32, u32)) -> Vec<String> {
 /// The tags a CPython `python` interpreter accepts, best first, in the order of
 /// `packaging.tags`: cpython tags (own ABI, abi3, none, older abi3), then generic
 /// `pyXY-none-<plat>`, then `cpXY-none-any`, then `pyXY-none-any`.
-fn ranked_tags(python: (u32, u32), machine: &str, glibc: (u32, u32)) -> Vec<(String, String, String)> {
+fn ranked_tags(
+    python: (u32, u32),
+    machine: &str,
+    glibc: (u32, u32),
+) -> Vec<(String, String, String)> {
     let platforms = manylinux_platforms(machine, glibc);
     let (major, minor) = python;
     let interpreter = format!("cp{major}{minor}");
     let mut tags = Vec::new();
-    let mut push = |py: &str, abi: &str, plat: &str| tags.push((py.to_string(), abi.to_string(), plat.to_string()));
+    let mut push = |py: &str, abi: &str, plat: &str| {
+        tags.push((py.to_string(), abi.to_string(), plat.to_string()))
+    };
     for abi in [interpreter.as_str(), "abi3", "none"] {
         for plat in &platforms {
             push(&interpreter, abi, plat);
@@ -223,24 +241,48 @@ mod tests {
     #[test]
     fn ranks_follow_pip_preference() {
         let t = target("x86_64");
-        let cp312_234 = t.wheel_rank("cp312", "cp312", "manylinux_2_34_x86_64").unwrap();
-        let cp312_2014 = t
-            .wheel_rank("cp312", "cp312", "manylinux_2_17_x86_64.manylinux2014_x86_64")
+        let cp312_234 = t
+            .wheel_rank("cp312", "cp312", "manylinux_2_34_x86_64")
             .unwrap();
-        let abi3_311 = t.wheel_rank("cp311", "abi3", "manylinux_2_34_x86_64").unwrap();
-        let abi3_39 = t.wheel_rank("cp39", "abi3", "manylinux_2_34_x86_64").unwrap();
-        let abi3_39_228 = t.wheel_rank("cp39", "abi3", "manylinux_2_28_x86_64").unwrap();
+        let cp312_2014 = t
+            .wheel_rank(
+                "cp312",
+                "cp312",
+                "manylinux_2_17_x86_64.manylinux2014_x86_64",
+            )
+            .unwrap();
+        let abi3_311 = t
+            .wheel_rank("cp311", "abi3", "manylinux_2_34_x86_64")
+            .unwrap();
+        let abi3_39 = t
+            .wheel_rank("cp39", "abi3", "manylinux_2_34_x86_64")
+            .unwrap();
+        let abi3_39_228 = t
+            .wheel_rank("cp39", "abi3", "manylinux_2_28_x86_64")
+            .unwrap();
         let pure = t.wheel_rank("py3", "none", "any").unwrap();
         assert_eq!(pure, 1028);
         let manylinux1 = t.wheel_rank("cp312", "cp312", "manylinux1_x86_64").unwrap();
         assert!(cp312_234 < cp312_2014 && cp312_2014 < manylinux1);
         assert!(manylinux1 < abi3_311 && abi3_311 < abi3_39 && abi3_39 < abi3_39_228);
         assert!(abi3_39_228 < pure);
-        assert_eq!(t.wheel_rank("cp312", "cp312", "manylinux_2_40_x86_64"), None);
+        assert_eq!(
+            t.wheel_rank("cp312", "cp312", "manylinux_2_40_x86_64"),
+            None
+        );
         assert_eq!(t.wheel_rank("cp312", "cp312", "musllinux_1_2_x86_64"), None);
-        assert_eq!(t.wheel_rank("cp313", "cp313", "manylinux_2_17_x86_64"), None);
-        assert_eq!(t.wheel_rank("cp312", "cp312", "manylinux_2_17_aarch64"), None);
-        assert_eq!(target("aarch64").wheel_rank("cp312", "cp312", "manylinux1_aarch64"), None);
+        assert_eq!(
+            t.wheel_rank("cp313", "cp313", "manylinux_2_17_x86_64"),
+            None
+        );
+        assert_eq!(
+            t.wheel_rank("cp312", "cp312", "manylinux_2_17_aarch64"),
+            None
+        );
+        assert_eq!(
+            target("aarch64").wheel_rank("cp312", "cp312", "manylinux1_aarch64"),
+            None
+        );
     }
 
     #[test]
