@@ -3,11 +3,7 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(
-    name = "installer",
-    version,
-    about = "Verify a bundle and set up the air-gapped admin server"
-)]
+#[command(name = "installer", version, about = "Verify a bundle and set up the air-gapped admin server")]
 struct Cli {}
 
 fn main() {
