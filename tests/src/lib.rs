@@ -22,3 +22,6 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     );
     path
 }
+
+pub mod pypi_index;
+pub mod wheelgen;

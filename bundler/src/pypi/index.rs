@@ -66,6 +66,14 @@ pub struct IndexClient {
     pub stats: MetadataStats,
 }
 
+impl std::fmt::Debug for IndexClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexClient")
+            .field("index_url", &self.index_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Deserialize)]
 struct JsonPage {
     #[serde(default)]

@@ -351,7 +351,10 @@ pub fn resolve(
                     "<requirements> 0 is forbidden",
                     "the requirements cannot be satisfied",
                 )
-                .replace("<requirements> 0", "the requirements");
+                .replace("<requirements> 0", "the requirements")
+                // A full range reads as "any version": say nothing.
+                .replace(" *,", ",")
+                .replace(" * ", " ");
             let mut explanation = report.clone();
             for (name, reasons) in provider.skipped.borrow().iter() {
                 if report.contains(name.as_str()) && !reasons.is_empty() {
