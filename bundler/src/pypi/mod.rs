@@ -148,3 +148,68 @@ pub async fn resolve_targets(
     }
     Ok(resolved)
 }
+
+/// Resolves every target and downloads the chosen files under `root` (`pypi/files/`): the
+/// whole PyPI part of a build. Must run inside a multi-threaded tokio runtime.
+pub async fn collect(
+    settings: &PypiSettings,
+    root: &std::path::Path,
+    reporter: &dyn PypiReporter,
+) -> Result<(Vec<ResolvedTarget>, PypiPart), PypiError> {
+    let client = Arc::new(IndexClient::new(&settings.index_url)?);
+    let resolved = resolve_targets(client.clone(), settings, reporter).await?;
+    let part = download(
+        client,
+        &resolved,
+        &settings.requirements.lines(),
+        root,
+        reporter,
+    )
+    .await?;
+    Ok((resolved, part))
+}
+
+/// Human-readable resolution per target and the bytes to fetch (what `plan` shows).
+pub fn render_plan(resolved: &[ResolvedTarget]) -> String {
+    let mut out = String::new();
+    let mut unique = std::collections::BTreeMap::new();
+    for target in resolved {
+        out.push_str(&format!(
+            "PyPI target {}: {} distributions, {}\n",
+            target.target.name(),
+            target.dists.len(),
+            human_bytes(target.bytes())
+        ));
+        for dist in &target.dists {
+            let size = dist
+                .file
+                .size
+                .map(human_bytes)
+                .unwrap_or_else(|| "size unknown".into());
+            let yanked = if dist.file.yanked.is_some() {
+                "  (yanked upstream, pinned)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "  {:<24} {:<12} {:>10}  {}{yanked}\n",
+                dist.name, dist.version, size, dist.file.filename
+            ));
+            unique.insert(dist.file.filename.clone(), dist.file.size.unwrap_or(0));
+        }
+    }
+    out.push_str(&format!(
+        "PyPI total: {} files, {} to fetch (files shared by targets counted once)\n",
+        unique.len(),
+        human_bytes(unique.values().sum())
+    ));
+    out
+}
+
+fn human_bytes(bytes: u64) -> String {
+    if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1_000_000.0)
+    } else {
+        format!("{:.1} kB", bytes as f64 / 1_000.0)
+    }
+}
