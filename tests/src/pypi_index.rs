@@ -60,6 +60,9 @@ pub struct IndexContent {
     pub projects: BTreeMap<String, Vec<IndexEntry>>,
     /// Answer project pages with HTML even when JSON is asked for.
     pub html_only: bool,
+    /// Files whose full downloads arrive with one byte flipped (range reads stay intact), to
+    /// exercise checksum verification.
+    pub corrupt: Vec<String>,
 }
 
 impl IndexContent {
@@ -233,11 +236,15 @@ fn serve(
                 &file.bytes[start..=end],
             );
         }
+        let mut bytes = file.bytes.clone();
+        if content.corrupt.contains(&file.filename) {
+            bytes[total / 2] ^= 0xff;
+        }
         return respond(
             &mut out,
             "200 OK",
             &[("Content-Type", "application/octet-stream")],
-            &file.bytes,
+            &bytes,
         );
     }
     respond(
