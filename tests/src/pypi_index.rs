@@ -63,6 +63,9 @@ pub struct IndexContent {
     /// Files whose full downloads arrive with one byte flipped (range reads stay intact), to
     /// exercise checksum verification.
     pub corrupt: Vec<String>,
+    /// Serve PEP 658 `<file>.metadata` side files (still not advertised on the pages), like
+    /// the proxy in front of pypi.org does.
+    pub serve_metadata: bool,
 }
 
 impl IndexContent {
@@ -208,6 +211,31 @@ fn serve(
             body.as_bytes(),
         );
     }
+    if let Some(wheel) = path
+        .strip_prefix("/files/")
+        .and_then(|p| p.strip_suffix(".metadata"))
+    {
+        let file = content
+            .projects
+            .values()
+            .flatten()
+            .find(|entry| entry.filename == wheel);
+        if let (true, Some(file)) = (content.serve_metadata, file) {
+            let metadata = wheel_metadata(&file.bytes);
+            return respond(
+                &mut out,
+                "200 OK",
+                &[("Content-Type", "application/octet-stream")],
+                &metadata,
+            );
+        }
+        return respond(
+            &mut out,
+            "404 Not Found",
+            &[("Content-Type", "text/plain")],
+            b"no side file",
+        );
+    }
     if let Some(filename) = path.strip_prefix("/files/") {
         let file = content
             .projects
@@ -253,6 +281,24 @@ fn serve(
         &[("Content-Type", "text/plain")],
         b"not here",
     )
+}
+
+/// The exact bytes of `*.dist-info/METADATA` in a wheel.
+fn wheel_metadata(wheel: &[u8]) -> Vec<u8> {
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(wheel)).expect("generated wheel is a zip");
+    let name = archive
+        .file_names()
+        .find(|name| name.ends_with(".dist-info/METADATA"))
+        .expect("wheel has METADATA")
+        .to_string();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut archive.by_name(&name).expect("METADATA member"),
+        &mut bytes,
+    )
+    .expect("read METADATA");
+    bytes
 }
 
 /// `bytes=a-b`, `bytes=a-` or `bytes=-n` -> inclusive span within `total`.

@@ -500,3 +500,38 @@ fn html_fallback_and_download_share_files_across_targets() {
         .unwrap();
     assert_eq!(server.requests().len(), before);
 }
+
+#[test]
+fn metadata_side_files_are_used_when_served() {
+    let mut index = content();
+    index.serve_metadata = true;
+    let server = IndexServer::start(index);
+    let (client, resolved) = resolve_with(
+        &server,
+        "app\n",
+        &["x86_64"],
+        "3.12",
+        ResolveOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(resolved[0].dists.len(), 6);
+    assert_eq!(
+        client
+            .stats
+            .sidecar
+            .load(std::sync::atomic::Ordering::Relaxed),
+        6
+    );
+    assert_eq!(
+        client
+            .stats
+            .range
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert!(
+        server.requests().iter().all(|r| !r.contains("bytes=")),
+        "{:?}",
+        server.requests()
+    );
+}
