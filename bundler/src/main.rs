@@ -2,12 +2,14 @@
 
 mod commands;
 
-use std::process::ExitCode;
-
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "bundler", version, about = "Mirror Rocky Linux repositories and PyPI wheels into one verified bundle")]
+#[command(
+    name = "bundler",
+    version,
+    about = "Mirror Rocky Linux repositories and PyPI wheels into one verified bundle"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,23 +17,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Resolve and fetch only the PyPI part (wheels for the target interpreters).
+    Build(commands::build::BuildArgs),
+    Plan(commands::plan::PlanArgs),
     Pypi(commands::pypi::PypiCommand),
 }
 
-fn main() -> ExitCode {
+fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Pypi(command) => commands::pypi::run(command),
+    let result = match &cli.command {
+        Command::Build(args) => commands::build::run(args),
+        Command::Plan(args) => commands::plan::run(args),
+        Command::Pypi(args) => commands::pypi::run(args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            let verification = err
-                .downcast_ref::<bundler::pypi::PypiError>()
-                .is_some_and(bundler::pypi::PypiError::is_verification);
-            ExitCode::from(if verification { 3 } else { 1 })
-        }
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
     }
 }

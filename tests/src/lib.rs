@@ -10,7 +10,10 @@ use std::path::PathBuf;
 /// so look next to the test executable, where cargo puts every binary of the workspace.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("test binary has a parent").to_path_buf();
+    let mut dir = exe
+        .parent()
+        .expect("test binary has a parent")
+        .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
@@ -23,5 +26,9 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
+pub mod mirror;
+pub mod peridot;
 pub mod pypi_index;
+pub mod rpmgen;
+pub mod server;
 pub mod wheelgen;

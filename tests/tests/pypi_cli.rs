@@ -124,7 +124,10 @@ fn pypi_command_plans_fetches_and_reports() {
         "{stderr}"
     );
 
-    let usage = bundler(&["pypi", "--no-pypi", "--kubespray", "master"], dir.path());
+    let usage = bundler(
+        &["pypi", "--requirements", "req.txt", "--kubespray", "master"],
+        dir.path(),
+    );
     assert_eq!(usage.status.code(), Some(2), "{}", text(&usage.stderr));
 }
 
@@ -163,4 +166,52 @@ fn corrupted_download_exits_with_3() {
             .join("out/pypi/files/native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl")
             .exists()
     );
+}
+
+#[test]
+fn build_and_plan_carry_the_pypi_part() {
+    let server = IndexServer::start(index());
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let pypi = [
+        "--no-rpm",
+        "--requirements",
+        "req.txt",
+        "--index-url",
+        &server.url(),
+        "--platform",
+        "x86_64",
+        "--platform",
+        "aarch64",
+        "--cache",
+        "cache",
+        "-q",
+    ];
+    let plan = bundler(&[&["plan"], &pypi[..]].concat(), dir.path());
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let stdout = text(&plan.stdout);
+    assert!(stdout.contains("PyPI target cp312-manylinux_2_39-aarch64: 3 distributions"), "{stdout}");
+
+    let build = bundler(&[&["build", "-o", "b.tar.zst"], &pypi[..]].concat(), dir.path());
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    let manifest = bundle::read::verify(
+        &dir.path().join("b.tar.zst"),
+        None,
+        &bundle::progress::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(manifest.pypi_targets.len(), 2);
+    assert_eq!(manifest.arches, ["x86_64", "aarch64"]);
+    let paths: Vec<_> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "pypi/files/app-1.0-py3-none-any.whl",
+            "pypi/files/armonly-1.0-py3-none-any.whl",
+            "pypi/files/native-1.0-cp312-cp312-manylinux_2_28_aarch64.whl",
+            "pypi/files/native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl",
+        ]
+    );
+    let lock = &manifest.pypi_targets[1].lock;
+    assert!(lock.iter().all(|l| l.upload_time.is_some() && l.size > 0));
 }

@@ -6,18 +6,20 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
+use bundler::build::BuildError;
 use bundler::pypi::{self, IndexClient, PypiReporter, ResolvedDist};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::pypi_args::PypiArgs;
 
+/// Resolve and fetch only the PyPI part (wheels for the target interpreters).
+///
+/// Examples:
+///   bundler pypi --dry-run                       # newest shipped Kubespray release, both machines
+///   bundler pypi --kubespray master --platform x86_64 --platform aarch64 -o out
+///   bundler pypi --requirements requirements.txt --exclude-newer 2026-08-21 -o out
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
-  bundler pypi --dry-run                                  # resolve the newest shipped Kubespray release
-  bundler pypi --kubespray master --platform x86_64 --platform aarch64 -o out
-  bundler pypi --requirements requirements.txt --exclude-newer 2026-08-21 -o out")]
+#[command(verbatim_doc_comment)]
 pub struct PypiCommand {
     #[command(flatten)]
     pub pypi: PypiArgs,
@@ -35,60 +37,38 @@ pub struct PypiCommand {
     pub quiet: bool,
 }
 
-struct Progress {
-    bar: ProgressBar,
-    quiet: bool,
+/// Resolution events as stderr lines.
+pub struct ResolutionLines {
+    pub quiet: bool,
 }
 
-impl PypiReporter for Progress {
+impl PypiReporter for ResolutionLines {
     fn resolved(&self, target: &str, dists: &[ResolvedDist]) {
         if !self.quiet {
-            self.bar
-                .println(format!("resolved {target}: {} distributions", dists.len()));
+            eprintln!("resolved {target}: {} distributions", dists.len());
         }
-    }
-    fn download_started(&self, _files: usize, bytes: u64) {
-        self.bar.set_length(bytes);
-    }
-    fn file_done(&self, _filename: &str, bytes: u64, _cached: bool) {
-        self.bar.inc(bytes);
     }
 }
 
-/// Runs the command; the error says what failed (exit code chosen by `main`).
-pub fn run(command: PypiCommand) -> anyhow::Result<()> {
-    let Some(settings) = command.pypi.settings(&[])? else {
-        return Ok(());
-    };
-    let bar = if command.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{bytes}/{total_bytes} {wide_bar} {eta}")
-            .expect("valid progress template"),
-    );
-    let progress = Progress {
-        bar,
-        quiet: command.quiet,
-    };
-    let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
+pub fn run(command: &PypiCommand) -> Result<(), BuildError> {
+    let settings = command.pypi.settings(&[])?;
+    let events = ResolutionLines { quiet: command.quiet };
+    let runtime = tokio::runtime::Runtime::new().map_err(pypi::PypiError::Io)?;
     runtime.block_on(async {
         if command.dry_run {
             let client = Arc::new(IndexClient::new(&settings.index_url)?);
-            let resolved = pypi::resolve_targets(client, &settings, &progress).await?;
+            let resolved = pypi::resolve_targets(client, &settings, &events).await?;
             print!("{}", pypi::render_plan(&resolved));
             return Ok(());
         }
-        let (resolved, part) = pypi::collect(&settings, &command.output, &progress).await?;
-        progress.bar.finish_and_clear();
+        let (resolved, part) = pypi::collect(&settings, &command.output, &events).await?;
         if !command.quiet {
             print!("{}", pypi::render_plan(&resolved));
         }
         let json = serde_json::json!({ "pypi_targets": part.targets, "files": part.files });
         let path = command.output.join("pypi-part.json");
-        fs_err::write(&path, serde_json::to_vec_pretty(&json)?)?;
+        let bytes = serde_json::to_vec_pretty(&json).expect("manifest parts serialize");
+        fs_err::write(&path, bytes).map_err(pypi::PypiError::Io)?;
         if !command.quiet {
             println!(
                 "wrote {} and {} files under {}",
@@ -97,6 +77,6 @@ pub fn run(command: PypiCommand) -> anyhow::Result<()> {
                 command.output.join("pypi/files").display()
             );
         }
-        anyhow::Ok(())
+        Ok(())
     })
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use bundler::build::BuildError;
 use bundler::pypi::candidates::ResolveOptions;
 use bundler::pypi::requirements::default_kubespray_version;
 use bundler::pypi::target::TargetDefaults;
@@ -37,10 +37,6 @@ pub struct PypiArgs {
     #[arg(long, value_name = "URL")]
     pub index_url: Option<String>,
 
-    /// Leave PyPI out of the bundle.
-    #[arg(long, conflicts_with_all = ["requirements", "kubespray"])]
-    pub no_pypi: bool,
-
     /// Allow source distributions when a version has no compatible wheel (only with static
     /// PKG-INFO metadata, Metadata-Version 2.2+).
     #[arg(long)]
@@ -57,12 +53,9 @@ pub struct PypiArgs {
 }
 
 impl PypiArgs {
-    /// The settings for the PyPI part, `None` with `--no-pypi`. `rpm_arches` is the default
-    /// platform list.
-    pub fn settings(&self, rpm_arches: &[String]) -> anyhow::Result<Option<PypiSettings>> {
-        if self.no_pypi {
-            return Ok(None);
-        }
+    /// The settings for the PyPI part. `rpm_arches` is the default platform list (when it is
+    /// empty too: the machines of `manifests/pypi-targets.toml`).
+    pub fn settings(&self, rpm_arches: &[String]) -> Result<PypiSettings, BuildError> {
         let requirements = match (&self.requirements, &self.kubespray) {
             (Some(path), _) => RequirementSet::from_file(path)?,
             (None, Some(version)) => RequirementSet::kubespray(version)?,
@@ -103,16 +96,16 @@ impl PypiArgs {
             pre: self.pre || requirements.pre,
             exclude_newer,
         };
-        Ok(Some(PypiSettings {
+        Ok(PypiSettings {
             requirements,
             targets,
             index_url,
             options,
-        }))
+        })
     }
 }
 
-fn parse_cutoff(value: &str) -> anyhow::Result<OffsetDateTime> {
+fn parse_cutoff(value: &str) -> Result<OffsetDateTime, BuildError> {
     if let Ok(time) = OffsetDateTime::parse(value, &Rfc3339) {
         return Ok(time);
     }
@@ -120,8 +113,10 @@ fn parse_cutoff(value: &str) -> anyhow::Result<OffsetDateTime> {
         value,
         time::macros::format_description!("[year]-[month]-[day]"),
     )
-    .with_context(|| {
-        format!("--exclude-newer `{value}`: want RFC 3339 (2026-08-21T00:00:00Z) or YYYY-MM-DD")
+    .map_err(|_| {
+        BuildError::Usage(format!(
+            "--exclude-newer `{value}`: want RFC 3339 (2026-08-21T00:00:00Z) or YYYY-MM-DD"
+        ))
     })?;
     Ok(date.midnight().assume_utc())
 }
@@ -137,66 +132,34 @@ mod tests {
         pypi: PypiArgs,
     }
 
-    fn settings(args: &[&str], arches: &[&str]) -> anyhow::Result<Option<PypiSettings>> {
-        let cli = Cli::try_parse_from(std::iter::once("bundler").chain(args.iter().copied()))?;
-        cli.pypi
-            .settings(&arches.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    fn settings(args: &[&str], arches: &[&str]) -> Result<PypiSettings, String> {
+        let cli = Cli::try_parse_from(std::iter::once("bundler").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        let arches: Vec<String> = arches.iter().map(|a| a.to_string()).collect();
+        cli.pypi.settings(&arches).map_err(|e| e.to_string())
     }
 
     #[test]
     fn defaults_come_from_the_shipped_files_and_rpm_arches() {
-        let s = settings(&[], &["x86_64"]).unwrap().unwrap();
+        let s = settings(&[], &["x86_64"]).unwrap();
         assert_eq!(s.targets.len(), 1);
         assert_eq!(s.targets[0].name(), "cp312-manylinux_2_39-x86_64");
         assert_eq!(s.index_url, DEFAULT_INDEX_URL);
-        assert!(
-            s.requirements
-                .requirements
-                .iter()
-                .any(|l| l.text == "ansible==11.13.0")
-        );
-        let s = settings(
-            &["--platform", "aarch64", "--platform", "x86_64"],
-            &["x86_64"],
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(
-            s.targets
-                .iter()
-                .map(|t| t.machine.as_str())
-                .collect::<Vec<_>>(),
-            ["aarch64", "x86_64"]
-        );
-        let s = settings(
-            &["--exclude-newer", "2026-08-21", "--kubespray", "master"],
-            &[],
-        )
-        .unwrap()
-        .unwrap();
+        assert!(s.requirements.requirements.iter().any(|l| l.text == "ansible==11.13.0"));
+        let s = settings(&["--platform", "aarch64", "--platform", "x86_64"], &["x86_64"]).unwrap();
+        let machines: Vec<_> = s.targets.iter().map(|t| t.machine.as_str()).collect();
+        assert_eq!(machines, ["aarch64", "x86_64"]);
+        let s = settings(&["--exclude-newer", "2026-08-21", "--kubespray", "master"], &[]).unwrap();
         assert_eq!(s.targets.len(), 2);
-        assert_eq!(
-            s.options.exclude_newer.unwrap().unix_timestamp(),
-            1_787_270_400
-        );
-        assert!(settings(&["--no-pypi"], &[]).unwrap().is_none());
+        assert_eq!(s.options.exclude_newer.unwrap().unix_timestamp(), 1_787_270_400);
     }
 
     #[test]
     fn bad_values_are_refused() {
-        assert!(settings(&["--no-pypi", "--kubespray", "master"], &[]).is_err());
-        assert!(
-            settings(&["--platform", "riscv64"], &[])
-                .unwrap_err()
-                .to_string()
-                .contains("unsupported platform")
-        );
+        assert!(settings(&["--requirements", "r.txt", "--kubespray", "master"], &[]).is_err());
+        let err = settings(&["--platform", "riscv64"], &[]).unwrap_err();
+        assert!(err.contains("unsupported platform"), "{err}");
         assert!(settings(&["--exclude-newer", "yesterday"], &[]).is_err());
-        assert!(
-            settings(&["--kubespray", "0.1"], &[])
-                .unwrap_err()
-                .to_string()
-                .contains("known")
-        );
+        assert!(settings(&["--kubespray", "0.1"], &[]).unwrap_err().contains("known"));
     }
 }

@@ -2,8 +2,9 @@
 //! by every target) with sha256 and size checked against the index, and turning the
 //! resolutions into the manifest's `PypiTarget` locks and `FileEntry`s.
 //!
-//! Downloads use a small internal streaming function: the shared fetcher (issue 3) was not
-//! available when this was written; `fetch_one` is the seam to switch over.
+//! `bundler build` downloads through the shared fetcher (see `build::pypi`); this module's
+//! own streaming download serves `bundler pypi` and indexes that give no file sizes (PEP 503
+//! HTML), which the shared fetcher needs up front.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,30 +43,10 @@ pub async fn download(
     root: &Path,
     reporter: &dyn PypiReporter,
 ) -> Result<PypiPart, PypiError> {
-    let mut unique: BTreeMap<String, IndexFile> = BTreeMap::new();
-    for target in resolved {
-        for dist in &target.dists {
-            if let Some(seen) = unique.get(&dist.file.filename) {
-                if seen.sha256.is_some()
-                    && dist.file.sha256.is_some()
-                    && seen.sha256 != dist.file.sha256
-                {
-                    return Err(PypiError::ConflictingFiles {
-                        filename: dist.file.filename.clone(),
-                        first: seen.sha256.clone().unwrap_or_default(),
-                        second: dist.file.sha256.clone().unwrap_or_default(),
-                    });
-                }
-            }
-            unique.insert(dist.file.filename.clone(), dist.file.clone());
-        }
-    }
+    let unique = unique_files(resolved)?;
     let files_dir = root.join("pypi/files");
     fs_err::tokio::create_dir_all(&files_dir).await?;
-    reporter.download_started(
-        unique.len(),
-        unique.values().filter_map(|file| file.size).sum(),
-    );
+    reporter.download_started(unique.len(), unique.values().filter_map(|file| file.size).sum());
     let results: Vec<Result<(String, String, u64), PypiError>> =
         futures::stream::iter(unique.values().cloned())
             .map(|file| {
@@ -85,7 +66,42 @@ pub async fn download(
         let (filename, sha256, size) = result?;
         actual.insert(filename, (sha256, size));
     }
+    Ok(describe(client.index_url().as_str(), resolved, requirements, &actual))
+}
+
+/// The distinct files the resolutions chose, by filename; one filename must mean one file.
+pub fn unique_files(resolved: &[ResolvedTarget]) -> Result<BTreeMap<String, IndexFile>, PypiError> {
+    let mut unique: BTreeMap<String, IndexFile> = BTreeMap::new();
+    for target in resolved {
+        for dist in &target.dists {
+            if let Some(seen) = unique.get(&dist.file.filename) {
+                if seen.sha256.is_some()
+                    && dist.file.sha256.is_some()
+                    && seen.sha256 != dist.file.sha256
+                {
+                    return Err(PypiError::ConflictingFiles {
+                        filename: dist.file.filename.clone(),
+                        first: seen.sha256.clone().unwrap_or_default(),
+                        second: dist.file.sha256.clone().unwrap_or_default(),
+                    });
+                }
+            }
+            unique.insert(dist.file.filename.clone(), dist.file.clone());
+        }
+    }
+    Ok(unique)
+}
+
+/// The manifest part for downloaded files; `actual` maps each filename to the sha256 and
+/// size of the bytes that will go into the bundle.
+pub fn describe(
+    index_url: &str,
+    resolved: &[ResolvedTarget],
+    requirements: &[String],
+    actual: &BTreeMap<String, (String, u64)>,
+) -> PypiPart {
     let mut part = PypiPart::default();
+    let unique = unique_files(resolved).unwrap_or_default();
     for (filename, file) in &unique {
         let (sha256, size) = actual[filename].clone();
         part.files.push(FileEntry {
@@ -127,12 +143,12 @@ pub async fn download(
             implementation: "cpython".into(),
             machine: t.machine.clone(),
             glibc: format!("{}.{}", t.glibc.0, t.glibc.1),
-            index_url: client.index_url().to_string(),
+            index_url: index_url.to_string(),
             requirements: requirements.to_vec(),
             lock,
         });
     }
-    Ok(part)
+    part
 }
 
 /// Streams one file to `dest` (through a temp file beside it), hashing as it goes. A file
