@@ -190,9 +190,15 @@ fn build_and_plan_carry_the_pypi_part() {
     let plan = bundler(&[&["plan"], &pypi[..]].concat(), dir.path());
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     let stdout = text(&plan.stdout);
-    assert!(stdout.contains("PyPI target cp312-manylinux_2_39-aarch64: 3 distributions"), "{stdout}");
+    assert!(
+        stdout.contains("PyPI target cp312-manylinux_2_39-aarch64: 3 distributions"),
+        "{stdout}"
+    );
 
-    let build = bundler(&[&["build", "-o", "b.tar.zst"], &pypi[..]].concat(), dir.path());
+    let build = bundler(
+        &[&["build", "-o", "b.tar.zst"], &pypi[..]].concat(),
+        dir.path(),
+    );
     assert!(build.status.success(), "{}", text(&build.stderr));
     let manifest = bundle::read::verify(
         &dir.path().join("b.tar.zst"),
@@ -214,4 +220,46 @@ fn build_and_plan_carry_the_pypi_part() {
     );
     let lock = &manifest.pypi_targets[1].lock;
     assert!(lock.iter().all(|l| l.upload_time.is_some() && l.size > 0));
+}
+
+#[test]
+fn build_from_an_html_index_without_sizes() {
+    let mut content = index();
+    content.html_only = true;
+    let server = IndexServer::start(content);
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let build = bundler(
+        &[
+            "build",
+            "-o",
+            "b.tar.zst",
+            "--no-rpm",
+            "--requirements",
+            "req.txt",
+            "--index-url",
+            &server.url(),
+            "--platform",
+            "x86_64",
+            "--cache",
+            "cache",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    let manifest = bundle::read::verify(
+        &dir.path().join("b.tar.zst"),
+        None,
+        &bundle::progress::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(manifest.files.len(), 2);
+    assert_eq!(manifest.pypi_targets[0].lock.len(), 2);
+    assert!(
+        manifest.pypi_targets[0]
+            .lock
+            .iter()
+            .all(|l| l.upload_time.is_none())
+    );
 }

@@ -45,13 +45,17 @@ pub fn add_pypi_part(
             Some(Download {
                 label: file.filename.clone(),
                 urls: vec![file.url.clone()],
-                expected: Expected { size: file.size?, sha256: file.sha256.clone()? },
+                expected: Expected {
+                    size: file.size?,
+                    sha256: file.sha256.clone()?,
+                },
             })
         })
         .collect();
     match pinned {
         Some(downloads) => {
-            let fetched = fetcher.block_on(fetcher.fetch_all("PyPI files", &downloads, reporter))?;
+            let fetched =
+                fetcher.block_on(fetcher.fetch_all("PyPI files", &downloads, reporter))?;
             for (download, fetched) in downloads.iter().zip(fetched) {
                 actual.insert(download.label.clone(), (fetched.sha256, fetched.size));
                 local.insert(download.label.clone(), fetched.path);
@@ -61,7 +65,13 @@ pub fn add_pypi_part(
             // An HTML index gives no sizes, which the shared fetcher needs; stream these
             // files into a staging area of the cache instead (sha256 still checked).
             let staging = fetcher.cache().root().join("pypi-staging");
-            let part = fetcher.block_on(download(client.clone(), &resolved, &requirements, &staging, events))?;
+            let part = fetcher.block_on(download(
+                client.clone(),
+                &resolved,
+                &requirements,
+                &staging,
+                events,
+            ))?;
             for entry in part.files {
                 let filename = entry.path.trim_start_matches("pypi/files/").to_string();
                 local.insert(filename.clone(), staging.join(&entry.path));
@@ -69,11 +79,18 @@ pub fn add_pypi_part(
             }
         }
     }
-    let part = describe(client.index_url().as_str(), &resolved, &requirements, &actual);
+    let part = describe(
+        client.index_url().as_str(),
+        &resolved,
+        &requirements,
+        &actual,
+    );
     for entry in part.files {
         let filename = entry.path.trim_start_matches("pypi/files/").to_string();
         debug_assert_eq!(entry.path, bundle_path(&filename));
-        let path = local.remove(&filename).expect("every described file was fetched");
+        let path = local
+            .remove(&filename)
+            .expect("every described file was fetched");
         parts.files.push((entry, path));
     }
     for target in &part.targets {

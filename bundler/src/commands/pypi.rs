@@ -52,7 +52,9 @@ impl PypiReporter for ResolutionLines {
 
 pub fn run(command: &PypiCommand) -> Result<(), BuildError> {
     let settings = command.pypi.settings(&[])?;
-    let events = ResolutionLines { quiet: command.quiet };
+    let events = ResolutionLines {
+        quiet: command.quiet,
+    };
     let runtime = tokio::runtime::Runtime::new().map_err(pypi::PypiError::Io)?;
     runtime.block_on(async {
         if command.dry_run {

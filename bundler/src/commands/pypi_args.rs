@@ -145,13 +145,29 @@ mod tests {
         assert_eq!(s.targets.len(), 1);
         assert_eq!(s.targets[0].name(), "cp312-manylinux_2_39-x86_64");
         assert_eq!(s.index_url, DEFAULT_INDEX_URL);
-        assert!(s.requirements.requirements.iter().any(|l| l.text == "ansible==11.13.0"));
-        let s = settings(&["--platform", "aarch64", "--platform", "x86_64"], &["x86_64"]).unwrap();
+        assert!(
+            s.requirements
+                .requirements
+                .iter()
+                .any(|l| l.text == "ansible==11.13.0")
+        );
+        let s = settings(
+            &["--platform", "aarch64", "--platform", "x86_64"],
+            &["x86_64"],
+        )
+        .unwrap();
         let machines: Vec<_> = s.targets.iter().map(|t| t.machine.as_str()).collect();
         assert_eq!(machines, ["aarch64", "x86_64"]);
-        let s = settings(&["--exclude-newer", "2026-08-21", "--kubespray", "master"], &[]).unwrap();
+        let s = settings(
+            &["--exclude-newer", "2026-08-21", "--kubespray", "master"],
+            &[],
+        )
+        .unwrap();
         assert_eq!(s.targets.len(), 2);
-        assert_eq!(s.options.exclude_newer.unwrap().unix_timestamp(), 1_787_270_400);
+        assert_eq!(
+            s.options.exclude_newer.unwrap().unix_timestamp(),
+            1_787_270_400
+        );
     }
 
     #[test]
@@ -160,6 +176,10 @@ mod tests {
         let err = settings(&["--platform", "riscv64"], &[]).unwrap_err();
         assert!(err.contains("unsupported platform"), "{err}");
         assert!(settings(&["--exclude-newer", "yesterday"], &[]).is_err());
-        assert!(settings(&["--kubespray", "0.1"], &[]).unwrap_err().contains("known"));
+        assert!(
+            settings(&["--kubespray", "0.1"], &[])
+                .unwrap_err()
+                .contains("known")
+        );
     }
 }

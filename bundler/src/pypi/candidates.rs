@@ -89,11 +89,11 @@ pub fn candidates(
         }
         if let Some(requires) = &file.requires_python {
             // An unparsable Requires-Python is ignored, as pip does.
-            if let Ok(specifiers) = requires.parse::<VersionSpecifiers>() {
-                if !specifiers.contains(target.python_version()) {
-                    reject(&mut reasons, format!("requires Python {requires}"));
-                    continue;
-                }
+            if let Ok(specifiers) = requires.parse::<VersionSpecifiers>()
+                && !specifiers.contains(target.python_version())
+            {
+                reject(&mut reasons, format!("requires Python {requires}"));
+                continue;
             }
         }
         if !policy.sha256.is_empty()
@@ -154,11 +154,11 @@ pub fn candidates(
 }
 
 /// The newest usable version allowed by `contains`, skipping pre-releases unless allowed.
-pub fn newest<'a>(
-    candidates: &'a BTreeMap<Version, Candidate>,
+pub fn newest(
+    candidates: &BTreeMap<Version, Candidate>,
     contains: impl Fn(&Version) -> bool,
     allow_pre: bool,
-) -> Option<(&'a Version, &'a IndexFile)> {
+) -> Option<(&Version, &IndexFile)> {
     candidates
         .iter()
         .rev()

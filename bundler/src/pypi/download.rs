@@ -46,7 +46,10 @@ pub async fn download(
     let unique = unique_files(resolved)?;
     let files_dir = root.join("pypi/files");
     fs_err::tokio::create_dir_all(&files_dir).await?;
-    reporter.download_started(unique.len(), unique.values().filter_map(|file| file.size).sum());
+    reporter.download_started(
+        unique.len(),
+        unique.values().filter_map(|file| file.size).sum(),
+    );
     let results: Vec<Result<(String, String, u64), PypiError>> =
         futures::stream::iter(unique.values().cloned())
             .map(|file| {
@@ -66,7 +69,12 @@ pub async fn download(
         let (filename, sha256, size) = result?;
         actual.insert(filename, (sha256, size));
     }
-    Ok(describe(client.index_url().as_str(), resolved, requirements, &actual))
+    Ok(describe(
+        client.index_url().as_str(),
+        resolved,
+        requirements,
+        &actual,
+    ))
 }
 
 /// The distinct files the resolutions chose, by filename; one filename must mean one file.
@@ -74,17 +82,16 @@ pub fn unique_files(resolved: &[ResolvedTarget]) -> Result<BTreeMap<String, Inde
     let mut unique: BTreeMap<String, IndexFile> = BTreeMap::new();
     for target in resolved {
         for dist in &target.dists {
-            if let Some(seen) = unique.get(&dist.file.filename) {
-                if seen.sha256.is_some()
-                    && dist.file.sha256.is_some()
-                    && seen.sha256 != dist.file.sha256
-                {
-                    return Err(PypiError::ConflictingFiles {
-                        filename: dist.file.filename.clone(),
-                        first: seen.sha256.clone().unwrap_or_default(),
-                        second: dist.file.sha256.clone().unwrap_or_default(),
-                    });
-                }
+            if let Some(seen) = unique.get(&dist.file.filename)
+                && seen.sha256.is_some()
+                && dist.file.sha256.is_some()
+                && seen.sha256 != dist.file.sha256
+            {
+                return Err(PypiError::ConflictingFiles {
+                    filename: dist.file.filename.clone(),
+                    first: seen.sha256.clone().unwrap_or_default(),
+                    second: dist.file.sha256.clone().unwrap_or_default(),
+                });
             }
             unique.insert(dist.file.filename.clone(), dist.file.clone());
         }
@@ -159,12 +166,12 @@ async fn fetch_one(
     file: &IndexFile,
     dest: &Path,
 ) -> Result<(String, u64, bool), PypiError> {
-    if let Some(expected) = &file.sha256 {
-        if let Ok(existing) = fs_err::tokio::read(dest).await {
-            let actual = hex::encode(Sha256::digest(&existing));
-            if &actual == expected {
-                return Ok((actual, existing.len() as u64, true));
-            }
+    if let Some(expected) = &file.sha256
+        && let Ok(existing) = fs_err::tokio::read(dest).await
+    {
+        let actual = hex::encode(Sha256::digest(&existing));
+        if &actual == expected {
+            return Ok((actual, existing.len() as u64, true));
         }
     }
     let response = client

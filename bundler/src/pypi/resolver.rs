@@ -205,11 +205,11 @@ impl DependencyProvider for Provider {
             .iter()
             .rev()
             .filter(|(version, _)| range.contains(version))
-            .filter_map(|(version, candidate)| match candidate {
-                Candidate::Unusable(why) => Some(format!("{name} {version}: {why}")),
-                Candidate::Usable(_) => Some(format!(
-                    "{name} {version}: pre-release (pass --pre to allow)"
-                )),
+            .map(|(version, candidate)| match candidate {
+                Candidate::Unusable(why) => format!("{name} {version}: {why}"),
+                Candidate::Usable(_) => {
+                    format!("{name} {version}: pre-release (pass --pre to allow)")
+                }
             })
             .take(5)
             .collect();
@@ -252,12 +252,12 @@ impl DependencyProvider for Provider {
                 version: version.to_string(),
             });
         }
-        if let Some(requires) = &metadata.requires_python {
-            if !requires.contains(self.context.target.python_version()) {
-                return Ok(Dependencies::Unavailable(format!(
-                    "requires Python {requires}"
-                )));
-            }
+        if let Some(requires) = &metadata.requires_python
+            && !requires.contains(self.context.target.python_version())
+        {
+            return Ok(Dependencies::Unavailable(format!(
+                "requires Python {requires}"
+            )));
         }
         match extra {
             None => self.add_requirements(&mut deps, &metadata.requires_dist, &[], node),
