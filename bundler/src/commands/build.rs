@@ -16,7 +16,7 @@ use super::selection::SelectionArgs;
 /// Examples:
 ///   bundler build --release 10 -o rocky10.tar.zst
 ///   bundler build --release 10 --arch x86_64 --arch aarch64 --kubespray master
-///   bundler build --no-rpm --requirements requirements.txt --platform aarch64 --exclude-newer 2026-08-21
+///   bundler build --no-rpm --requirements req.txt --platform aarch64 --exclude-newer 2026-08-21
 ///   bundler build --mirror http://127.0.0.1:8080 --gpg-key RPM-GPG-KEY-test --no-pypi
 ///   bundler build --packages kubespray-rpms.txt --no-weak-deps --no-pypi --sign bundle.key
 #[derive(Debug, Args)]

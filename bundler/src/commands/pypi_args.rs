@@ -28,7 +28,8 @@ pub struct PypiArgs {
     #[arg(long, value_name = "X.Y", default_value = "3.12")]
     pub python: String,
 
-    /// Target machine (x86_64, aarch64); repeatable. Default: the RPM --arch list.
+    /// Target machine (x86_64, aarch64); repeatable. Default: the RPM --arch list (for
+    /// `bundler pypi`, and with --no-rpm and no --arch: x86_64 and aarch64).
     #[arg(long = "platform", value_name = "MACHINE")]
     pub platforms: Vec<String>,
 
