@@ -421,13 +421,20 @@ fn unsigned_package_fails_naming_it() {
         "{stderr}"
     );
     assert!(!out.exists());
-    // The explicit opt-out builds, and says so in the manifest.
-    ok(
-        build_cmd(tmp.path(), &m, &server.url(), &out, &["--no-gpgcheck"])
-            .output()
-            .unwrap(),
-    );
-    let manifest = bundle::read::read_manifest(&out).unwrap().manifest;
+    // The explicit opt-out builds, and says so in the manifest; --sign signs the manifest.
+    let keys = bundle::sign::generate_keypair(&tmp.path().join("bundle")).unwrap();
+    ok(build_cmd(
+        tmp.path(),
+        &m,
+        &server.url(),
+        &out,
+        &["--no-gpgcheck", "--sign", keys.secret.to_str().unwrap()],
+    )
+    .output()
+    .unwrap());
+    let public = bundle::sign::load_verifying_key(&keys.public).unwrap();
+    let manifest =
+        bundle::read::verify(&out, Some(&public), &NoProgress).expect("signed bundle verifies");
     assert!(!manifest.rpm.unwrap().gpgcheck);
 }
 

@@ -292,6 +292,102 @@ fn describe(d: &DepEntry) -> String {
 mod tests {
     use super::*;
 
+    fn pkg(
+        name: &str,
+        rel: &str,
+        arch: &str,
+        requires: &[&str],
+        provides: &[&str],
+        files: &[&str],
+    ) -> PrimaryPackage {
+        let dep = |n: &&str| DepEntry {
+            name: n.to_string(),
+            flags: None,
+            epoch: None,
+            ver: None,
+            rel: None,
+        };
+        PrimaryPackage {
+            name: name.into(),
+            arch: arch.into(),
+            epoch: "0".into(),
+            version: "1.0".into(),
+            release: rel.into(),
+            href: format!("Packages/{name}-1.0-{rel}.{arch}.rpm"),
+            requires: requires.iter().map(dep).collect(),
+            provides: provides.iter().map(dep).collect(),
+            files: files.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn names(repos: &[Vec<PrimaryPackage>], refs: &[PkgRef]) -> Vec<String> {
+        refs.iter().map(|&(r, i)| repos[r][i].nevra()).collect()
+    }
+
+    #[test]
+    fn closure_follows_files_rich_deps_and_newest_evr_across_repos() {
+        let repos = vec![
+            vec![
+                pkg("bash", "1", "x86_64", &[], &[], &["/bin/sh"]),
+                pkg("lib", "1", "x86_64", &[], &["libx.so"], &[]),
+                pkg("lib", "2", "x86_64", &[], &["libx.so"], &[]),
+                pkg("lib", "3", "aarch64", &[], &["libx.so"], &[]),
+            ],
+            vec![
+                pkg(
+                    "app",
+                    "1",
+                    "x86_64",
+                    &["/bin/sh", "libx.so", "(fs-a or fs-b)"],
+                    &[],
+                    &[],
+                ),
+                pkg("fs-b", "1", "noarch", &[], &[], &[]),
+                pkg("unrelated", "1", "noarch", &[], &[], &[]),
+            ],
+        ];
+        let patterns = vec!["app".to_string()];
+        let got = resolve_closure(&ClosureInput {
+            repos: &repos,
+            arch: "x86_64",
+            patterns: &patterns,
+            weak_deps: true,
+        })
+        .unwrap();
+        assert_eq!(
+            names(&repos, &got),
+            [
+                "bash-1.0-1.x86_64",
+                "lib-1.0-2.x86_64",
+                "app-1.0-1.x86_64",
+                "fs-b-1.0-1.noarch"
+            ]
+        );
+    }
+
+    #[test]
+    fn unresolvable_requirement_names_the_chain() {
+        let repos = vec![vec![
+            pkg("top", "1", "noarch", &["middle"], &[], &[]),
+            pkg("middle", "1", "noarch", &["libgone.so.1"], &[], &[]),
+        ]];
+        let patterns = vec!["top".to_string()];
+        let err = resolve_closure(&ClosureInput {
+            repos: &repos,
+            arch: "x86_64",
+            patterns: &patterns,
+            weak_deps: false,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("libgone.so.1"), "{err}");
+        assert!(
+            err.contains("middle-1.0-1.noarch <- top-1.0-1.noarch (requires middle)"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn versions_compare_like_rpm() {
         assert!(version_matches(
