@@ -29,5 +29,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 pub mod localbundle;
 pub mod mirror;
 pub mod peridot;
+pub mod pypi_index;
 pub mod rpmgen;
 pub mod server;
+pub mod wheelgen;

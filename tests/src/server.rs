@@ -31,6 +31,9 @@ pub struct Faults {
     pub stall: Duration,
     /// Paths (suffix match) whose body is always corrupted: a mirror that is simply wrong.
     pub always_corrupt: Vec<String>,
+    /// Pause this long after sending the first half of every `.rpm` body: a slow mirror, so a
+    /// test can interrupt a build mid-download.
+    pub slow_rpm_body: Option<Duration>,
 }
 
 impl Faults {
@@ -42,6 +45,7 @@ impl Faults {
             max_faulty_attempts: 0,
             stall: Duration::from_millis(0),
             always_corrupt: Vec::new(),
+            slow_rpm_body: None,
         }
     }
 
@@ -53,6 +57,7 @@ impl Faults {
             max_faulty_attempts: 2,
             stall: Duration::from_millis(1500),
             always_corrupt: Vec::new(),
+            slow_rpm_body: None,
         }
     }
 }
@@ -350,6 +355,20 @@ fn serve_connection(
                 .fetch_add(half.len() as u64, Ordering::SeqCst);
             let _ = writer.shutdown(Shutdown::Both);
             return Ok(());
+        }
+        if let Some(pause) = faults.slow_rpm_body.filter(|_| req.path.ends_with(".rpm")) {
+            let (first, rest) = body.split_at(body.len() / 2);
+            writer.write_all(first)?;
+            writer.flush()?;
+            stats
+                .body_bytes
+                .fetch_add(first.len() as u64, Ordering::SeqCst);
+            std::thread::sleep(pause);
+            writer.write_all(rest)?;
+            stats
+                .body_bytes
+                .fetch_add(rest.len() as u64, Ordering::SeqCst);
+            continue;
         }
         writer.write_all(body)?;
         stats

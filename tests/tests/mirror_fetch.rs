@@ -67,7 +67,7 @@ fn flaky_server_every_file_arrives_intact_and_rerun_uses_cache() {
     let fetcher = Fetcher::new(tmp.path().join("cache"), settings()).unwrap();
     let list = downloads(&mirror, &[server.url()]);
     let got = fetcher
-        .block_on(fetcher.fetch_all(&list, &NoProgress))
+        .block_on(fetcher.fetch_all("packages", &list, &NoProgress))
         .unwrap();
     assert!(
         server
@@ -82,7 +82,9 @@ fn flaky_server_every_file_arrives_intact_and_rerun_uses_cache() {
     }
     let served = server.body_bytes();
     let again = Fetcher::new(tmp.path().join("cache"), settings()).unwrap();
-    let got = again.block_on(again.fetch_all(&list, &NoProgress)).unwrap();
+    let got = again
+        .block_on(again.fetch_all("packages", &list, &NoProgress))
+        .unwrap();
     assert!(got.iter().all(|f| f.from_cache));
     assert_eq!(
         server.body_bytes(),
@@ -105,7 +107,7 @@ fn always_corrupt_file_fails_naming_file_and_url_and_is_not_cached() {
         .filter(|d| d.label.starts_with("bash-"))
         .collect();
     let err = fetcher
-        .block_on(fetcher.fetch_all(&list, &NoProgress))
+        .block_on(fetcher.fetch_all("packages", &list, &NoProgress))
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("bash-5.2.26-1.el10.x86_64.rpm"), "{msg}");
@@ -136,7 +138,7 @@ fn mismatch_moves_to_next_mirror() {
     let fetcher = Fetcher::new(tmp.path().join("cache"), settings()).unwrap();
     let list = downloads(&mirror, &[bad.url(), good.url()]);
     let got = fetcher
-        .block_on(fetcher.fetch_all(&list, &NoProgress))
+        .block_on(fetcher.fetch_all("packages", &list, &NoProgress))
         .unwrap();
     assert!(got.iter().all(|f| f.url.as_str().starts_with(&good.url())));
     for (d, f) in list.iter().zip(&got) {
@@ -178,7 +180,7 @@ fn file_urls_work_and_unreachable_mirror_is_reported() {
     let base = url::Url::from_directory_path(&mirror.root).unwrap();
     let list = downloads(&mirror, &[base.as_str().trim_end_matches('/').to_string()]);
     let got = fetcher
-        .block_on(fetcher.fetch_all(&list, &NoProgress))
+        .block_on(fetcher.fetch_all("packages", &list, &NoProgress))
         .unwrap();
     assert_eq!(got.len(), list.len());
 

@@ -52,6 +52,19 @@ impl Cache {
         std::fs::metadata(self.partial_path(sha256)).map_or(0, |m| m.len())
     }
 
+    /// Store bytes fetched whole (repomd.xml, a key) under their own hash; returns the path and
+    /// the lowercase hex sha256.
+    pub fn store_bytes(&self, bytes: &[u8]) -> Result<(PathBuf, String), FetchError> {
+        use sha2::Digest;
+        let sha256 = hex::encode(sha2::Sha256::digest(bytes));
+        if let Some(path) = self.lookup(&sha256, bytes.len() as u64) {
+            return Ok((path, sha256));
+        }
+        let partial = self.partial_path(&sha256);
+        fs_err::write(&partial, bytes).map_err(FetchError::Io)?;
+        Ok((self.admit(&partial, &sha256)?, sha256))
+    }
+
     /// Move a verified partial file into place.
     pub fn admit(&self, partial: &Path, sha256: &str) -> Result<PathBuf, FetchError> {
         let dest = self.entry_path(sha256);

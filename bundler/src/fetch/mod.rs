@@ -14,7 +14,7 @@
 //!     urls: vec!["http://127.0.0.1:8080/bash-5.2.rpm".parse().unwrap()],
 //!     expected: Expected { size: 1234, sha256: "ab..".into() },
 //! };
-//! let done = fetcher.block_on(fetcher.fetch_all(&[d], &NoProgress)).unwrap();
+//! let done = fetcher.block_on(fetcher.fetch_all("packages", &[d], &NoProgress)).unwrap();
 //! println!("{}", done[0].path.display());
 //! ```
 
@@ -178,10 +178,11 @@ impl Fetcher {
         self.downloaded.load(Ordering::Relaxed)
     }
 
-    /// Fetch every download, at most `jobs` at a time; identical files (same sha256) are
+    /// Fetch every download (`what` names the batch for progress), at most `jobs` at a time; identical files (same sha256) are
     /// fetched once. Results are in input order. The first failure ends the run.
     pub async fn fetch_all(
         &self,
+        what: &str,
         downloads: &[Download],
         reporter: &dyn Reporter,
     ) -> Result<Vec<Fetched>, FetchError> {
@@ -194,7 +195,7 @@ impl Fetcher {
             });
         }
         let total: u64 = unique.iter().map(|d| d.expected.size).sum();
-        reporter.started("download", unique.len() as u64, total);
+        reporter.started(what, unique.len() as u64, total);
         let fetched: Vec<Fetched> =
             futures::stream::iter(unique.iter().map(|d| self.fetch(d, reporter)))
                 .buffered(self.settings.jobs.max(1))

@@ -1,0 +1,416 @@
+//! The RPM part of a build: per selected repo and arch, fetch `repomd.xml` (first mirror that
+//! answers), every metadata record it lists (pinned by its sha256), parse primary, select the
+//! packages (everything, or the slim closure), then fetch and verify the packages. The output
+//! is a list of bundle files plus the manifest's `RpmSection`.
+
+use std::path::PathBuf;
+
+use bundle::progress::Reporter;
+use bundle::{FileEntry, FileKind, RpmRepo, RpmSection, UpstreamRecord};
+use url::Url;
+
+use super::{BuildError, PartFiles};
+use crate::fetch::{Download, Expected, Fetched, Fetcher};
+use crate::release::ReleaseDef;
+use crate::rpm::RpmMetaError;
+use crate::rpm::closure::{ClosureInput, resolve_closure};
+use crate::rpm::primary::{PrimaryPackage, parse_primary};
+use crate::rpm::repomd::{MdRecord, RepoMd, decompress, parse_repomd};
+use crate::rpm::verify::ReleaseKey;
+
+/// What to mirror, resolved from the command line and the release definition.
+#[derive(Debug, Clone)]
+pub struct RpmOptions {
+    pub release: ReleaseDef,
+    /// Mirror roots in preference order.
+    pub mirrors: Vec<String>,
+    pub repos: Vec<String>,
+    pub arches: Vec<String>,
+    /// `--packages` patterns; None for a full mirror.
+    pub packages: Option<Vec<String>>,
+    pub weak_deps: bool,
+    pub gpg_key: Option<PathBuf>,
+    pub gpgcheck: bool,
+}
+
+/// A metadata file in the cache and where it came from.
+#[derive(Debug, Clone)]
+pub struct MetaFile {
+    pub kind: String,
+    /// Path relative to the repo base (e.g. `repodata/repomd.xml`).
+    pub href: String,
+    pub fetched: Fetched,
+}
+
+/// One repo and arch after its metadata was read.
+#[derive(Debug, Clone)]
+pub struct RepoPlan {
+    pub id: String,
+    pub arch: String,
+    /// Repo base URLs (ending in `/`), the one that served repomd.xml first.
+    pub bases: Vec<Url>,
+    pub revision: Option<String>,
+    /// repomd.xml, repomd.xml.asc (when present) and every record.
+    pub metadata: Vec<MetaFile>,
+    /// Every package in primary.
+    pub all: Vec<PrimaryPackage>,
+    /// Indexes into `all` of the packages to mirror.
+    pub selected: Vec<usize>,
+    pub slim: bool,
+}
+
+impl RepoPlan {
+    pub fn bundle_dir(&self) -> String {
+        format!("repos/{}/{}", self.id, self.arch)
+    }
+
+    pub fn selected(&self) -> impl Iterator<Item = &PrimaryPackage> {
+        self.selected.iter().map(|&i| &self.all[i])
+    }
+
+    fn download(&self, pkg: &PrimaryPackage) -> Result<Download, BuildError> {
+        let sha256 = pkg.sha256.clone().ok_or_else(|| RpmMetaError::NoSha256 {
+            url: self.bases[0].to_string(),
+            what: pkg.nevra(),
+            source_file: "primary".into(),
+        })?;
+        Ok(Download {
+            label: pkg.href.rsplit('/').next().unwrap_or(&pkg.href).to_string(),
+            urls: join_all(&self.bases, &pkg.href)?,
+            expected: Expected {
+                size: pkg.size,
+                sha256,
+            },
+        })
+    }
+
+    /// Downloads of the selected packages.
+    pub fn downloads(&self) -> Result<Vec<Download>, BuildError> {
+        self.selected().map(|p| self.download(p)).collect()
+    }
+}
+
+fn join_all(bases: &[Url], href: &str) -> Result<Vec<Url>, BuildError> {
+    bases
+        .iter()
+        .map(|b| {
+            b.join(href).map_err(|e| {
+                BuildError::Meta(RpmMetaError::Malformed {
+                    url: b.to_string(),
+                    reason: format!("bad location {href}: {e}"),
+                })
+            })
+        })
+        .collect()
+}
+
+fn parse_url(s: &str) -> Result<Url, BuildError> {
+    Url::parse(s).map_err(|e| BuildError::Usage(format!("bad mirror URL {s}: {e}")))
+}
+
+/// Read metadata for every selected repo and arch, and select packages. Downloads only
+/// metadata (this is all `bundler plan` does).
+pub fn plan(
+    opts: &RpmOptions,
+    fetcher: &Fetcher,
+    reporter: &dyn Reporter,
+) -> Result<Vec<RepoPlan>, BuildError> {
+    let mut plans = Vec::new();
+    for arch in &opts.arches {
+        for id in &opts.repos {
+            let repo = opts.release.repo(id).ok_or_else(|| {
+                BuildError::Usage(format!(
+                    "unknown repo {id:?} for release {}",
+                    opts.release.release
+                ))
+            })?;
+            let bases = opts
+                .mirrors
+                .iter()
+                .map(|m| parse_url(&opts.release.repo_url(m, repo, arch)))
+                .collect::<Result<Vec<_>, _>>()?;
+            plans.push(plan_repo(id, arch, bases, fetcher, reporter)?);
+        }
+    }
+    for arch in &opts.arches {
+        let Some(patterns) = &opts.packages else {
+            continue;
+        };
+        let idx: Vec<usize> = (0..plans.len())
+            .filter(|&i| &plans[i].arch == arch)
+            .collect();
+        let repos: Vec<Vec<PrimaryPackage>> = idx.iter().map(|&i| plans[i].all.clone()).collect();
+        let closure = resolve_closure(&ClosureInput {
+            repos: &repos,
+            arch,
+            patterns,
+            weak_deps: opts.weak_deps,
+        })?;
+        for &i in &idx {
+            plans[i].selected.clear();
+            plans[i].slim = true;
+        }
+        for (r, p) in closure {
+            plans[idx[r]].selected.push(p);
+        }
+    }
+    Ok(plans)
+}
+
+fn plan_repo(
+    id: &str,
+    arch: &str,
+    mut bases: Vec<Url>,
+    fetcher: &Fetcher,
+    reporter: &dyn Reporter,
+) -> Result<RepoPlan, BuildError> {
+    let repomd_urls = join_all(&bases, "repodata/repomd.xml")?;
+    let (bytes, from) = fetcher.block_on(fetcher.fetch_unpinned(&repomd_urls))?;
+    // Prefer the mirror that answered for everything else in this repo.
+    if let Some(pos) = repomd_urls.iter().position(|u| *u == from) {
+        let good = bases.remove(pos);
+        bases.insert(0, good);
+    }
+    let repomd: RepoMd = parse_repomd(&bytes, from.as_str())?;
+    let (path, sha256) = fetcher.cache().store_bytes(&bytes)?;
+    let mut metadata = vec![MetaFile {
+        kind: "repomd".into(),
+        href: "repodata/repomd.xml".into(),
+        fetched: Fetched {
+            path,
+            url: from.clone(),
+            size: bytes.len() as u64,
+            sha256,
+            from_cache: false,
+        },
+    }];
+    // The detached signature is optional upstream; carry it when the mirror has it.
+    let asc_urls = join_all(&bases[..1], "repodata/repomd.xml.asc")?;
+    if let Ok((asc, url)) = fetcher.block_on(fetcher.fetch_unpinned(&asc_urls)) {
+        let (path, sha256) = fetcher.cache().store_bytes(&asc)?;
+        metadata.push(MetaFile {
+            kind: "repomd-asc".into(),
+            href: "repodata/repomd.xml.asc".into(),
+            fetched: Fetched {
+                path,
+                url,
+                size: asc.len() as u64,
+                sha256,
+                from_cache: false,
+            },
+        });
+    }
+    let primary = repomd
+        .record("primary")
+        .ok_or_else(|| RpmMetaError::NoPrimary {
+            url: from.to_string(),
+        })?
+        .clone();
+    let downloads = repomd
+        .records
+        .iter()
+        .map(|r| record_download(r, &bases, &from))
+        .collect::<Result<Vec<_>, _>>()?;
+    let what = format!("metadata {id}/{arch}");
+    let fetched = fetcher.block_on(fetcher.fetch_all(&what, &downloads, reporter))?;
+    let mut primary_path = None;
+    for (record, f) in repomd.records.iter().zip(fetched) {
+        if *record == primary {
+            primary_path = Some(f.path.clone());
+        }
+        metadata.push(MetaFile {
+            kind: record.kind.clone(),
+            href: record.href.clone(),
+            fetched: f,
+        });
+    }
+    let primary_path = primary_path.expect("primary is one of the records");
+    let file = fs_err::File::open(&primary_path).map_err(crate::fetch::FetchError::Io)?;
+    let primary_url = bases[0]
+        .join(&primary.href)
+        .map_or_else(|_| primary.href.clone(), |u| u.to_string());
+    let reader = decompress(file).map_err(|e| RpmMetaError::Malformed {
+        url: primary_url.clone(),
+        reason: e.to_string(),
+    })?;
+    let all = parse_primary(reader, &primary_url)?;
+    Ok(RepoPlan {
+        id: id.to_string(),
+        arch: arch.to_string(),
+        bases,
+        revision: repomd.revision.clone(),
+        metadata,
+        selected: (0..all.len()).collect(),
+        all,
+        slim: false,
+    })
+}
+
+fn record_download(r: &MdRecord, bases: &[Url], repomd_url: &Url) -> Result<Download, BuildError> {
+    let missing = |what: &str| RpmMetaError::NoSha256 {
+        url: repomd_url.to_string(),
+        what: format!("record {} ({what})", r.kind),
+        source_file: "repomd.xml".into(),
+    };
+    Ok(Download {
+        label: r.href.rsplit('/').next().unwrap_or(&r.href).to_string(),
+        urls: join_all(bases, &r.href)?,
+        expected: Expected {
+            size: r.size.ok_or_else(|| missing("no <size>"))?,
+            sha256: r
+                .sha256
+                .clone()
+                .ok_or_else(|| missing("no sha256 <checksum>"))?,
+        },
+    })
+}
+
+/// Fetch and verify the selected packages of every plan; return the bundle files and the
+/// manifest section.
+pub fn fetch(
+    opts: &RpmOptions,
+    plans: &[RepoPlan],
+    fetcher: &Fetcher,
+    reporter: &dyn Reporter,
+) -> Result<(PartFiles, RpmSection), BuildError> {
+    let key = release_key(opts, fetcher)?;
+    let mut downloads = Vec::new();
+    for plan in plans {
+        downloads.extend(plan.downloads()?);
+    }
+    let fetched = fetcher.block_on(fetcher.fetch_all("packages", &downloads, reporter))?;
+    let mut fingerprint = key.as_ref().and_then(|(k, _)| k.pinned.clone());
+    if opts.gpgcheck {
+        let (k, _) = key
+            .as_ref()
+            .expect("gpgcheck needs a key; release_key ensures it");
+        let list: Vec<(String, PathBuf)> = plans
+            .iter()
+            .flat_map(|p| p.selected().map(|pkg| pkg.nevra()))
+            .zip(fetched.iter().map(|f| f.path.clone()))
+            .collect();
+        reporter.started("verify signatures", list.len() as u64, 0);
+        fingerprint = k.verify_all(&list)?;
+        reporter.advanced(list.len() as u64, 0);
+        reporter.finished();
+    }
+    let mut files: PartFiles = Vec::new();
+    let mut repos = Vec::new();
+    let mut fetched = fetched.into_iter();
+    for plan in plans {
+        let dir = plan.bundle_dir();
+        let mut records = Vec::new();
+        for m in &plan.metadata {
+            let path = format!("{dir}/{}", m.href);
+            if m.kind != "repomd" && m.kind != "repomd-asc" {
+                records.push(UpstreamRecord {
+                    kind: m.kind.clone(),
+                    path: path.clone(),
+                });
+            }
+            files.push(entry(path, &m.fetched, FileKind::Repodata));
+        }
+        let mut bytes = 0;
+        for pkg in plan.selected() {
+            let f = fetched
+                .next()
+                .expect("one fetched file per selected package");
+            bytes += f.size;
+            files.push(entry(format!("{dir}/{}", pkg.href), &f, FileKind::Rpm));
+        }
+        repos.push(RpmRepo {
+            id: plan.id.clone(),
+            arch: plan.arch.clone(),
+            dir,
+            upstream_url: plan.bases[0].to_string(),
+            revision: plan.revision.clone(),
+            package_count: plan.selected.len() as u64,
+            package_bytes: bytes,
+            metadata: records,
+            slim: plan.slim,
+        });
+    }
+    let key_path = key.map(|(_, f)| {
+        let path = format!(
+            "keys/{}",
+            f.url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .unwrap_or("RPM-GPG-KEY")
+        );
+        files.push(entry(path.clone(), &f, FileKind::Key));
+        path
+    });
+    let section = RpmSection {
+        distro: opts.release.distro.clone(),
+        gpgcheck: opts.gpgcheck,
+        key_path,
+        key_fingerprint: fingerprint,
+        repos,
+    };
+    Ok((files, section))
+}
+
+fn entry(path: String, f: &Fetched, kind: FileKind) -> (FileEntry, PathBuf) {
+    (
+        FileEntry {
+            path,
+            size: f.size,
+            sha256: f.sha256.clone(),
+            kind,
+            origin: (f.url.scheme() != "file").then(|| f.url.to_string()),
+        },
+        f.path.clone(),
+    )
+}
+
+/// The key to verify with and its file (as fetched, for the bundle): `--gpg-key`, else the
+/// release key from the mirrors (pinned by fingerprint). None only with `--no-gpgcheck` when no
+/// key could be had.
+fn release_key(
+    opts: &RpmOptions,
+    fetcher: &Fetcher,
+) -> Result<Option<(ReleaseKey, Fetched)>, BuildError> {
+    if let Some(path) = &opts.gpg_key {
+        let key = ReleaseKey::load(path, None)?;
+        let bytes = fs_err::read(path).map_err(crate::fetch::FetchError::Io)?;
+        let (cached, sha256) = fetcher.cache().store_bytes(&bytes)?;
+        let abs = std::path::absolute(path).map_err(crate::fetch::FetchError::Io)?;
+        let url = Url::from_file_path(&abs)
+            .map_err(|()| BuildError::Usage(format!("bad key path {}", path.display())))?;
+        return Ok(Some((
+            key,
+            Fetched {
+                path: cached,
+                url,
+                size: bytes.len() as u64,
+                sha256,
+                from_cache: false,
+            },
+        )));
+    }
+    let def = &opts.release.key;
+    let urls = opts
+        .mirrors
+        .iter()
+        .map(|m| parse_url(&format!("{}/{}", m.trim_end_matches('/'), def.file)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fetched = fetcher.block_on(fetcher.fetch_unpinned(&urls));
+    let (bytes, url) = match fetched {
+        Ok(ok) => ok,
+        Err(_) if !opts.gpgcheck => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let (cached, sha256) = fetcher.cache().store_bytes(&bytes)?;
+    let key = ReleaseKey::load(&cached, Some(&def.fingerprint))?;
+    Ok(Some((
+        key,
+        Fetched {
+            path: cached,
+            url,
+            size: bytes.len() as u64,
+            sha256,
+            from_cache: false,
+        },
+    )))
+}

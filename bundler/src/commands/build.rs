@@ -1,0 +1,69 @@
+//! `bundler build`: mirror the selected repos and the PyPI wheels into one verified bundle.
+
+use std::path::PathBuf;
+
+use bundle::write::WriteOptions;
+use bundler::build::pypi::add_pypi_part;
+use bundler::build::{BuildError, BuildParts, add_rpm_part, pack};
+use clap::Args;
+
+use super::progress::CliReporter;
+use super::pypi::ResolutionLines;
+use super::selection::SelectionArgs;
+
+/// Build a bundle: RPM repos (and PyPI wheels) with a checksummed manifest.
+///
+/// Examples:
+///   bundler build --release 10 -o rocky10.tar.zst
+///   bundler build --release 10 --arch x86_64 --arch aarch64 --kubespray master
+///   bundler build --no-rpm --requirements req.txt --platform aarch64 --exclude-newer 2026-08-21
+///   bundler build --mirror http://127.0.0.1:8080 --gpg-key RPM-GPG-KEY-test --no-pypi
+///   bundler build --packages kubespray-rpms.txt --no-weak-deps --no-pypi --sign bundle.key
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Output bundle file (a `.sha256` file is written beside it).
+    #[arg(short, long, default_value = "bundle.tar.zst", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Sign the manifest with this ed25519 key (see `installer keygen`).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+}
+
+pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
+    let sel = &args.selection;
+    let reporter = CliReporter::new(sel.quiet);
+    let mut opts = WriteOptions::default();
+    if let Some(key) = &args.sign {
+        opts.signing_key = Some(bundle::sign::load_signing_key(key)?);
+    }
+    let pypi = sel.pypi_settings()?;
+    let fetcher = sel.fetcher()?;
+    let mut parts = BuildParts::default();
+    if !sel.no_rpm {
+        let rpm = sel.rpm_options()?;
+        add_rpm_part(&mut parts, &rpm, &fetcher, &reporter)?;
+    }
+    if let Some(pypi) = &pypi {
+        let events = ResolutionLines { quiet: sel.quiet };
+        add_pypi_part(&mut parts, pypi, &fetcher, &events, &reporter)?;
+    }
+    let written = pack(parts, &args.output, &opts, &reporter)?;
+    if !sel.quiet {
+        eprintln!(
+            "downloaded {:.1} MiB (the rest came from the cache at {})",
+            fetcher.downloaded_bytes() as f64 / 1048576.0,
+            fetcher.cache().root().display()
+        );
+    }
+    println!(
+        "{} ({} bytes, sha256 {}{})",
+        written.path.display(),
+        written.size,
+        written.sha256,
+        if written.signed { ", signed" } else { "" }
+    );
+    Ok(())
+}

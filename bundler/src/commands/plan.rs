@@ -1,0 +1,163 @@
+//! `bundler plan`: read only the metadata and say what a build would download: per repo, and
+//! the PyPI resolution per target with the bytes to fetch.
+
+use bundler::build::BuildError;
+use bundler::build::pypi::resolve_pypi;
+use bundler::build::rpm::plan;
+use bundler::pypi::{ResolvedTarget, render_plan};
+use clap::Args;
+use serde::Serialize;
+
+use super::progress::CliReporter;
+use super::pypi::ResolutionLines;
+use super::selection::SelectionArgs;
+
+/// Show what `bundler build` would fetch: packages, bytes to download, bytes already cached.
+///
+/// Examples:
+///   bundler plan --release 10
+///   bundler plan --packages kubespray-rpms.txt --json
+///   bundler plan --no-rpm --kubespray master --platform x86_64 --platform aarch64
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct RepoLine {
+    repo: String,
+    arch: String,
+    url: String,
+    slim: bool,
+    packages: usize,
+    bytes_total: u64,
+    bytes_to_download: u64,
+    bytes_cached: u64,
+}
+
+pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
+    let sel = &args.selection;
+    let pypi = sel.pypi_settings()?;
+    if sel.no_rpm && pypi.is_none() {
+        return Err(BuildError::Usage(
+            "nothing to plan with --no-rpm and --no-pypi".into(),
+        ));
+    }
+    let reporter = CliReporter::new(sel.quiet || args.json);
+    let fetcher = sel.fetcher()?;
+    let resolved = match &pypi {
+        Some(settings) => {
+            let events = ResolutionLines {
+                quiet: sel.quiet || args.json,
+            };
+            resolve_pypi(settings, &fetcher, &events)?
+        }
+        None => Vec::new(),
+    };
+    let lines = if sel.no_rpm {
+        Vec::new()
+    } else {
+        rpm_lines(sel, &fetcher, &reporter)?
+    };
+    if args.json {
+        let json = if pypi.is_none() {
+            serde_json::to_value(&lines).expect("plan serializes")
+        } else {
+            serde_json::json!({ "rpm": lines, "pypi": pypi_json(&resolved) })
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("plan serializes")
+        );
+        return Ok(());
+    }
+    if !sel.no_rpm {
+        print_rpm_table(&lines);
+    }
+    if pypi.is_some() {
+        print!("{}", render_plan(&resolved));
+    }
+    Ok(())
+}
+
+/// The resolution per target, for `--json`.
+fn pypi_json(resolved: &[ResolvedTarget]) -> serde_json::Value {
+    resolved
+        .iter()
+        .map(|target| {
+            let dists: Vec<_> = target
+                .dists
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "name": d.name.to_string(),
+                        "version": d.version.to_string(),
+                        "filename": d.file.filename,
+                        "size": d.file.size,
+                    })
+                })
+                .collect();
+            serde_json::json!({ "target": target.target.name(), "bytes": target.bytes(), "dists": dists })
+        })
+        .collect()
+}
+
+fn rpm_lines(
+    sel: &super::selection::SelectionArgs,
+    fetcher: &bundler::fetch::Fetcher,
+    reporter: &CliReporter,
+) -> Result<Vec<RepoLine>, BuildError> {
+    let opts = sel.rpm_options()?;
+    let plans = plan(&opts, fetcher, reporter)?;
+    let mut lines = Vec::new();
+    for p in &plans {
+        let mut line = RepoLine {
+            repo: p.id.clone(),
+            arch: p.arch.clone(),
+            url: p.bases[0].to_string(),
+            slim: p.slim,
+            packages: p.selected.len(),
+            bytes_total: 0,
+            bytes_to_download: 0,
+            bytes_cached: 0,
+        };
+        for d in p.downloads()? {
+            line.bytes_total += d.expected.size;
+            if fetcher
+                .cache()
+                .lookup(&d.expected.sha256, d.expected.size)
+                .is_some()
+            {
+                line.bytes_cached += d.expected.size;
+            } else {
+                line.bytes_to_download += d.expected.size;
+            }
+        }
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+fn print_rpm_table(lines: &[RepoLine]) {
+    println!(
+        "{:<10} {:<8} {:>9} {:>14} {:>14}  url",
+        "repo", "arch", "packages", "to download", "cached"
+    );
+    for l in lines {
+        println!(
+            "{:<10} {:<8} {:>9} {:>14} {:>14}  {}{}",
+            l.repo,
+            l.arch,
+            l.packages,
+            l.bytes_to_download,
+            l.bytes_cached,
+            l.url,
+            if l.slim { " (slim)" } else { "" }
+        );
+    }
+}

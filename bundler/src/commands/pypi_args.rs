@@ -1,0 +1,186 @@
+//! The PyPI flags of `bundler build` / `bundler plan` (and `bundler pypi`), in one clap
+//! `Args` struct that those commands flatten, and their translation into [`PypiSettings`].
+
+use std::path::PathBuf;
+
+use bundler::build::BuildError;
+use bundler::pypi::candidates::ResolveOptions;
+use bundler::pypi::requirements::default_kubespray_version;
+use bundler::pypi::target::TargetDefaults;
+use bundler::pypi::{DEFAULT_INDEX_URL, PypiSettings, RequirementSet, Target};
+use clap::Args;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "PyPI")]
+pub struct PypiArgs {
+    /// pip requirements file (comments, -r/-c includes, extras, markers, --hash pins).
+    /// Default: the requirements of the newest shipped Kubespray release.
+    #[arg(long, value_name = "FILE", conflicts_with = "kubespray")]
+    pub requirements: Option<PathBuf>,
+
+    /// Use the requirements shipped for this Kubespray version (e.g. 2.31.0, master).
+    #[arg(long, value_name = "VERSION")]
+    pub kubespray: Option<String>,
+
+    /// Target CPython version (major.minor).
+    #[arg(long, value_name = "X.Y", default_value = "3.12")]
+    pub python: String,
+
+    /// Target machine (x86_64, aarch64); repeatable. Default: the RPM --arch list (for
+    /// `bundler pypi`, and with --no-rpm and no --arch: x86_64 and aarch64).
+    #[arg(long = "platform", value_name = "MACHINE")]
+    pub platforms: Vec<String>,
+
+    /// Package index (PEP 691 JSON or PEP 503 HTML simple API).
+    /// Default: the requirements file's --index-url, else the public index.
+    #[arg(long, value_name = "URL")]
+    pub index_url: Option<String>,
+
+    /// Allow source distributions when a version has no compatible wheel (only with static
+    /// PKG-INFO metadata, Metadata-Version 2.2+).
+    #[arg(long)]
+    pub allow_sdist: bool,
+
+    /// Allow pre-releases for every project.
+    #[arg(long)]
+    pub pre: bool,
+
+    /// Ignore files uploaded after this time (RFC 3339, or YYYY-MM-DD meaning midnight UTC),
+    /// so a later build resolves the same versions.
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub exclude_newer: Option<String>,
+}
+
+impl PypiArgs {
+    /// The settings for the PyPI part. `rpm_arches` is the default platform list (when it is
+    /// empty too: the machines of `manifests/pypi-targets.toml`).
+    pub fn settings(&self, rpm_arches: &[String]) -> Result<PypiSettings, BuildError> {
+        let requirements = match (&self.requirements, &self.kubespray) {
+            (Some(path), _) => RequirementSet::from_file(path)?,
+            (None, Some(version)) => RequirementSet::kubespray(version)?,
+            (None, None) => RequirementSet::kubespray(default_kubespray_version())?,
+        };
+        let defaults = TargetDefaults::shipped();
+        let machines: Vec<String> = if !self.platforms.is_empty() {
+            self.platforms.clone()
+        } else if !rpm_arches.is_empty() {
+            rpm_arches.to_vec()
+        } else {
+            defaults.machines.clone()
+        };
+        let mut targets = Vec::new();
+        for machine in &machines {
+            if targets.iter().any(|t: &Target| &t.machine == machine) {
+                continue;
+            }
+            targets.push(Target::cpython(
+                &self.python,
+                None,
+                machine,
+                &defaults.glibc,
+            )?);
+        }
+        let index_url = self
+            .index_url
+            .clone()
+            .or_else(|| requirements.index_url.clone())
+            .unwrap_or_else(|| DEFAULT_INDEX_URL.to_string());
+        let exclude_newer = self
+            .exclude_newer
+            .as_deref()
+            .map(parse_cutoff)
+            .transpose()?;
+        let options = ResolveOptions {
+            allow_sdist: self.allow_sdist,
+            pre: self.pre || requirements.pre,
+            exclude_newer,
+        };
+        Ok(PypiSettings {
+            requirements,
+            targets,
+            index_url,
+            options,
+        })
+    }
+}
+
+fn parse_cutoff(value: &str) -> Result<OffsetDateTime, BuildError> {
+    if let Ok(time) = OffsetDateTime::parse(value, &Rfc3339) {
+        return Ok(time);
+    }
+    let date = time::Date::parse(
+        value,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| {
+        BuildError::Usage(format!(
+            "--exclude-newer `{value}`: want RFC 3339 (2026-08-21T00:00:00Z) or YYYY-MM-DD"
+        ))
+    })?;
+    Ok(date.midnight().assume_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        pypi: PypiArgs,
+    }
+
+    fn settings(args: &[&str], arches: &[&str]) -> Result<PypiSettings, String> {
+        let cli = Cli::try_parse_from(std::iter::once("bundler").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        let arches: Vec<String> = arches.iter().map(|a| a.to_string()).collect();
+        cli.pypi.settings(&arches).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_come_from_the_shipped_files_and_rpm_arches() {
+        let s = settings(&[], &["x86_64"]).unwrap();
+        assert_eq!(s.targets.len(), 1);
+        assert_eq!(s.targets[0].name(), "cp312-manylinux_2_39-x86_64");
+        assert_eq!(s.index_url, DEFAULT_INDEX_URL);
+        assert!(
+            s.requirements
+                .requirements
+                .iter()
+                .any(|l| l.text == "ansible==11.13.0")
+        );
+        let s = settings(
+            &["--platform", "aarch64", "--platform", "x86_64"],
+            &["x86_64"],
+        )
+        .unwrap();
+        let machines: Vec<_> = s.targets.iter().map(|t| t.machine.as_str()).collect();
+        assert_eq!(machines, ["aarch64", "x86_64"]);
+        let s = settings(
+            &["--exclude-newer", "2026-08-21", "--kubespray", "master"],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.targets.len(), 2);
+        assert_eq!(
+            s.options.exclude_newer.unwrap().unix_timestamp(),
+            1_787_270_400
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(settings(&["--requirements", "r.txt", "--kubespray", "master"], &[]).is_err());
+        let err = settings(&["--platform", "riscv64"], &[]).unwrap_err();
+        assert!(err.contains("unsupported platform"), "{err}");
+        assert!(settings(&["--exclude-newer", "yesterday"], &[]).is_err());
+        assert!(
+            settings(&["--kubespray", "0.1"], &[])
+                .unwrap_err()
+                .contains("known")
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! The flags `build` and `plan` share: what to mirror (release, mirrors, repos, arches, slim
+//! package list, key) and how to fetch it (cache, jobs). Resolved once into the library's
+//! `RpmOptions` and `FetchSettings` before any work starts.
+
+use std::path::{Path, PathBuf};
+
+use bundler::build::BuildError;
+use bundler::build::rpm::RpmOptions;
+use bundler::fetch::{FetchSettings, Fetcher};
+use bundler::pypi::PypiSettings;
+use bundler::release::ReleaseDef;
+use clap::Args;
+
+use super::pypi_args::PypiArgs;
+
+#[derive(Debug, Args)]
+pub struct SelectionArgs {
+    /// Distribution release to mirror (reads manifests/rocky-<RELEASE>.toml).
+    #[arg(long, default_value = "10")]
+    pub release: String,
+    /// Mirror root URL, tried in order (repeatable): http://, https://, file:// or a local
+    /// path. Default: the release definition's mirrors.
+    #[arg(long = "mirror", value_name = "URL")]
+    pub mirrors: Vec<String>,
+    /// Repo id to mirror (repeatable; default: all of the release's repos).
+    #[arg(long = "repo", value_name = "ID")]
+    pub repos: Vec<String>,
+    /// Target architecture (repeatable; default: x86_64).
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub arches: Vec<String>,
+    /// Skip the RPM part.
+    #[arg(long)]
+    pub no_rpm: bool,
+    /// Skip the PyPI part.
+    #[arg(long, conflicts_with_all = ["requirements", "kubespray"])]
+    pub no_pypi: bool,
+    /// Slim mode: package names, name.arch or globs (one per line, # comments), expanded to
+    /// their dependency closure against the selected repos.
+    #[arg(long, value_name = "FILE")]
+    pub packages: Option<PathBuf>,
+    /// In slim mode, leave out weak dependencies (Recommends).
+    #[arg(long)]
+    pub no_weak_deps: bool,
+    /// Verify packages against this ASCII-armored key instead of the release key.
+    #[arg(long, value_name = "FILE")]
+    pub gpg_key: Option<PathBuf>,
+    /// Do not verify package signatures (recorded in the manifest).
+    #[arg(long)]
+    pub no_gpgcheck: bool,
+    /// Download cache (content-addressed; re-runs fetch only what is new).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Parallel downloads.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub jobs: usize,
+    /// Directory holding release definitions (default: the installed or source manifests/).
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub pypi: PypiArgs,
+}
+
+/// A mirror given as a plain local path becomes a file:// URL.
+fn mirror_url(m: &str) -> Result<String, BuildError> {
+    if m.contains("://") {
+        return Ok(m.to_string());
+    }
+    let abs = std::path::absolute(Path::new(m))
+        .map_err(|e| BuildError::Usage(format!("--mirror {m}: {e}")))?;
+    url::Url::from_directory_path(&abs)
+        .map(|u| u.to_string())
+        .map_err(|()| BuildError::Usage(format!("--mirror {m}: not a usable path")))
+}
+
+fn read_patterns(path: &Path) -> Result<Vec<String>, BuildError> {
+    let text =
+        fs_err::read_to_string(path).map_err(|e| BuildError::Usage(format!("--packages: {e}")))?;
+    let patterns: Vec<String> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .flat_map(str::split_whitespace)
+        .map(str::to_string)
+        .collect();
+    if patterns.is_empty() {
+        return Err(BuildError::Usage(format!(
+            "--packages {}: no package names in it",
+            path.display()
+        )));
+    }
+    Ok(patterns)
+}
+
+impl SelectionArgs {
+    pub fn rpm_options(&self) -> Result<RpmOptions, BuildError> {
+        let release = ReleaseDef::load(&self.release, self.manifests.as_deref())?;
+        let mirrors = if self.mirrors.is_empty() {
+            release.mirrors.clone()
+        } else {
+            self.mirrors
+                .iter()
+                .map(|m| mirror_url(m))
+                .collect::<Result<_, _>>()?
+        };
+        let repos = if self.repos.is_empty() {
+            release.repos.iter().map(|r| r.id.clone()).collect()
+        } else {
+            self.repos.clone()
+        };
+        for id in &repos {
+            if release.repo(id).is_none() {
+                let known: Vec<_> = release.repos.iter().map(|r| r.id.as_str()).collect();
+                return Err(BuildError::Usage(format!(
+                    "--repo {id}: release {} has {}",
+                    release.release,
+                    known.join(", ")
+                )));
+            }
+        }
+        let arches = if self.arches.is_empty() {
+            release.default_arches.clone()
+        } else {
+            self.arches.clone()
+        };
+        for arch in &arches {
+            if !release.arches.contains(arch) {
+                return Err(BuildError::Usage(format!(
+                    "--arch {arch}: release {} has {}",
+                    release.release,
+                    release.arches.join(", ")
+                )));
+            }
+        }
+        let packages = self.packages.as_deref().map(read_patterns).transpose()?;
+        Ok(RpmOptions {
+            release,
+            mirrors,
+            repos,
+            arches,
+            packages,
+            weak_deps: !self.no_weak_deps,
+            gpg_key: self.gpg_key.clone(),
+            gpgcheck: !self.no_gpgcheck,
+        })
+    }
+
+    /// The PyPI settings (`None` with `--no-pypi`); `--platform` defaults to the RPM arches.
+    pub fn pypi_settings(&self) -> Result<Option<PypiSettings>, BuildError> {
+        if self.no_pypi {
+            return Ok(None);
+        }
+        let arches = if self.no_rpm {
+            self.arches.clone()
+        } else {
+            self.rpm_options()?.arches
+        };
+        self.pypi.settings(&arches).map(Some)
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache.clone().unwrap_or_else(|| {
+            dirs::cache_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("kubespray-offline")
+        })
+    }
+
+    pub fn fetcher(&self) -> Result<Fetcher, BuildError> {
+        let settings = FetchSettings {
+            jobs: self.jobs.max(1),
+            ..FetchSettings::default()
+        };
+        Ok(Fetcher::new(self.cache_dir(), settings)?)
+    }
+}

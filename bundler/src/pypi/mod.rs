@@ -1,0 +1,215 @@
+//! The PyPI part of a bundle: resolve a requirements file for each target interpreter
+//! (CPython on glibc, per machine), pick one file per distribution by wheel tag rank, download
+//! the files with their index checksums verified, and describe the result as manifest
+//! `PypiTarget`s (the lock) plus `FileEntry`s under `pypi/files/`.
+//!
+//! Flow: [`PypiSettings`] -> [`resolve_targets`] (one pubgrub run per target, all sharing one
+//! [`IndexClient`] cache) -> [`download`] -> [`PypiPart`].
+
+pub mod candidates;
+pub mod download;
+pub mod html;
+pub mod index;
+pub mod metadata;
+pub mod requirements;
+pub mod resolver;
+pub mod target;
+
+use std::sync::Arc;
+
+pub use candidates::ResolveOptions;
+pub use download::{PypiPart, download};
+pub use index::IndexClient;
+pub use requirements::RequirementSet;
+pub use resolver::ResolvedDist;
+pub use target::Target;
+
+/// The public index, used unless `--index-url` or the requirements file says otherwise.
+pub const DEFAULT_INDEX_URL: &str = "https://pypi.org/simple/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PypiError {
+    #[error("target: {message}")]
+    Target { message: String },
+    #[error("{origin}: {message}")]
+    Requirements { origin: String, message: String },
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+    #[error(
+        "project `{name}` is not on the index ({url} answered 404); check the name or --index-url"
+    )]
+    ProjectNotFound { name: String, url: String },
+    #[error("index page {url}: {message}")]
+    BadIndexPage { url: String, message: String },
+    #[error("metadata of {url}: {message}")]
+    BadMetadata { url: String, message: String },
+    #[error(
+        "{name} {version} is only available as an sdist whose dependencies are dynamic (PKG-INFO older than \
+         Metadata-Version 2.2 or `Dynamic: Requires-Dist`), so they cannot be known without building it; \
+         pin a version of {name} that has a wheel"
+    )]
+    DynamicSdist { name: String, version: String },
+    #[error("no set of packages satisfies the requirements for {target}:\n{explanation}")]
+    NoSolution { target: String, explanation: String },
+    #[error("{url}: sha256 is {actual}, the index says {expected}")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{url}: size is {actual} bytes, the index says {expected}")]
+    Size {
+        url: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{filename} was resolved with two different sha256 values ({first} and {second})")]
+    ConflictingFiles {
+        filename: String,
+        first: String,
+        second: String,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl PypiError {
+    /// True for checksum problems (exit code 3), false for operational ones.
+    pub fn is_verification(&self) -> bool {
+        matches!(
+            self,
+            PypiError::Checksum { .. }
+                | PypiError::Size { .. }
+                | PypiError::ConflictingFiles { .. }
+        )
+    }
+}
+
+/// Progress callbacks; the library never prints.
+pub trait PypiReporter: Send + Sync {
+    fn resolved(&self, _target: &str, _dists: &[ResolvedDist]) {}
+    fn download_started(&self, _files: usize, _bytes: u64) {}
+    fn file_done(&self, _filename: &str, _bytes: u64, _cached: bool) {}
+}
+
+/// A reporter that reports nothing.
+pub struct SilentReporter;
+impl PypiReporter for SilentReporter {}
+
+/// Everything the PyPI part of a build needs, resolved from the command line once.
+#[derive(Debug, Clone)]
+pub struct PypiSettings {
+    pub requirements: RequirementSet,
+    pub targets: Vec<Target>,
+    pub index_url: String,
+    pub options: ResolveOptions,
+}
+
+/// One target's resolution.
+#[derive(Debug, Clone)]
+pub struct ResolvedTarget {
+    pub target: Target,
+    pub dists: Vec<ResolvedDist>,
+}
+
+impl ResolvedTarget {
+    /// Bytes of the chosen files as far as the index tells sizes.
+    pub fn bytes(&self) -> u64 {
+        self.dists.iter().filter_map(|dist| dist.file.size).sum()
+    }
+}
+
+/// Resolves every target in parallel against one shared index cache.
+pub async fn resolve_targets(
+    client: Arc<IndexClient>,
+    settings: &PypiSettings,
+    reporter: &dyn PypiReporter,
+) -> Result<Vec<ResolvedTarget>, PypiError> {
+    let handle = tokio::runtime::Handle::current();
+    let jobs: Vec<_> = settings
+        .targets
+        .iter()
+        .map(|target| {
+            let (client, handle, target) = (client.clone(), handle.clone(), target.clone());
+            let (requirements, options) = (settings.requirements.clone(), settings.options.clone());
+            tokio::task::spawn_blocking(move || {
+                resolver::resolve(client, handle, &requirements, target.clone(), options)
+                    .map(|dists| ResolvedTarget { target, dists })
+            })
+        })
+        .collect();
+    let mut resolved = Vec::new();
+    for job in jobs {
+        let target = job
+            .await
+            .map_err(|err| std::io::Error::other(format!("resolver thread failed: {err}")))??;
+        reporter.resolved(&target.target.name(), &target.dists);
+        resolved.push(target);
+    }
+    Ok(resolved)
+}
+
+/// Resolves every target and downloads the chosen files under `root` (`pypi/files/`): the
+/// whole PyPI part of a build. Must run inside a multi-threaded tokio runtime.
+pub async fn collect(
+    settings: &PypiSettings,
+    root: &std::path::Path,
+    reporter: &dyn PypiReporter,
+) -> Result<(Vec<ResolvedTarget>, PypiPart), PypiError> {
+    let client = Arc::new(IndexClient::new(&settings.index_url)?);
+    let resolved = resolve_targets(client.clone(), settings, reporter).await?;
+    let part = download(
+        client,
+        &resolved,
+        &settings.requirements.lines(),
+        root,
+        reporter,
+    )
+    .await?;
+    Ok((resolved, part))
+}
+
+/// Human-readable resolution per target and the bytes to fetch (what `plan` shows).
+pub fn render_plan(resolved: &[ResolvedTarget]) -> String {
+    let mut out = String::new();
+    let mut unique = std::collections::BTreeMap::new();
+    for target in resolved {
+        out.push_str(&format!(
+            "PyPI target {}: {} distributions, {}\n",
+            target.target.name(),
+            target.dists.len(),
+            human_bytes(target.bytes())
+        ));
+        for dist in &target.dists {
+            let size = dist
+                .file
+                .size
+                .map(human_bytes)
+                .unwrap_or_else(|| "size unknown".into());
+            let yanked = if dist.file.yanked.is_some() {
+                "  (yanked upstream, pinned)"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "  {:<24} {:<12} {:>10}  {}{yanked}\n",
+                dist.name, dist.version, size, dist.file.filename
+            ));
+            unique.insert(dist.file.filename.clone(), dist.file.size.unwrap_or(0));
+        }
+    }
+    out.push_str(&format!(
+        "PyPI total: {} files, {} to fetch (files shared by targets counted once)\n",
+        unique.len(),
+        human_bytes(unique.values().sum())
+    ));
+    out
+}
+
+fn human_bytes(bytes: u64) -> String {
+    if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1_000_000.0)
+    } else {
+        format!("{:.1} kB", bytes as f64 / 1_000.0)
+    }
+}

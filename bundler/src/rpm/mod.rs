@@ -1,0 +1,43 @@
+//! The RPM side of the bundler: reading upstream repository metadata (repomd, primary),
+//! selecting packages (full mirror or slim closure) and verifying package signatures against
+//! the release key. Network access lives in [`crate::fetch`]; orchestration in
+//! [`crate::build`].
+
+pub mod closure;
+pub mod primary;
+pub mod repomd;
+pub mod richdep;
+pub mod verify;
+
+use std::path::PathBuf;
+
+/// Problems with upstream RPM metadata or packages.
+#[derive(Debug, thiserror::Error)]
+pub enum RpmMetaError {
+    #[error("{url}: not valid repository metadata: {reason}")]
+    Malformed { url: String, reason: String },
+    #[error("{url}: repomd.xml has no primary record")]
+    NoPrimary { url: String },
+    #[error(
+        "{url}: {what} has no sha256 checksum in {source_file}; only sha256 repositories are supported"
+    )]
+    NoSha256 {
+        url: String,
+        what: String,
+        source_file: String,
+    },
+    #[error("--packages pattern {pattern:?} is not a valid glob: {reason}")]
+    BadPattern { pattern: String, reason: String },
+    #[error("--packages pattern {pattern:?} matches no package in the selected repos and arch")]
+    NoMatch { pattern: String },
+    #[error("nothing in the selected repos provides {requirement:?}, needed by {chain}")]
+    Unresolvable { requirement: String, chain: String },
+    #[error("cannot read the GPG key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+    #[error("package {package} ({path}) failed signature verification: {reason}")]
+    Signature {
+        package: String,
+        path: PathBuf,
+        reason: String,
+    },
+}

@@ -1,0 +1,80 @@
+//! Header-signature verification of downloaded packages against the release key (or the key
+//! given with `--gpg-key`), in parallel. An unsigned package, a signature by another key, or a
+//! header that does not match its digests fails the build, naming the package.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::RpmMetaError;
+
+/// The key packages must be signed with.
+pub struct ReleaseKey {
+    verifier: rpm::signature::pgp::Verifier,
+    /// Uppercase hex fingerprint the release definition pins, if any.
+    pub pinned: Option<String>,
+}
+
+impl ReleaseKey {
+    /// Load an ASCII-armored public key. When `pin` is given (the release file's fingerprint),
+    /// only the certificate with that fingerprint is accepted.
+    pub fn load(path: &Path, pin: Option<&str>) -> Result<Self, RpmMetaError> {
+        let bad = |reason: String| RpmMetaError::Key {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let armored = fs_err::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let mut verifier =
+            rpm::signature::pgp::Verifier::from_asc(&armored).map_err(|e| bad(e.to_string()))?;
+        let pinned = match pin {
+            Some(pin) => {
+                let pin: String = pin.chars().filter(|c| !c.is_whitespace()).collect();
+                let bytes = hex::decode(&pin)
+                    .map_err(|e| bad(format!("bad pinned fingerprint {pin}: {e}")))?;
+                verifier = verifier
+                    .with_key(&bytes)
+                    .map_err(|_| bad(format!("the key file does not hold the pinned key {pin}")))?;
+                Some(pin.to_ascii_uppercase())
+            }
+            None => None,
+        };
+        Ok(Self { verifier, pinned })
+    }
+
+    /// Verify one package's header signature; returns the signer's fingerprint when the
+    /// signature names it.
+    pub fn verify(&self, path: &Path, package: &str) -> Result<Option<String>, RpmMetaError> {
+        let fail = |reason: String| RpmMetaError::Signature {
+            package: package.to_string(),
+            path: path.to_path_buf(),
+            reason,
+        };
+        let meta = rpm::PackageMetadata::open(path).map_err(|e| fail(e.to_string()))?;
+        let signatures = meta.signatures().map_err(|e| fail(e.to_string()))?;
+        if signatures.is_empty() {
+            return Err(fail("the package is not signed".into()));
+        }
+        meta.verify_signature(&self.verifier)
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(signatures
+            .iter()
+            .find_map(|s| s.fingerprint().map(str::to_ascii_uppercase)))
+    }
+
+    /// Verify many packages in parallel; the first failure (in input order) is returned.
+    /// On success, the fingerprint of the key that signed them (pinned or observed).
+    pub fn verify_all(
+        &self,
+        packages: &[(String, PathBuf)],
+    ) -> Result<Option<String>, RpmMetaError> {
+        let results: Vec<_> = packages
+            .par_iter()
+            .map(|(name, path)| self.verify(path, name))
+            .collect();
+        let mut seen = None;
+        for r in results {
+            seen = seen.or(r?);
+        }
+        Ok(self.pinned.clone().or(seen))
+    }
+}

@@ -1,0 +1,265 @@
+//! `bundler pypi` as a user runs it, against a local index: the plan output, the files and
+//! `pypi-part.json` it writes, and its exit codes (1 for an unsatisfiable set, 2 for usage
+//! errors, 3 when a download does not match the index's sha256).
+
+use std::process::{Command, Output};
+
+use e2e::pypi_index::{IndexContent, IndexEntry, IndexServer};
+use e2e::wheelgen::DistSpec;
+use e2e::workspace_bin;
+
+fn index() -> IndexContent {
+    let mut index = IndexContent::default();
+    let app = DistSpec::new("app", "1.0")
+        .requires("native>=1")
+        .requires("armonly ; platform_machine == 'aarch64'");
+    index.add("app", IndexEntry::new(app.wheel()));
+    for tag in [
+        "cp312-cp312-manylinux_2_28_x86_64",
+        "cp312-cp312-manylinux_2_28_aarch64",
+    ] {
+        index.add(
+            "native",
+            IndexEntry::new(DistSpec::new("native", "1.0").tag(tag).wheel()),
+        );
+    }
+    index.add(
+        "armonly",
+        IndexEntry::new(DistSpec::new("armonly", "1.0").wheel()),
+    );
+    index.add(
+        "left",
+        IndexEntry::new(DistSpec::new("left", "1.0").requires("native<1").wheel()),
+    );
+    index
+}
+
+fn bundler(args: &[&str], dir: &std::path::Path) -> Output {
+    Command::new(workspace_bin("bundler"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run bundler")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+#[test]
+fn pypi_command_plans_fetches_and_reports() {
+    let server = IndexServer::start(index());
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let common = [
+        "pypi",
+        "--requirements",
+        "req.txt",
+        "--index-url",
+        &server.url(),
+    ];
+    let both = [
+        &common[..],
+        &["--platform", "x86_64", "--platform", "aarch64"],
+    ]
+    .concat();
+
+    let plan = bundler(&[&both[..], &["--dry-run"]].concat(), dir.path());
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let stdout = text(&plan.stdout);
+    assert!(
+        stdout.contains("PyPI target cp312-manylinux_2_39-x86_64: 2 distributions"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PyPI target cp312-manylinux_2_39-aarch64: 3 distributions"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PyPI total: 4 files"), "{stdout}");
+    assert!(
+        !dir.path().join("out").exists(),
+        "--dry-run downloads nothing"
+    );
+
+    let build = bundler(&[&both[..], &["-o", "out", "-q"]].concat(), dir.path());
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    let part: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(dir.path().join("out/pypi-part.json")).unwrap())
+            .unwrap();
+    assert_eq!(part["pypi_targets"].as_array().unwrap().len(), 2);
+    assert_eq!(part["pypi_targets"][1]["lock"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        part["pypi_targets"][0]["requirements"],
+        serde_json::json!(["app"])
+    );
+    let files = part["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4);
+    for file in files {
+        let path = dir.path().join("out").join(file["path"].as_str().unwrap());
+        assert_eq!(
+            fs_err::metadata(&path).unwrap().len(),
+            file["size"].as_u64().unwrap()
+        );
+    }
+
+    fs_err::write(dir.path().join("conflict.txt"), "app\nleft\n").unwrap();
+    let conflict = bundler(
+        &[
+            "pypi",
+            "--requirements",
+            "conflict.txt",
+            "--index-url",
+            &server.url(),
+            "--platform",
+            "x86_64",
+            "--dry-run",
+        ],
+        dir.path(),
+    );
+    assert_eq!(conflict.status.code(), Some(1));
+    let stderr = text(&conflict.stderr);
+    assert!(
+        stderr.contains("left depends on native <1")
+            || stderr.contains("left 1.0 depends on native <1"),
+        "{stderr}"
+    );
+
+    let usage = bundler(
+        &["pypi", "--requirements", "req.txt", "--kubespray", "master"],
+        dir.path(),
+    );
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage.stderr));
+}
+
+#[test]
+fn corrupted_download_exits_with_3() {
+    let mut content = index();
+    content
+        .corrupt
+        .push("native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl".into());
+    let server = IndexServer::start(content);
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let run = bundler(
+        &[
+            "pypi",
+            "--requirements",
+            "req.txt",
+            "--index-url",
+            &server.url(),
+            "--platform",
+            "x86_64",
+            "-o",
+            "out",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("sha256 is"),
+        "{}",
+        text(&run.stderr)
+    );
+    assert!(
+        !dir.path()
+            .join("out/pypi/files/native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl")
+            .exists()
+    );
+}
+
+#[test]
+fn build_and_plan_carry_the_pypi_part() {
+    let server = IndexServer::start(index());
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let pypi = [
+        "--no-rpm",
+        "--requirements",
+        "req.txt",
+        "--index-url",
+        &server.url(),
+        "--platform",
+        "x86_64",
+        "--platform",
+        "aarch64",
+        "--cache",
+        "cache",
+        "-q",
+    ];
+    let plan = bundler(&[&["plan"], &pypi[..]].concat(), dir.path());
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let stdout = text(&plan.stdout);
+    assert!(
+        stdout.contains("PyPI target cp312-manylinux_2_39-aarch64: 3 distributions"),
+        "{stdout}"
+    );
+
+    let build = bundler(
+        &[&["build", "-o", "b.tar.zst"], &pypi[..]].concat(),
+        dir.path(),
+    );
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    let manifest = bundle::read::verify(
+        &dir.path().join("b.tar.zst"),
+        None,
+        &bundle::progress::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(manifest.pypi_targets.len(), 2);
+    assert_eq!(manifest.arches, ["x86_64", "aarch64"]);
+    let paths: Vec<_> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "pypi/files/app-1.0-py3-none-any.whl",
+            "pypi/files/armonly-1.0-py3-none-any.whl",
+            "pypi/files/native-1.0-cp312-cp312-manylinux_2_28_aarch64.whl",
+            "pypi/files/native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl",
+        ]
+    );
+    let lock = &manifest.pypi_targets[1].lock;
+    assert!(lock.iter().all(|l| l.upload_time.is_some() && l.size > 0));
+}
+
+#[test]
+fn build_from_an_html_index_without_sizes() {
+    let mut content = index();
+    content.html_only = true;
+    let server = IndexServer::start(content);
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let build = bundler(
+        &[
+            "build",
+            "-o",
+            "b.tar.zst",
+            "--no-rpm",
+            "--requirements",
+            "req.txt",
+            "--index-url",
+            &server.url(),
+            "--platform",
+            "x86_64",
+            "--cache",
+            "cache",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert!(build.status.success(), "{}", text(&build.stderr));
+    let manifest = bundle::read::verify(
+        &dir.path().join("b.tar.zst"),
+        None,
+        &bundle::progress::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(manifest.files.len(), 2);
+    assert_eq!(manifest.pypi_targets[0].lock.len(), 2);
+    assert!(
+        manifest.pypi_targets[0]
+            .lock
+            .iter()
+            .all(|l| l.upload_time.is_none())
+    );
+}
