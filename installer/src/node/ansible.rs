@@ -89,12 +89,12 @@ pub fn playbook(site: &SiteConfig, served: &ServedContent) -> String {
 
   handlers:
     - name: Reload NetworkManager
-      ansible.builtin.systemd_service:
+      ansible.builtin.systemd:
         name: NetworkManager
         state: reloaded
 
     - name: Restart chronyd
-      ansible.builtin.systemd_service:
+      ansible.builtin.systemd:
         name: chronyd
         state: restarted
         enabled: true
