@@ -273,7 +273,7 @@ pub fn start_upstream_named(dir: &Path, port: u16, ns: Option<&Netns>) -> ChildG
     fs_err::create_dir_all(&up).unwrap();
     fs_err::write(
         up.join("example.com.zone"),
-        "$TTL 60\n@ IN SOA ns.example.com. h.example.com. ( 1 60 60 600 60 )\n@ IN NS ns.example.com.\nns IN A 127.0.0.1\nwww IN A 192.0.2.80\nother IN A 192.0.2.81\n",
+        "$TTL 1\n@ IN SOA ns.example.com. h.example.com. ( 1 60 60 600 1 )\n@ IN NS ns.example.com.\nns IN A 127.0.0.1\nwww IN A 192.0.2.80\nother IN A 192.0.2.81\n",
     )
     .unwrap();
     let u = up.display();
