@@ -7,6 +7,6 @@
 pub mod manifest;
 
 pub use manifest::{
-    BundleManifest, FileEntry, FileKind, FORMAT_VERSION, LockedFile, PypiTarget, RpmRepo,
+    BundleManifest, FORMAT_VERSION, FileEntry, FileKind, LockedFile, PypiTarget, RpmRepo,
     RpmSection, ToolInfo, Totals, UpstreamRecord,
 };

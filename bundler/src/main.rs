@@ -3,7 +3,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "bundler", version, about = "Mirror Rocky Linux repositories and PyPI wheels into one verified bundle")]
+#[command(
+    name = "bundler",
+    version,
+    about = "Mirror Rocky Linux repositories and PyPI wheels into one verified bundle"
+)]
 struct Cli {}
 
 fn main() {

@@ -88,9 +88,8 @@ fn dns_site(site: &SiteConfig) -> Check {
         }
         Ok(a) => Err((
             format!("rcode {} with {:?}", a.rcode, a.addresses),
-            format!(
-                "named answers but not with the site zone: run `installer apply` again and restart named"
-            ),
+            "named answers but not with the site zone: run `installer apply` again and restart named"
+                .to_string(),
         )),
     };
     check("dns-site", format!("{name} A @{server}"), result)

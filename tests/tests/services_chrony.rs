@@ -52,11 +52,20 @@ fn chronyd_serves_time_to_a_client_without_upstreams() {
     let out = run_ok(
         Command::new("timeout")
             .args(["60", "chronyd", "-x", "-Q", "-t", "20", "-f", "/dev/null"])
-            .arg(format!("server 127.0.0.1 port {} iburst maxsamples 2", ports.ntp)),
+            .arg(format!(
+                "server 127.0.0.1 port {} iburst maxsamples 2",
+                ports.ntp
+            )),
     );
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("System clock wrong by"), "client got no time: {log}");
+    assert!(
+        log.contains("System clock wrong by"),
+        "client got no time: {log}"
+    );
 
     server.stop();
-    assert!(netprobe::ntp_query(addr).is_err(), "stopped chronyd still answers");
+    assert!(
+        netprobe::ntp_query(addr).is_err(),
+        "stopped chronyd still answers"
+    );
 }

@@ -20,7 +20,11 @@ fn reference_config_passes_named_checkconf_and_checkzone() {
     write_generated(&files, &dir.path().join("etc"));
     run_ok(Command::new("named-checkconf").arg(dir.path().join("etc/named.conf")));
     for zone in [site.domain.clone(), bind::reverse_zone_name(&site)] {
-        run_ok(Command::new("named-checkzone").arg(&zone).arg(bind::zone_path(&site, &zone)));
+        run_ok(
+            Command::new("named-checkzone")
+                .arg(&zone)
+                .arg(bind::zone_path(&site, &zone)),
+        );
     }
 }
 
@@ -34,7 +38,11 @@ fn named_serves_the_site_zone_and_forwards_outside_names() {
     let conf = dir.path().join("etc/named.conf");
     run_ok(Command::new("named-checkconf").arg(&conf));
     for zone in ["site.test", "127.in-addr.arpa"] {
-        run_ok(Command::new("named-checkzone").arg(zone).arg(bind::zone_path(&site, zone)));
+        run_ok(
+            Command::new("named-checkzone")
+                .arg(zone)
+                .arg(bind::zone_path(&site, zone)),
+        );
     }
 
     let mut upstream = start_upstream_named(dir.path(), ports.upstream_dns, None);
@@ -44,16 +52,28 @@ fn named_serves_the_site_zone_and_forwards_outside_names() {
         let a = dig("127.0.0.1", ports.dns, &["admin.site.test", "A"]);
         (a == "127.0.0.1").then_some(())
     });
-    assert_eq!(dig("127.0.0.1", ports.dns, &["node2.site.test", "A"]), "127.0.0.12");
-    assert_eq!(dig("127.0.0.1", ports.dns, &["-x", "127.0.0.11"]), "node1.site.test.");
+    assert_eq!(
+        dig("127.0.0.1", ports.dns, &["node2.site.test", "A"]),
+        "127.0.0.12"
+    );
+    assert_eq!(
+        dig("127.0.0.1", ports.dns, &["-x", "127.0.0.11"]),
+        "node1.site.test."
+    );
     wait_for("the upstream named", Duration::from_secs(30), || {
         upstream.assert_running();
         (dig("127.0.0.1", ports.upstream_dns, &["www.example.com"]) == "192.0.2.80").then_some(())
     });
-    assert_eq!(dig("127.0.0.1", ports.dns, &["www.example.com", "A"]), "192.0.2.80");
+    assert_eq!(
+        dig("127.0.0.1", ports.dns, &["www.example.com", "A"]),
+        "192.0.2.80"
+    );
 
     // Forwarders unreachable (NAT off): outside names fail, site names keep resolving.
     upstream.stop();
     assert_eq!(dig("127.0.0.1", ports.dns, &["other.example.com", "A"]), "");
-    assert_eq!(dig("127.0.0.1", ports.dns, &["node1.site.test", "A"]), "127.0.0.11");
+    assert_eq!(
+        dig("127.0.0.1", ports.dns, &["node1.site.test", "A"]),
+        "127.0.0.11"
+    );
 }

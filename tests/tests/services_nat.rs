@@ -55,37 +55,65 @@ fn nat_switches_a_namespace_now_and_at_boot() {
 
     let first = nat_cmd("enable");
     assert!(first.contains("NAT enabled now and at boot"), "{first}");
-    assert_eq!(in_ns(&ns, &["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(), "1");
+    assert_eq!(
+        in_ns(&ns, &["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(),
+        "1"
+    );
     let table = in_ns(&ns, &["nft", "list", "table", "ip", nat::TABLE]);
-    assert!(table.contains("ip saddr 127.0.0.0/8 oifname \"kso-ext0\" masquerade"), "{table}");
+    assert!(
+        table.contains("ip saddr 127.0.0.0/8 oifname \"kso-ext0\" masquerade"),
+        "{table}"
+    );
     assert_eq!(
         fs_err::read_to_string(&main).unwrap(),
         format!("# stock file\ninclude \"{}\"\n", nat::RULESET_FILE)
     );
-    assert_eq!(fs_err::read_to_string(root.join("etc/sysconfig/nftables.conf.orig")).unwrap(), "# stock file\n");
+    assert_eq!(
+        fs_err::read_to_string(root.join("etc/sysconfig/nftables.conf.orig")).unwrap(),
+        "# stock file\n"
+    );
     assert_eq!(nat::persisted_state(&root), Some(NatState::Enabled));
 
     // Same state again: nothing changes on disk, the kernel state is the same.
     let before = tree(&root);
     let again = nat_cmd("enable");
-    assert!(!again.contains("replaced") && !again.contains("created"), "{again}");
+    assert!(
+        !again.contains("replaced") && !again.contains("created"),
+        "{again}"
+    );
     assert_eq!(tree(&root), before);
-    assert!(in_ns(&ns, &["nft", "list", "ruleset"]).matches("masquerade").count() == 1);
+    assert!(
+        in_ns(&ns, &["nft", "list", "ruleset"])
+            .matches("masquerade")
+            .count()
+            == 1
+    );
 
     let off = nat_cmd("disable");
     assert!(off.contains("NAT disabled now and at boot"), "{off}");
-    assert_eq!(in_ns(&ns, &["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(), "0");
+    assert_eq!(
+        in_ns(&ns, &["cat", "/proc/sys/net/ipv4/ip_forward"]).trim(),
+        "0"
+    );
     assert!(!in_ns(&ns, &["nft", "list", "ruleset"]).contains("masquerade"));
     assert_eq!(nat::persisted_state(&root), Some(NatState::Disabled));
     // The one-time backups still hold the very first content.
-    assert_eq!(fs_err::read_to_string(root.join("etc/sysconfig/nftables.conf.orig")).unwrap(), "# stock file\n");
+    assert_eq!(
+        fs_err::read_to_string(root.join("etc/sysconfig/nftables.conf.orig")).unwrap(),
+        "# stock file\n"
+    );
     let ruleset = nat::rooted(&root, nat::RULESET_FILE);
-    let first_ruleset = fs_err::read_to_string(nat::rooted(&root, &format!("{}.orig", nat::RULESET_FILE))).unwrap();
+    let first_ruleset =
+        fs_err::read_to_string(nat::rooted(&root, &format!("{}.orig", nat::RULESET_FILE))).unwrap();
     assert!(first_ruleset.contains("# state: enabled"));
     nat_cmd("enable");
     nat_cmd("disable");
     let orig = nat::rooted(&root, &format!("{}.orig", nat::RULESET_FILE));
-    assert_eq!(fs_err::read_to_string(&orig).unwrap(), first_ruleset, "backed up once only");
+    assert_eq!(
+        fs_err::read_to_string(&orig).unwrap(),
+        first_ruleset,
+        "backed up once only"
+    );
 
     // What nftables.service includes at boot gives the switched-to state, from either state.
     run_ok(ns.command("nft").arg("-f").arg(&orig));

@@ -23,7 +23,10 @@ fn node_command_writes_the_expected_tree_once() {
     let ports = Ports::pick();
     let (_, site) = loopback_site(dir.path(), &ports);
     let served = served();
-    write_generated(&node::served_files(&site, &served), &dir.path().join("unused-etc"));
+    write_generated(
+        &node::served_files(&site, &served),
+        &dir.path().join("unused-etc"),
+    );
     let node_dir = site.data_root.join("node");
     let mut http = start_http(&site.data_root, ports.http, None);
     let admin = format!("127.0.0.1:{}", ports.http);
@@ -35,7 +38,10 @@ fn node_command_writes_the_expected_tree_once() {
     // A node as installed: stock repos, its own chrony.conf and resolv.conf.
     let root = dir.path().join("node-root");
     let stock = [
-        ("etc/yum.repos.d/rocky.repo", "[baseos]\nmirrorlist=https://mirrors.rockylinux.org/\n"),
+        (
+            "etc/yum.repos.d/rocky.repo",
+            "[baseos]\nmirrorlist=https://mirrors.rockylinux.org/\n",
+        ),
         ("etc/yum.repos.d/rocky-extras.repo", "[extras]\n"),
         ("etc/chrony.conf", "pool 2.rocky.pool.ntp.org iburst\n"),
         ("etc/resolv.conf", "nameserver 10.0.2.3\n"),
@@ -54,7 +60,10 @@ fn node_command_writes_the_expected_tree_once() {
         String::from_utf8(out.stdout).unwrap()
     };
     let first = run();
-    assert!(first.contains("nmcli connection modify"), "route command printed, not run: {first}");
+    assert!(
+        first.contains("nmcli connection modify"),
+        "route command printed, not run: {first}"
+    );
 
     let node_file = |name: &str| fs_err::read(node_dir.join(name)).unwrap();
     let expected: BTreeMap<PathBuf, Vec<u8>> = [
@@ -83,13 +92,19 @@ fn node_command_writes_the_expected_tree_once() {
 
     // Second run: nothing changes.
     let second = run();
-    assert!(!second.contains("replaced") && !second.contains("created") && !second.contains("moved"), "{second}");
+    assert!(
+        !second.contains("replaced") && !second.contains("created") && !second.contains("moved"),
+        "{second}"
+    );
     assert_eq!(tree(&root), expected);
 
     // A local edit is replaced again, but the backup keeps the very first original.
     fs_err::write(root.join("etc/resolv.conf"), "nameserver 1.1.1.1\n").unwrap();
     let third = run();
-    assert!(third.contains("replaced   ") && third.contains("resolv.conf"), "{third}");
+    assert!(
+        third.contains("replaced   ") && third.contains("resolv.conf"),
+        "{third}"
+    );
     assert_eq!(tree(&root), expected);
 }
 
@@ -104,8 +119,15 @@ fn node_command_names_the_admin_when_unreachable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("127.0.0.1:{port}/node/node.json")) && err.contains("installer apply"), "{err}");
-    assert!(fs_err::read_dir(dir.path()).unwrap().next().is_none(), "nothing written");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}/node/node.json"))
+            && err.contains("installer apply"),
+        "{err}"
+    );
+    assert!(
+        fs_err::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
 }
 
 #[test]
@@ -121,7 +143,9 @@ fn ansible_playbook_passes_syntax_check() {
         fs_err::write(dir.path().join(name), &file.contents).unwrap();
     }
     let inventory = fs_err::read_to_string(dir.path().join("inventory.ini")).unwrap();
-    assert!(inventory.contains("node1 ansible_host=192.168.10.11\nnode2 ansible_host=192.168.10.12\n"));
+    assert!(
+        inventory.contains("node1 ansible_host=192.168.10.11\nnode2 ansible_host=192.168.10.12\n")
+    );
     run_ok(
         Command::new("ansible-playbook")
             .args(["--syntax-check", "-i", "inventory.ini", "playbook.yml"])
@@ -132,7 +156,14 @@ fn ansible_playbook_passes_syntax_check() {
     // The Kubespray variables are plain YAML Ansible can load as extra vars.
     run_ok(
         Command::new("ansible-playbook")
-            .args(["--syntax-check", "-i", "inventory.ini", "-e", "@kubespray-offline.yml", "playbook.yml"])
+            .args([
+                "--syntax-check",
+                "-i",
+                "inventory.ini",
+                "-e",
+                "@kubespray-offline.yml",
+                "playbook.yml",
+            ])
             .current_dir(dir.path())
             .env("HOME", dir.path())
             .env("ANSIBLE_LOCAL_TEMP", dir.path().join("tmp")),

@@ -15,7 +15,8 @@ fn installer() -> std::path::PathBuf {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -57,11 +58,21 @@ fn status_passes_then_reports_stopped_services_with_hints() {
         run_ok(Command::new("createrepo_c").arg("--quiet").arg(&repo_dir));
     }
     fs_err::create_dir_all(web.join("pypi/simple")).unwrap();
-    fs_err::write(web.join("pypi/simple/index.html"), "<!DOCTYPE html><html><body></body></html>\n").unwrap();
+    fs_err::write(
+        web.join("pypi/simple/index.html"),
+        "<!DOCTYPE html><html><body></body></html>\n",
+    )
+    .unwrap();
     let mut http = start_http(&web, ports.http, Some(&ns));
 
     // NAT recorded as off, and off in the namespace's kernel.
-    run_ok(ns.command(installer()).args(["nat", "disable", "--site"]).arg(&site_file).arg("--root").arg(&root));
+    run_ok(
+        ns.command(installer())
+            .args(["nat", "disable", "--site"])
+            .arg(&site_file)
+            .arg("--root")
+            .arg(&root),
+    );
 
     let status = |extra: &[&str]| -> Output {
         ns.command(installer())
@@ -81,12 +92,32 @@ fn status_passes_then_reports_stopped_services_with_hints() {
         out.status.success().then(|| json(&out))
     });
     assert_eq!(report["passed"], true);
-    let names: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["dns-site", "dns-outside", "ntp", "repo-baseos", "repo-appstream", "pypi", "nat"]);
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "dns-site",
+            "dns-outside",
+            "ntp",
+            "repo-baseos",
+            "repo-appstream",
+            "pypi",
+            "nat"
+        ]
+    );
     assert_eq!(check(&report, "nat")["detail"], "disabled");
     let table = status(&[]);
     assert!(table.status.success());
-    assert!(String::from_utf8_lossy(&table.stdout).lines().all(|l| l.starts_with("pass")));
+    assert!(
+        String::from_utf8_lossy(&table.stdout)
+            .lines()
+            .all(|l| l.starts_with("pass"))
+    );
 
     // chronyd stopped: status fails, names NTP, and points at chronyd.
     chronyd.stop();
@@ -98,7 +129,12 @@ fn status_passes_then_reports_stopped_services_with_hints() {
     let report = json(&status(&["--json"]));
     assert_eq!(report["passed"], false);
     assert_eq!(check(&report, "ntp")["passed"], false);
-    assert!(check(&report, "ntp")["hint"].as_str().unwrap().contains("systemctl status chronyd"));
+    assert!(
+        check(&report, "ntp")["hint"]
+            .as_str()
+            .unwrap()
+            .contains("systemctl status chronyd")
+    );
     assert_eq!(check(&report, "dns-site")["passed"], true);
 
     // The forwarder gone: once the cached answer (TTL 1 s) expires, only the outside name
@@ -110,11 +146,21 @@ fn status_passes_then_reports_stopped_services_with_hints() {
     });
     assert_eq!(check(&report, "dns-site")["passed"], true);
     assert_eq!(check(&report, "dns-outside")["passed"], false);
-    assert!(check(&report, "dns-outside")["hint"].as_str().unwrap().contains("forwarders"));
+    assert!(
+        check(&report, "dns-outside")["hint"]
+            .as_str()
+            .unwrap()
+            .contains("forwarders")
+    );
 
     // nginx (here the stand-in) gone: the repo checks cannot even find the node files.
     http.stop();
     let report = json(&status(&["--json"]));
     assert_eq!(check(&report, "http-node-files")["passed"], false);
-    assert!(check(&report, "http-node-files")["hint"].as_str().unwrap().contains("nginx -t"));
+    assert!(
+        check(&report, "http-node-files")["hint"]
+            .as_str()
+            .unwrap()
+            .contains("nginx -t")
+    );
 }

@@ -68,7 +68,7 @@ pub fn html(site: &SiteConfig, served: &ServedContent) -> String {
     let _ = writeln!(
         h,
         "<p>With the installer: <code>installer node --admin {}</code>. By hand or with Ansible: the files under <a href=\"{n}\">{n}</a>.</p>",
-        esc(&base.trim_start_matches("http://").to_string()),
+        esc(base.trim_start_matches("http://")),
         n = esc(NODE_PATH)
     );
     for (title, text) in [

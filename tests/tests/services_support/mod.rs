@@ -88,7 +88,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -249,7 +251,10 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                out.insert(path.strip_prefix(root).unwrap().to_path_buf(), fs_err::read(&path).unwrap());
+                out.insert(
+                    path.strip_prefix(root).unwrap().to_path_buf(),
+                    fs_err::read(&path).unwrap(),
+                );
             }
         }
     }
@@ -259,7 +264,14 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// `dig +short` against a loopback server.
 pub fn dig(server: &str, port: u16, args: &[&str]) -> String {
     let out = Command::new("dig")
-        .args([&format!("@{server}"), "-p", &port.to_string(), "+short", "+time=2", "+tries=1"])
+        .args([
+            &format!("@{server}"),
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+time=2",
+            "+tries=1",
+        ])
         .args(args)
         .output()
         .expect("dig");
@@ -313,7 +325,14 @@ pub fn start_http(dir: &Path, port: u16, ns: Option<&Netns>) -> ChildGuard {
         Some(ns) => ns.command("python3"),
         None => Command::new("python3"),
     };
-    cmd.args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
-        .arg(dir);
+    cmd.args([
+        "-m",
+        "http.server",
+        "--bind",
+        "127.0.0.1",
+        &port.to_string(),
+        "--directory",
+    ])
+    .arg(dir);
     ChildGuard::spawn("http server", &mut cmd)
 }
