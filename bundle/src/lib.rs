@@ -3,10 +3,27 @@
 //!
 //! A bundle is one tar stream compressed with zstd. `manifest.json` is the first entry,
 //! `manifest.json.sig` (optional) the second, then every payload file in manifest order.
+//!
+//! - [`write`]: `write_bundle`, `finalize`, `pack_tree`;
+//! - [`read`]: `read_manifest`, `verify`, `extract`;
+//! - [`sign`]: key files, signing and checking the manifest;
+//! - [`paths`]: the path rules; [`progress`]: the `Reporter` seam; [`error`]: `BundleError`.
 
+pub mod error;
+mod extract;
 pub mod manifest;
+pub mod paths;
+pub mod progress;
+pub mod read;
+mod scan;
+pub mod sign;
+mod tarfmt;
+mod tree;
+pub mod write;
 
+pub use error::{BundleError, EntryProblem};
 pub use manifest::{
     BundleManifest, FORMAT_VERSION, FileEntry, FileKind, LockedFile, PypiTarget, RpmRepo,
     RpmSection, ToolInfo, Totals, UpstreamRecord,
 };
+pub use progress::{NoProgress, Reporter};

@@ -1,8 +1,8 @@
-//! Writing a `DesiredFile` under a root the safe way: untouched when already identical, the
-//! previous content backed up once as `<file>.orig`, the new content written to a temporary
-//! file in the same directory, fsynced and renamed over the old one, then the directory
-//! fsynced, so a crash leaves either the old or the new file and never a torn one.
-//! `installer node` and `installer nat` use it directly; the apply plan may share it.
+//! Careful file writes for everything `apply` puts on the admin server: configs and index pages
+//! must survive a power cut (temp file in the same directory, fsync, rename, fsync the parent),
+//! a file the operator had before is backed up once as `<file>.orig`, an identical file is left
+//! untouched (so a second apply changes nothing, not even mtimes), and `--dry-run` can show the
+//! change as a unified diff without writing.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -10,159 +10,343 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::desired::DesiredFile;
 
+/// Suffix of the one-time backup of a file `apply` replaced.
+pub const BACKUP_SUFFIX: &str = ".orig";
+
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("{path} is not an absolute path without `..`; generators must produce such paths")]
-    BadPath { path: PathBuf },
-    #[error(transparent)]
+pub enum FsError {
+    #[error("{0}")]
     Io(#[from] std::io::Error),
-}
-
-/// What happened to one file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteOutcome {
-    Unchanged,
-    Created,
-    /// Replaced; `backup` is set when this run made the one-time `.orig` copy.
-    Replaced {
-        backup: Option<PathBuf>,
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
     },
+    #[error("cannot swap {a} and {b}: {source}")]
+    Swap {
+        a: PathBuf,
+        b: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not an absolute target path; generated files must name where they live on the admin server"
+    )]
+    NotAbsolute { path: PathBuf },
 }
 
-/// `path` (absolute, as on the target) placed under `root`.
-pub fn under_root(root: &Path, path: &Path) -> Result<PathBuf, WriteError> {
-    let bad = || WriteError::BadPath {
-        path: path.to_path_buf(),
-    };
-    if !path.is_absolute() {
-        return Err(bad());
+/// What writing a desired file would do (or did) to the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileChange {
+    /// The file exists with the same bytes and mode.
+    Unchanged,
+    /// The file does not exist yet.
+    Create,
+    /// The file exists with other bytes (or another mode); `old` is its current content.
+    Modify { old: Vec<u8>, mode_only: bool },
+}
+
+impl FileChange {
+    pub fn is_change(&self) -> bool {
+        !matches!(self, FileChange::Unchanged)
+    }
+}
+
+/// Map an absolute target path (`/etc/nginx/conf.d/x.conf`) under `root` (`--root`).
+pub fn rooted(root: &Path, target: &Path) -> Result<PathBuf, FsError> {
+    if !target.is_absolute() {
+        return Err(FsError::NotAbsolute {
+            path: target.to_path_buf(),
+        });
     }
     let mut out = root.to_path_buf();
-    for c in path.components() {
-        match c {
-            Component::RootDir => {}
+    for part in target.components() {
+        match part {
             Component::Normal(p) => out.push(p),
-            _ => return Err(bad()),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(FsError::NotAbsolute {
+                    path: target.to_path_buf(),
+                });
+            }
         }
     }
     Ok(out)
 }
 
-/// Path of the one-time backup of `path`.
+/// Compare `contents`/`mode` with what is at `path` now.
+pub fn compare(path: &Path, contents: &[u8], mode: u32) -> Result<FileChange, FsError> {
+    let old = match fs_err::read(path) {
+        Ok(old) => old,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileChange::Create),
+        Err(e) => return Err(e.into()),
+    };
+    let old_mode = fs_err::metadata(path)?.permissions().mode() & 0o7777;
+    if old == contents && old_mode == mode {
+        Ok(FileChange::Unchanged)
+    } else {
+        let mode_only = old == contents;
+        Ok(FileChange::Modify { old, mode_only })
+    }
+}
+
+/// Write `contents` to `path` so that a reader (or a crash) sees either the old file or the
+/// whole new one: temp file in the same directory, fsync, rename over, fsync the directory.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
+    let parent = parent_of(path);
+    fs_err::create_dir_all(parent)?;
+    let wrap = |source| FsError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".installer-tmp-")
+        .tempfile_in(parent)
+        .map_err(wrap)?;
+    tmp.write_all(contents).map_err(wrap)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(wrap)?;
+    tmp.as_file().sync_all().map_err(wrap)?;
+    tmp.persist(path).map_err(|e| wrap(e.error))?;
+    sync_dir(parent)
+}
+
+/// Copy `path` to `<path>.orig` unless a backup already exists (the first original wins: a
+/// later apply must never overwrite the operator's file with our own earlier output).
+pub fn backup_once(path: &Path) -> Result<Option<PathBuf>, FsError> {
+    let backup = backup_path(path);
+    if backup.exists() || !path.exists() {
+        return Ok(None);
+    }
+    let contents = fs_err::read(path)?;
+    let mode = fs_err::metadata(path)?.permissions().mode() & 0o7777;
+    write_atomic(&backup, &contents, mode)?;
+    Ok(Some(backup))
+}
+
 pub fn backup_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".orig");
+    name.push(BACKUP_SUFFIX);
     path.with_file_name(name)
 }
 
-/// Writes `file` under `root` unless it already has exactly this content and mode.
-pub fn write_file(root: &Path, file: &DesiredFile) -> Result<WriteOutcome, WriteError> {
-    let target = under_root(root, &file.path)?;
-    let existing = match fs_err::read(&target) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(old) = &existing {
-        let mode = fs_err::metadata(&target)?.permissions().mode() & 0o7777;
-        if *old == file.contents && mode == file.mode {
-            return Ok(WriteOutcome::Unchanged);
-        }
-    }
-    let dir = target.parent().expect("a path under root has a parent");
-    fs_err::create_dir_all(dir)?;
+/// Outcome of [`install_file`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub path: PathBuf,
+    pub change: FileChange,
+    pub backup: Option<PathBuf>,
+}
+
+/// Put a generated file in place under `root`: untouched when identical, otherwise backed up
+/// once and written atomically.
+pub fn install_file(root: &Path, file: &DesiredFile) -> Result<Installed, FsError> {
+    let path = rooted(root, &file.path)?;
+    let change = compare(&path, &file.contents, file.mode)?;
     let mut backup = None;
-    if let Some(old) = &existing {
-        let orig = backup_path(&target);
-        if !orig.exists() {
-            write_atomic(&orig, old, 0o600)?;
-            backup = Some(orig);
-        }
+    if change.is_change() {
+        backup = backup_once(&path)?;
+        write_atomic(&path, &file.contents, file.mode)?;
     }
-    write_atomic(&target, &file.contents, file.mode)?;
-    Ok(match existing {
-        None => WriteOutcome::Created,
-        Some(_) => WriteOutcome::Replaced { backup },
+    Ok(Installed {
+        path,
+        change,
+        backup,
     })
 }
 
-/// Temp file in the same directory, fsync, rename, fsync the directory.
-pub fn write_atomic(target: &Path, contents: &[u8], mode: u32) -> Result<(), WriteError> {
-    let dir = target.parent().expect("target has a parent");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kso-")
-        .tempfile_in(dir)
-        .map_err(|e| fs_err_io(e, dir))?;
-    tmp.write_all(contents)
-        .map_err(|e| fs_err_io(e, tmp.path()))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(|e| fs_err_io(e, tmp.path()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| fs_err_io(e, tmp.path()))?;
-    tmp.persist(target)
-        .map_err(|e| fs_err_io(e.error, target))?;
+/// Unified diff of a change, labelled with the target path, for `--dry-run`.
+pub fn unified_diff(target: &Path, change: &FileChange, new: &[u8]) -> String {
+    let label = target.display().to_string();
+    let empty: &[u8] = &[];
+    let old: &[u8] = match change {
+        FileChange::Unchanged => return String::new(),
+        FileChange::Create => empty,
+        FileChange::Modify {
+            mode_only: true, ..
+        } => return format!("mode change only: {label}\n"),
+        FileChange::Modify { old, .. } => old,
+    };
+    let (old, new) = (String::from_utf8_lossy(old), String::from_utf8_lossy(new));
+    let old_label = if matches!(change, FileChange::Create) {
+        "/dev/null".to_string()
+    } else {
+        format!("a{label}")
+    };
+    similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
+        .unified_diff()
+        .context_radius(3)
+        .header(&old_label, &format!("b{label}"))
+        .to_string()
+}
+
+/// fsync a directory so that renames and creations inside it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
     fs_err::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
-fn fs_err_io(e: std::io::Error, path: &Path) -> WriteError {
-    WriteError::Io(std::io::Error::new(
-        e.kind(),
-        format!("{}: {e}", path.display()),
-    ))
+/// Atomically exchange two paths (both must exist), so that a reader sees either the old or
+/// the new directory and never neither. Linux `renameat2(RENAME_EXCHANGE)`.
+pub fn swap_paths(a: &Path, b: &Path) -> Result<(), FsError> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let err = |source| FsError::Swap {
+        a: a.to_path_buf(),
+        b: b.to_path_buf(),
+        source,
+    };
+    let ca = CString::new(a.as_os_str().as_bytes())
+        .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    let cb = CString::new(b.as_os_str().as_bytes())
+        .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    sync_dir(parent_of(a))?;
+    if parent_of(a) != parent_of(b) {
+        sync_dir(parent_of(b))?;
+    }
+    Ok(())
+}
+
+/// Move `staged` to `live`: a plain rename when `live` does not exist, an atomic exchange
+/// otherwise (the old tree then sits at `staged`, and is removed).
+pub fn replace_dir(staged: &Path, live: &Path) -> Result<(), FsError> {
+    if live.exists() {
+        swap_paths(staged, live)?;
+        fs_err::remove_dir_all(staged)?;
+    } else {
+        fs_err::create_dir_all(parent_of(live))?;
+        fs_err::rename(staged, live)?;
+        sync_dir(parent_of(live))?;
+    }
+    Ok(())
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn desired(contents: &str) -> DesiredFile {
+    fn desired(path: &str, text: &str) -> DesiredFile {
         DesiredFile {
-            path: "/etc/x.conf".into(),
-            contents: contents.as_bytes().to_vec(),
+            path: PathBuf::from(path),
+            contents: text.as_bytes().to_vec(),
             mode: 0o644,
         }
     }
 
     #[test]
-    fn backs_up_once_and_leaves_identical_files_alone() {
-        let root = tempfile::tempdir().unwrap();
-        let target = root.path().join("etc/x.conf");
-        fs_err::create_dir_all(target.parent().unwrap()).unwrap();
-        fs_err::write(&target, "original").unwrap();
-
-        let first = write_file(root.path(), &desired("one")).unwrap();
+    fn rooted_refuses_relative_and_parent_paths() {
+        let root = Path::new("/tmp/r");
         assert_eq!(
-            first,
-            WriteOutcome::Replaced {
-                backup: Some(root.path().join("etc/x.conf.orig"))
-            }
+            rooted(root, Path::new("/etc/a.conf")).unwrap(),
+            PathBuf::from("/tmp/r/etc/a.conf")
         );
-        assert_eq!(
-            write_file(root.path(), &desired("one")).unwrap(),
-            WriteOutcome::Unchanged
-        );
-        let third = write_file(root.path(), &desired("two")).unwrap();
-        assert_eq!(third, WriteOutcome::Replaced { backup: None });
-        assert_eq!(
-            fs_err::read_to_string(root.path().join("etc/x.conf.orig")).unwrap(),
-            "original"
-        );
-        assert_eq!(fs_err::read_to_string(&target).unwrap(), "two");
+        assert!(rooted(root, Path::new("etc/a.conf")).is_err());
+        assert!(rooted(root, Path::new("/etc/../../x")).is_err());
     }
 
     #[test]
-    fn refuses_relative_and_dotdot_paths() {
-        let root = tempfile::tempdir().unwrap();
-        for p in ["etc/x", "/etc/../../x"] {
-            let mut f = desired("x");
-            f.path = p.into();
-            assert!(matches!(
-                write_file(root.path(), &f),
-                Err(WriteError::BadPath { .. })
-            ));
-        }
+    fn install_creates_then_leaves_identical_file_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = desired("/etc/x.conf", "a\n");
+        let first = install_file(dir.path(), &file).unwrap();
+        assert_eq!(first.change, FileChange::Create);
+        assert_eq!(first.backup, None);
+        let mtime = fs_err::metadata(&first.path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let second = install_file(dir.path(), &file).unwrap();
+        assert_eq!(second.change, FileChange::Unchanged);
+        let mtime2 = fs_err::metadata(&second.path).unwrap().modified().unwrap();
+        assert_eq!(mtime, mtime2, "identical file must not be rewritten");
+    }
+
+    #[test]
+    fn replacing_an_operator_file_backs_it_up_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("etc/x.conf");
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(&path, "operator\n").unwrap();
+        let out = install_file(dir.path(), &desired("/etc/x.conf", "ours 1\n")).unwrap();
+        assert!(matches!(out.change, FileChange::Modify { .. }));
+        assert_eq!(out.backup, Some(dir.path().join("etc/x.conf.orig")));
+        install_file(dir.path(), &desired("/etc/x.conf", "ours 2\n")).unwrap();
+        assert_eq!(
+            fs_err::read_to_string(dir.path().join("etc/x.conf.orig")).unwrap(),
+            "operator\n"
+        );
+        assert_eq!(fs_err::read_to_string(&path).unwrap(), "ours 2\n");
+    }
+
+    #[test]
+    fn mode_is_applied_and_a_mode_change_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = desired("/etc/secret", "s\n");
+        file.mode = 0o600;
+        let out = install_file(dir.path(), &file).unwrap();
+        let mode = fs_err::metadata(&out.path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600);
+        file.mode = 0o640;
+        let change = compare(&out.path, &file.contents, file.mode).unwrap();
+        assert!(matches!(
+            change,
+            FileChange::Modify {
+                mode_only: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn diff_names_the_target_and_shows_lines() {
+        let change = FileChange::Modify {
+            old: b"a\nb\n".to_vec(),
+            mode_only: false,
+        };
+        let diff = unified_diff(Path::new("/etc/x.conf"), &change, b"a\nc\n");
+        assert!(diff.contains("--- a/etc/x.conf"), "{diff}");
+        assert!(diff.contains("+++ b/etc/x.conf"), "{diff}");
+        assert!(diff.contains("-b\n") && diff.contains("+c\n"), "{diff}");
+        let created = unified_diff(Path::new("/etc/y"), &FileChange::Create, b"n\n");
+        assert!(created.contains("--- /dev/null") && created.contains("+n\n"));
+        assert_eq!(
+            unified_diff(Path::new("/etc/y"), &FileChange::Unchanged, b""),
+            ""
+        );
+    }
+
+    #[test]
+    fn replace_dir_swaps_in_new_tree_and_removes_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        let staged = dir.path().join("staged");
+        fs_err::create_dir_all(&staged).unwrap();
+        fs_err::write(staged.join("f"), "1").unwrap();
+        replace_dir(&staged, &live).unwrap();
+        assert_eq!(fs_err::read_to_string(live.join("f")).unwrap(), "1");
+        fs_err::create_dir_all(&staged).unwrap();
+        fs_err::write(staged.join("g"), "2").unwrap();
+        replace_dir(&staged, &live).unwrap();
+        assert!(!staged.exists());
+        assert!(!live.join("f").exists());
+        assert_eq!(fs_err::read_to_string(live.join("g")).unwrap(), "2");
     }
 }

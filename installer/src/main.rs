@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Verify a bundle and install its repos, PyPI index and nginx config.
+    Apply(commands::apply::ApplyArgs),
     /// Site file: addresses, interfaces, ports and paths of the site.
     #[command(subcommand)]
     Site(commands::site::SiteCommand),
@@ -33,6 +35,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Apply(args) => commands::apply::run(args),
         Command::Site(cmd) => commands::site::run(cmd),
         Command::Nat(args) => commands::nat::run(args),
         Command::Node(args) => commands::node::run(args),

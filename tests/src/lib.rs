@@ -25,3 +25,9 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     );
     path
 }
+
+pub mod localbundle;
+pub mod mirror;
+pub mod peridot;
+pub mod rpmgen;
+pub mod server;

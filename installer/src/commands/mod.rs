@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments and one entry function returning the exit code.
 
+pub mod apply;
 pub mod nat;
 pub mod node;
 pub mod site;
@@ -28,18 +29,15 @@ impl SiteArgs {
 }
 
 /// Prints what happened to one written file.
-pub fn print_outcome(path: &std::path::Path, outcome: &installer::fsutil::WriteOutcome) {
-    use installer::fsutil::WriteOutcome;
-    match outcome {
-        WriteOutcome::Unchanged => println!("unchanged  {}", path.display()),
-        WriteOutcome::Created => println!("created    {}", path.display()),
-        WriteOutcome::Replaced { backup: Some(b) } => {
-            println!(
-                "replaced   {} (original kept as {})",
-                path.display(),
-                b.display()
-            )
+pub fn print_installed(installed: &installer::fsutil::Installed) {
+    use installer::fsutil::FileChange;
+    let path = installed.path.display();
+    match (&installed.change, &installed.backup) {
+        (FileChange::Unchanged, _) => println!("unchanged  {path}"),
+        (FileChange::Create, _) => println!("created    {path}"),
+        (FileChange::Modify { .. }, Some(b)) => {
+            println!("replaced   {path} (original kept as {})", b.display())
         }
-        WriteOutcome::Replaced { backup: None } => println!("replaced   {}", path.display()),
+        (FileChange::Modify { .. }, None) => println!("replaced   {path}"),
     }
 }

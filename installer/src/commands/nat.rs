@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use installer::services::nat::{self, NatState};
 
-use super::{SiteArgs, print_outcome};
+use super::{SiteArgs, print_installed};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Switch {
@@ -37,8 +37,8 @@ pub fn run(args: NatArgs) -> anyhow::Result<ExitCode> {
         Switch::Disable => NatState::Disabled,
     };
     let report = nat::switch(&site, &args.root, state, !args.no_runtime)?;
-    for (path, outcome) in &report.files {
-        print_outcome(path, outcome);
+    for installed in &report.files {
+        print_installed(installed);
     }
     if report.ran {
         println!("NAT {} now and at boot", state.as_str());

@@ -7,7 +7,7 @@ use clap::Args;
 use installer::actions::ActionOutcome;
 use installer::node::setup;
 
-use super::print_outcome;
+use super::print_installed;
 
 #[derive(Args, Debug)]
 #[command(
@@ -27,8 +27,8 @@ pub struct NodeArgs {
 
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let report = setup::setup_node(&args.admin, &args.root, !args.no_services)?;
-    for (path, outcome) in &report.files {
-        print_outcome(path, outcome);
+    for installed in &report.files {
+        print_installed(installed);
     }
     for (from, to) in &report.moved_repos {
         println!("moved      {} -> {}", from.display(), to.display());

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::actions::{Condition, SystemAction};
 use crate::desired::DesiredFile;
-use crate::fsutil::{self, WriteError, WriteOutcome};
+use crate::fsutil::{self, FsError, Installed};
 use crate::netprobe::{self, ProbeError};
 use crate::node::{NodeSpec, REPO_FILE_NAME, SPEC_NAME};
 use crate::services::NODE_PATH;
@@ -27,7 +27,7 @@ pub enum NodeError {
     #[error("node.json names {path}, which is not an absolute path under /etc")]
     UnsafePath { path: String },
     #[error(transparent)]
-    Write(#[from] WriteError),
+    Write(#[from] FsError),
     #[error("cannot move {path} aside: {source}")]
     Move {
         path: PathBuf,
@@ -38,7 +38,7 @@ pub enum NodeError {
 /// What `installer node` did.
 #[derive(Debug, Default)]
 pub struct NodeReport {
-    pub files: Vec<(PathBuf, WriteOutcome)>,
+    pub files: Vec<Installed>,
     /// (from, to) of each repo file moved aside.
     pub moved_repos: Vec<(PathBuf, PathBuf)>,
     /// Commands for the running system; run when `ran` is true, otherwise for the operator.
@@ -71,8 +71,7 @@ pub fn setup_node(admin: &str, root: &Path, run_actions: bool) -> Result<NodeRep
             contents,
             mode: file.mode,
         };
-        let outcome = fsutil::write_file(root, &desired)?;
-        report.files.push((desired.path, outcome));
+        report.files.push(fsutil::install_file(root, &desired)?);
     }
     report.moved_repos = move_stock_repos(root, &spec.repo_backup_dir)?;
     report.actions = actions(&spec);
@@ -82,7 +81,7 @@ pub fn setup_node(admin: &str, root: &Path, run_actions: bool) -> Result<NodeRep
 
 fn move_stock_repos(root: &Path, backup_dir: &str) -> Result<Vec<(PathBuf, PathBuf)>, NodeError> {
     let repos_dir = root.join("etc/yum.repos.d");
-    let backup = fsutil::under_root(root, Path::new(backup_dir))?;
+    let backup = fsutil::rooted(root, Path::new(backup_dir))?;
     let mut moved = Vec::new();
     let Ok(entries) = fs_err::read_dir(&repos_dir) else {
         return Ok(moved);

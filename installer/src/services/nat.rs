@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::actions::{ActionError, Condition, SystemAction};
 use crate::desired::DesiredFile;
-use crate::fsutil::{self, WriteError, WriteOutcome};
+use crate::fsutil::{self, FsError, Installed};
 use crate::site::SiteConfig;
 
 pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-kubespray-offline-forward.conf";
@@ -103,7 +103,7 @@ pub fn persisted_state(root: &Path) -> Option<NatState> {
 /// What `switch` did.
 #[derive(Debug)]
 pub struct SwitchReport {
-    pub files: Vec<(PathBuf, WriteOutcome)>,
+    pub files: Vec<Installed>,
     /// Commands for the running kernel, run when `ran` is true.
     pub actions: Vec<SystemAction>,
     pub ran: bool,
@@ -112,7 +112,7 @@ pub struct SwitchReport {
 #[derive(Debug, thiserror::Error)]
 pub enum NatError {
     #[error(transparent)]
-    Write(#[from] WriteError),
+    Write(#[from] FsError),
     #[error(transparent)]
     Action(#[from] ActionError),
 }
@@ -128,8 +128,7 @@ pub fn switch(
     let main = fs_err::read_to_string(rooted(root, NFTABLES_MAIN)).ok();
     let mut files = Vec::new();
     for file in self::files(site, state, main.as_deref()) {
-        let outcome = fsutil::write_file(root, &file)?;
-        files.push((fsutil::under_root(root, &file.path)?, outcome));
+        files.push(fsutil::install_file(root, &file)?);
     }
     let actions = runtime_actions(site, state, &rooted(root, RULESET_FILE), nft_present());
     if runtime {

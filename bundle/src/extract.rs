@@ -1,0 +1,167 @@
+//! Extraction: the verify pass with a sink that writes each file into a staging directory next
+//! to the destination (same filesystem), then, only after the last check passed, one `syncfs`
+//! and an atomic rename of the staging directory to the destination. On any failure the staging
+//! directory is removed and the destination never appears.
+//!
+//! The destination must not exist: replacing an installed tree is the caller's decision (the
+//! installer's apply plan), not the format's.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+use fs_err::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::BundleError;
+use crate::manifest::{BundleManifest, FileEntry};
+use crate::progress::Reporter;
+use crate::read::{open_checked, worker_count};
+use crate::scan::{FileSink, scan};
+use crate::sign::VerifyingKey;
+use crate::write::sync_dir;
+
+/// Verifies `bundle` (with `key`, a valid signature is required) and unpacks its payload to
+/// `dest`, which must not exist. Files get mode 0644, directories 0755.
+pub fn extract(
+    bundle: &Path,
+    dest: &Path,
+    key: Option<&VerifyingKey>,
+    reporter: &dyn Reporter,
+) -> Result<BundleManifest, BundleError> {
+    if fs_err::symlink_metadata(dest).is_ok() {
+        return Err(BundleError::DestinationExists {
+            path: dest.to_path_buf(),
+        });
+    }
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = dest
+        .file_name()
+        .ok_or_else(|| BundleError::InvalidInput {
+            reason: format!(
+                "{}: destination needs a final path component",
+                dest.display()
+            ),
+        })?
+        .to_string_lossy();
+    let (stream, info) = open_checked(bundle, key)?;
+
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}.staging-"))
+        .tempdir_in(parent)
+        .map_err(|e| BundleError::io(parent, e))?;
+    let sinks = (0..worker_count())
+        .map(|_| StagingSink::new(staging.path()))
+        .collect();
+    scan(stream, &info.manifest, sinks, "extract", reporter)?;
+
+    fs_err::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(BundleError::Fs)?;
+    syncfs(staging.path())?;
+    rename_noreplace(staging.path(), dest)?;
+    // The staging path no longer exists; keep TempDir from trying to remove it.
+    let _ = staging.keep();
+    sync_dir(parent)?;
+    Ok(info.manifest)
+}
+
+/// Writes the files one worker is given under the staging root.
+struct StagingSink {
+    root: PathBuf,
+    made_dirs: HashSet<PathBuf>,
+    file: Option<fs_err::File>,
+}
+
+impl StagingSink {
+    fn new(root: &Path) -> Self {
+        StagingSink {
+            root: root.to_path_buf(),
+            made_dirs: HashSet::new(),
+            file: None,
+        }
+    }
+}
+
+impl FileSink for StagingSink {
+    fn begin(&mut self, entry: &FileEntry) -> Result<(), BundleError> {
+        // Paths were checked (relative, no `..`, no links in the archive), so joining is safe.
+        let target = self.root.join(&entry.path);
+        if let Some(dir) = target.parent() {
+            if !self.made_dirs.contains(dir) {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(dir)
+                    .map_err(|e| BundleError::io(dir, e))?;
+                self.made_dirs.insert(dir.to_path_buf());
+            }
+        }
+        let file = fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&target)
+            .map_err(BundleError::Fs)?;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), BundleError> {
+        let file = self.file.as_mut().expect("begin before write");
+        file.write_all(data).map_err(BundleError::Fs)
+    }
+
+    fn end(&mut self) -> Result<(), BundleError> {
+        self.file = None;
+        Ok(())
+    }
+}
+
+fn c_path(path: &Path) -> Result<CString, BundleError> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| BundleError::InvalidInput {
+        reason: format!("{}: path contains a NUL byte", path.display()),
+    })
+}
+
+/// Flushes everything written to the staging directory's filesystem in one call, instead of an
+/// fsync per file.
+fn syncfs(dir: &Path) -> Result<(), BundleError> {
+    let handle = fs_err::File::open(dir).map_err(BundleError::Fs)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(handle.file());
+    // SAFETY: fd is an open descriptor owned by `handle` for the duration of the call.
+    if unsafe { libc::syncfs(fd) } != 0 {
+        return Err(BundleError::io(dir, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Renames `from` to `to`, failing if `to` appeared meanwhile (plain rename would silently
+/// replace an empty directory).
+fn rename_noreplace(from: &Path, to: &Path) -> Result<(), BundleError> {
+    let (cfrom, cto) = (c_path(from)?, c_path(to)?);
+    // SAFETY: both are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            cfrom.as_ptr(),
+            libc::AT_FDCWD,
+            cto.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            return Err(BundleError::DestinationExists {
+                path: to.to_path_buf(),
+            });
+        }
+        return Err(BundleError::io(to, e));
+    }
+    Ok(())
+}

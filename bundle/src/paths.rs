@@ -1,0 +1,157 @@
+//! Path rules for bundle entries and the consistency checks a manifest must pass before any
+//! payload is trusted. Both the writer and the reader call these, so a bundle this crate writes
+//! is always one it will read.
+//!
+//! A payload path is relative, `/`-separated UTF-8 with no empty, `.` or `..` component, no
+//! backslash, NUL or other control character, at most [`MAX_PATH_BYTES`] bytes, and is not one
+//! of the reserved names of the first two entries. No file path may also be a directory of
+//! another file path (`a` and `a/b`), because both could not exist on disk.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::manifest::{BundleManifest, MANIFEST_NAME, SIGNATURE_NAME};
+
+/// Longest accepted payload path in bytes (Linux `PATH_MAX`).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest accepted path component in bytes (Linux `NAME_MAX`).
+pub const MAX_COMPONENT_BYTES: usize = 255;
+
+/// Checks one payload path; the error says which rule it breaks.
+pub fn check_entry_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!("longer than {MAX_PATH_BYTES} bytes"));
+    }
+    if path.starts_with('/') {
+        return Err("absolute path".into());
+    }
+    if path.contains('\\') {
+        return Err("contains a backslash".into());
+    }
+    if path.contains('\0') {
+        return Err("contains a NUL byte".into());
+    }
+    if path.chars().any(char::is_control) {
+        return Err("contains a control character".into());
+    }
+    for component in path.split('/') {
+        match component {
+            "" => return Err("empty path component (`//` or trailing `/`)".into()),
+            "." => return Err("`.` component".into()),
+            ".." => return Err("`..` component".into()),
+            c if c.len() > MAX_COMPONENT_BYTES => {
+                return Err(format!("component longer than {MAX_COMPONENT_BYTES} bytes"));
+            }
+            _ => {}
+        }
+    }
+    if path == MANIFEST_NAME || path == SIGNATURE_NAME {
+        return Err("reserved name".into());
+    }
+    Ok(())
+}
+
+/// Same as [`check_entry_path`] for raw archive bytes, which may not even be UTF-8.
+pub fn check_entry_path_bytes(path: &[u8]) -> Result<&str, String> {
+    let path = std::str::from_utf8(path).map_err(|_| "not valid UTF-8".to_string())?;
+    check_entry_path(path)?;
+    Ok(path)
+}
+
+/// Is `s` a lowercase hex sha256?
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Every rule a manifest's file list must satisfy. Returns the index of each path, which the
+/// reader uses to tell an unknown entry from a misplaced one.
+pub fn check_manifest(manifest: &BundleManifest) -> Result<HashMap<&str, usize>, String> {
+    let mut index = HashMap::with_capacity(manifest.files.len());
+    for (i, file) in manifest.files.iter().enumerate() {
+        check_entry_path(&file.path).map_err(|why| format!("files[{i}] {:?}: {why}", file.path))?;
+        if !is_sha256_hex(&file.sha256) {
+            return Err(format!(
+                "files[{i}] {:?}: sha256 {:?} is not 64 lowercase hex digits",
+                file.path, file.sha256
+            ));
+        }
+        if index.insert(file.path.as_str(), i).is_some() {
+            return Err(format!("files[{i}] {:?}: listed twice", file.path));
+        }
+    }
+    let mut dirs: HashSet<&str> = HashSet::new();
+    for file in &manifest.files {
+        let mut end = 0;
+        while let Some(slash) = file.path[end..].find('/') {
+            end += slash;
+            dirs.insert(&file.path[..end]);
+            end += 1;
+        }
+    }
+    if let Some(file) = manifest
+        .files
+        .iter()
+        .find(|f| dirs.contains(f.path.as_str()))
+    {
+        return Err(format!(
+            "{:?} is listed as a file and is also the directory of other files",
+            file.path
+        ));
+    }
+    let bytes: u64 = manifest.files.iter().map(|f| f.size).sum();
+    if manifest.totals.files != manifest.files.len() as u64 || manifest.totals.bytes != bytes {
+        return Err(format!(
+            "totals say {} files / {} bytes but the file list has {} files / {} bytes",
+            manifest.totals.files,
+            manifest.totals.bytes,
+            manifest.files.len(),
+            bytes
+        ));
+    }
+    Ok(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_paths() {
+        for ok in [
+            "repos/baseos/x86_64/Packages/b/bash-5.2.26-4.el10.x86_64.rpm",
+            "pypi/files/six-1.16.0-py2.py3-none-any.whl",
+            "keys/RPM-GPG-KEY-Rocky-10",
+            "a",
+            "..a/b..",
+        ] {
+            assert_eq!(check_entry_path(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_each_unsafe_form() {
+        for (bad, why) in [
+            ("", "empty"),
+            ("/etc/passwd", "absolute"),
+            ("../x", "`..`"),
+            ("a/../../x", "`..`"),
+            ("a/./b", "`.`"),
+            ("a//b", "empty path component"),
+            ("a/", "empty path component"),
+            ("a\\b", "backslash"),
+            ("a\0b", "NUL"),
+            ("a\nb", "control"),
+            ("manifest.json", "reserved"),
+            ("manifest.json.sig", "reserved"),
+        ] {
+            let err = check_entry_path(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        assert!(check_entry_path(&"x".repeat(256)).is_err());
+        assert!(check_entry_path_bytes(b"a/\xff").is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! Progress reporting seam. The library never prints; it calls a [`Reporter`] that the binary
+//! implements (indicatif bars on a terminal, nothing when quiet), and tests pass [`NoProgress`].
+//!
+//! Counts are increments: `advanced(0, n)` after `n` more bytes, `advanced(1, 0)` when one more
+//! item (file) is complete. A reporter is shared between threads, hence `Sync`.
+
+/// Receives progress from long-running library calls.
+pub trait Reporter: Sync {
+    /// A phase starts; `items` and `bytes` are the totals it will report (0 when unknown).
+    fn started(&self, _what: &str, _items: u64, _bytes: u64) {}
+    /// More work is done since the last call.
+    fn advanced(&self, _items: u64, _bytes: u64) {}
+    /// The phase started last is over.
+    fn finished(&self) {}
+}
+
+/// A reporter that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Reporter for NoProgress {}

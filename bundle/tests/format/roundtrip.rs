@@ -1,0 +1,199 @@
+//! Round trips through the public API: what goes in comes out byte-identical, two builds are
+//! identical, the sidecar checksum is what `sha256sum -c` accepts, unknown fields are ignored.
+
+use std::path::Path;
+use std::process::Command;
+
+use bundle::read::{extract, read_manifest, verify, verify_detailed};
+use bundle::sign::{generate_keypair, load_signing_key, load_verifying_key};
+use bundle::write::{WriteOptions, pack_tree};
+use bundle::{FileKind, NoProgress};
+
+use crate::harness::*;
+
+fn small_tree(dir: &Path) {
+    let long_dir = "d".repeat(120);
+    write_tree(
+        dir,
+        &[
+            (
+                "repos/baseos/x86_64/Packages/b/bash-5.2.rpm",
+                b"rpm bytes".repeat(1000),
+            ),
+            (
+                "repos/baseos/x86_64/repodata/repomd.xml",
+                b"<repomd/>".to_vec(),
+            ),
+            ("pypi/files/six-1.16.0-py2.py3-none-any.whl", vec![7u8; 513]),
+            ("keys/RPM-GPG-KEY-Rocky-10", b"key".to_vec()),
+            (
+                &format!("{long_dir}/{}.whl", "n".repeat(200)),
+                b"long".to_vec(),
+            ),
+            ("empty", vec![]),
+            ("exactly-512", vec![1u8; 512]),
+        ],
+    );
+}
+
+#[test]
+fn small_tree_round_trips_signed_with_sidecar_checksum() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    small_tree(&src);
+    let keys = generate_keypair(&tmp.path().join("site")).unwrap();
+    let opts = WriteOptions {
+        signing_key: Some(load_signing_key(&keys.secret).unwrap()),
+        ..WriteOptions::default()
+    };
+    let out = tmp.path().join("b.tar.zst");
+    let written = pack_tree(&src, &out, base_manifest(), &opts, &NoProgress).unwrap();
+    assert!(written.signed);
+
+    let status = Command::new("sha256sum")
+        .args(["-c", "--quiet", "b.tar.zst.sha256"])
+        .current_dir(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "sha256sum -c rejects the sidecar file");
+
+    let info = read_manifest(&out).unwrap();
+    assert_eq!(info.manifest.totals.files, 7);
+    assert!(info.signature.is_some());
+    assert_eq!(info.manifest.bundle_id.len(), 32);
+    let kinds: Vec<_> = info
+        .manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.kind))
+        .collect();
+    assert!(kinds.contains(&("keys/RPM-GPG-KEY-Rocky-10", FileKind::Key)));
+    assert!(kinds.contains(&(
+        "repos/baseos/x86_64/repodata/repomd.xml",
+        FileKind::Repodata
+    )));
+
+    let public = load_verifying_key(&keys.public).unwrap();
+    let verified = verify_detailed(&out, Some(&public), &NoProgress).unwrap();
+    assert!(verified.signed && verified.signature_checked);
+    assert_eq!(verified.manifest, info.manifest);
+
+    let dest = tmp.path().join("out");
+    extract(&out, &dest, Some(&public), &NoProgress).unwrap();
+    assert_eq!(listing(&src).len(), listing(&dest).len());
+    for (path, what) in listing(&src) {
+        let got = &listing(&dest)[&path];
+        // Same content and type; the mode of the source does not travel.
+        assert_eq!(
+            what.split(' ').skip(2).collect::<Vec<_>>(),
+            got.split(' ').skip(2).collect::<Vec<_>>(),
+            "{}",
+            path.display()
+        );
+        assert!(
+            got.starts_with("file 100644") || got.starts_with("dir 40755"),
+            "{got}"
+        );
+    }
+    let leftovers: Vec<_> = fs_err::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("staging") || n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let again = extract(&out, &dest, None, &NoProgress).unwrap_err();
+    assert!(again.to_string().contains("already exists"), "{again}");
+    assert!(!again.is_verification_failure());
+}
+
+#[test]
+fn two_builds_are_byte_identical_whatever_the_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    small_tree(&src);
+    let mut outputs = Vec::new();
+    for threads in [1, 2, 3] {
+        let out = tmp.path().join(format!("b{threads}.tar.zst"));
+        let opts = WriteOptions {
+            threads,
+            ..WriteOptions::default()
+        };
+        pack_tree(&src, &out, base_manifest(), &opts, &NoProgress).unwrap();
+        outputs.push(fs_err::read(&out).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}
+
+/// A few thousand small files and two 300 MB sparse files (mostly zeros with data at a few
+/// offsets), so the test stays quick while the big-file paths are exercised.
+#[test]
+fn many_files_and_large_sparse_files_round_trip_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for i in 0..3000u32 {
+        let dir = src.join(format!("repo/Packages/{}", i % 26));
+        fs_err::create_dir_all(&dir).unwrap();
+        let data: Vec<u8> = (0..(i * 37 % 5000)).map(|j| (j ^ i) as u8).collect();
+        fs_err::write(dir.join(format!("pkg-{i}.rpm")), data).unwrap();
+    }
+    for name in ["big-a.bin", "big-b.bin"] {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs_err::File::create(src.join(name)).unwrap();
+        f.set_len(300 << 20).unwrap();
+        for offset in [0u64, 1 << 20, 150 << 20, (300 << 20) - 4] {
+            f.seek(SeekFrom::Start(offset)).unwrap();
+            f.write_all(name.as_bytes().get(..4).unwrap()).unwrap();
+        }
+    }
+    let out = tmp.path().join("big.tar.zst");
+    pack_tree(
+        &src,
+        &out,
+        base_manifest(),
+        &WriteOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let manifest = verify(&out, None, &NoProgress).unwrap();
+    assert_eq!(manifest.totals.files, 3002);
+
+    let dest = tmp.path().join("dest");
+    extract(&out, &dest, None, &NoProgress).unwrap();
+    for file in &manifest.files {
+        let path = dest.join(&file.path);
+        let (size, sha) = bundle::write::hash_file(&path).unwrap();
+        assert_eq!(
+            (size, sha.as_str()),
+            (file.size, file.sha256.as_str()),
+            "{}",
+            file.path
+        );
+    }
+}
+
+#[test]
+fn unknown_manifest_fields_are_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = b"payload";
+    let mut manifest = base_manifest();
+    manifest.files = vec![entry("a/b.txt", data)];
+    bundle::write::finalize(&mut manifest);
+    let mut value = serde_json::to_value(&manifest).unwrap();
+    value["future_top_level"] = serde_json::json!({"anything": [1, 2]});
+    value["files"][0]["future_per_file"] = serde_json::json!("x");
+    value["tool"]["future_nested"] = serde_json::json!(true);
+    let raw = serde_json::to_vec(&value).unwrap();
+    let bytes = compress(&raw_tar(&[
+        Raw::file("manifest.json", &raw),
+        Raw::file("a/b.txt", data),
+    ]));
+    let path = tmp.path().join("future.tar.zst");
+    fs_err::write(&path, bytes).unwrap();
+
+    assert_eq!(read_manifest(&path).unwrap().manifest, manifest);
+    assert_eq!(verify(&path, None, &NoProgress).unwrap(), manifest);
+    extract(&path, &tmp.path().join("x"), None, &NoProgress).unwrap();
+    assert_eq!(fs_err::read(tmp.path().join("x/a/b.txt")).unwrap(), data);
+}

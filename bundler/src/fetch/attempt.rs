@@ -1,0 +1,203 @@
+//! One attempt to fetch one file from one URL into its partial file, hashing while writing.
+//! The caller ([`super::Fetcher`]) decides what to do with the outcome: retry the same URL
+//! after a transient failure, move to the next mirror after a permanent one or a checksum
+//! mismatch. Keeping the classification here, next to the I/O that produces it, keeps the
+//! retry policy in one readable loop.
+
+use std::io::Read;
+use std::path::Path;
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use url::Url;
+
+use super::Expected;
+use bundle::progress::Reporter;
+
+/// Why an attempt failed, classified for the retry policy.
+#[derive(Debug)]
+pub(crate) enum AttemptError {
+    /// Worth retrying on the same URL: connect error, timeout, 5xx, 429, truncated body.
+    Transient(String),
+    /// Not worth retrying here: 404 and other 4xx, bad URL, missing local file.
+    Permanent(String),
+    /// The bytes arrived but are wrong (size or sha256). Never accepted, never retried on the
+    /// same URL; the next mirror may have the right file.
+    Mismatch(String),
+    /// Local disk trouble: nothing a mirror can fix.
+    Local(std::io::Error),
+}
+
+fn classify_reqwest(e: &reqwest::Error) -> AttemptError {
+    if e.is_builder() {
+        AttemptError::Permanent(e.to_string())
+    } else {
+        // Connect, timeout, body and decode errors are all network trouble.
+        AttemptError::Transient(error_chain(e))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// sha256 of the first bytes already in `partial` (resume), read in chunks.
+fn hash_prefix(partial: &Path) -> std::io::Result<(Sha256, u64)> {
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    let Ok(mut file) = std::fs::File::open(partial) else {
+        return Ok((hasher, 0));
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((hasher, len))
+}
+
+/// Fetch `url` into `partial`, resuming from what is there. On success the partial file holds
+/// exactly the expected bytes.
+pub(crate) async fn http_attempt(
+    client: &reqwest::Client,
+    url: &Url,
+    expected: &Expected,
+    partial: &Path,
+    reporter: &dyn Reporter,
+) -> Result<u64, AttemptError> {
+    let part = partial.to_path_buf();
+    let (mut hasher, mut have) = tokio::task::spawn_blocking(move || hash_prefix(&part))
+        .await
+        .expect("hash task does not panic")
+        .map_err(AttemptError::Local)?;
+    if have > expected.size {
+        let _ = tokio::fs::remove_file(partial).await;
+        hasher = Sha256::new();
+        have = 0;
+    }
+    let mut request = client.get(url.clone());
+    if have > 0 {
+        request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+    }
+    let response = request.send().await.map_err(|e| classify_reqwest(&e))?;
+    let status = response.status();
+    let append = match status.as_u16() {
+        206 if have > 0 => true,
+        200 => false,
+        416 => {
+            // Our partial file is longer than what the server has: start over next time.
+            let _ = tokio::fs::remove_file(partial).await;
+            return Err(AttemptError::Transient(format!(
+                "HTTP {status} for a resumed download"
+            )));
+        }
+        429 | 500..=599 => return Err(AttemptError::Transient(format!("HTTP {status}"))),
+        _ => return Err(AttemptError::Permanent(format!("HTTP {status}"))),
+    };
+    if !append {
+        hasher = Sha256::new();
+        have = 0;
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(partial)
+        .await
+        .map_err(AttemptError::Local)?;
+    let mut received = 0u64;
+    let mut stream = response.bytes_stream();
+    let mut outcome = Ok(());
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                outcome = Err(classify_reqwest(&e));
+                break;
+            }
+        };
+        if have + received + chunk.len() as u64 > expected.size {
+            drop(file);
+            let _ = tokio::fs::remove_file(partial).await;
+            return Err(AttemptError::Mismatch(format!(
+                "more than the expected {} bytes",
+                expected.size
+            )));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(AttemptError::Local)?;
+        received += chunk.len() as u64;
+        reporter.advanced(0, chunk.len() as u64);
+    }
+    file.flush().await.map_err(AttemptError::Local)?;
+    drop(file);
+    outcome?;
+    let total = have + received;
+    if total < expected.size {
+        // Kept: the next attempt resumes from here.
+        return Err(AttemptError::Transient(format!(
+            "truncated body: {total} of {} bytes",
+            expected.size
+        )));
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != expected.sha256 {
+        let _ = tokio::fs::remove_file(partial).await;
+        return Err(AttemptError::Mismatch(format!(
+            "sha256 mismatch: expected {}, got {actual}",
+            expected.sha256
+        )));
+    }
+    Ok(received)
+}
+
+/// Copy a `file://` source into `partial`, hashing as it goes.
+pub(crate) fn file_attempt(
+    url: &Url,
+    expected: &Expected,
+    partial: &Path,
+) -> Result<u64, AttemptError> {
+    let source = url
+        .to_file_path()
+        .map_err(|()| AttemptError::Permanent(format!("not a local path: {url}")))?;
+    let mut input = std::fs::File::open(&source)
+        .map_err(|e| AttemptError::Permanent(format!("{}: {e}", source.display())))?;
+    let mut output = std::fs::File::create(partial).map_err(AttemptError::Local)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = input
+            .read(&mut buf)
+            .map_err(|e| AttemptError::Permanent(format!("{}: {e}", source.display())))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        std::io::Write::write_all(&mut output, &buf[..n]).map_err(AttemptError::Local)?;
+        total += n as u64;
+    }
+    let actual = hex::encode(hasher.finalize());
+    if total != expected.size || actual != expected.sha256 {
+        drop(output);
+        let _ = std::fs::remove_file(partial);
+        return Err(AttemptError::Mismatch(format!(
+            "expected {} bytes sha256 {}, got {total} bytes sha256 {actual}",
+            expected.size, expected.sha256
+        )));
+    }
+    Ok(total)
+}

@@ -1,0 +1,390 @@
+//! The one fetcher both mirror parts (RPM and PyPI) use: bounded parallel downloads over a
+//! keep-alive client, retries with exponential backoff on transient failures, Range resume of
+//! partial files, mirror fallback, and a content-addressed cache. A file is accepted only when
+//! its size and sha256 match what upstream metadata promised; a mismatch is never accepted and
+//! moves on to the next mirror.
+//!
+//! Usage (async; see [`Fetcher::block_on`] for sync callers):
+//! ```no_run
+//! # use bundler::fetch::{Fetcher, FetchSettings, Download, Expected};
+//! # use bundle::progress::NoProgress;
+//! let fetcher = Fetcher::new("/tmp/cache", FetchSettings::default()).unwrap();
+//! let d = Download {
+//!     label: "bash-5.2.rpm".into(),
+//!     urls: vec!["http://127.0.0.1:8080/bash-5.2.rpm".parse().unwrap()],
+//!     expected: Expected { size: 1234, sha256: "ab..".into() },
+//! };
+//! let done = fetcher.block_on(fetcher.fetch_all(&[d], &NoProgress)).unwrap();
+//! println!("{}", done[0].path.display());
+//! ```
+
+mod attempt;
+mod cache;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bundle::progress::Reporter;
+use futures::{StreamExt, TryStreamExt};
+use url::Url;
+
+use attempt::{AttemptError, file_attempt, http_attempt};
+pub use cache::Cache;
+
+/// How the fetcher behaves. Defaults suit a real mirror over the internet.
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    /// Downloads in flight at once.
+    pub jobs: usize,
+    /// Retries per URL after a transient failure (so `retries + 1` attempts).
+    pub retries: u32,
+    /// First backoff delay; doubled per retry, capped at 8 s.
+    pub backoff: Duration,
+    pub connect_timeout: Duration,
+    /// A read that stalls this long fails the attempt (which is then retried).
+    pub read_timeout: Duration,
+    /// Passes over the mirror list when a mirror served wrong bytes (see [`Fetcher::fetch`]).
+    pub mismatch_rounds: u32,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        Self {
+            jobs: 8,
+            retries: 5,
+            backoff: Duration::from_millis(250),
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(30),
+            mismatch_rounds: 3,
+        }
+    }
+}
+
+/// What a file must be to be accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub size: u64,
+    /// Lowercase hex sha256.
+    pub sha256: String,
+}
+
+/// One file to fetch, with its mirrors in preference order.
+#[derive(Debug, Clone)]
+pub struct Download {
+    /// What error messages and progress call it (e.g. the package file name).
+    pub label: String,
+    pub urls: Vec<Url>,
+    pub expected: Expected,
+}
+
+/// A verified file in the cache.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub path: PathBuf,
+    /// The URL the bytes came from (the first mirror when served from the cache).
+    pub url: Url,
+    pub size: u64,
+    pub sha256: String,
+    pub from_cache: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("could not fetch {label}: {}", describe(.attempts))]
+    AllMirrorsFailed {
+        label: String,
+        /// (URL, reason) for every mirror tried, in order.
+        attempts: Vec<(String, String)>,
+        /// At least one mirror served bytes that did not match the expected size or sha256.
+        checksum_mismatch: bool,
+    },
+    #[error("{label}: no mirror URL given")]
+    NoUrl { label: String },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+fn describe(attempts: &[(String, String)]) -> String {
+    attempts
+        .iter()
+        .map(|(u, r)| format!("{u} ({r})"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl FetchError {
+    /// True when the failure means upstream served wrong bytes (a verification failure, exit
+    /// code 3) rather than being unreachable.
+    pub fn is_checksum_failure(&self) -> bool {
+        matches!(
+            self,
+            FetchError::AllMirrorsFailed {
+                checksum_mismatch: true,
+                ..
+            }
+        )
+    }
+}
+
+pub struct Fetcher {
+    client: reqwest::Client,
+    cache: Cache,
+    settings: FetchSettings,
+    runtime: tokio::runtime::Runtime,
+    downloaded: AtomicU64,
+}
+
+impl Fetcher {
+    pub fn new(cache_dir: impl Into<PathBuf>, settings: FetchSettings) -> Result<Self, FetchError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .read_timeout(settings.read_timeout)
+            .pool_max_idle_per_host(settings.jobs.max(1))
+            .tcp_keepalive(Duration::from_secs(30))
+            .user_agent(concat!(
+                "kubespray-offline-bundler/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .map_err(FetchError::Client)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            client,
+            cache: Cache::open(cache_dir)?,
+            settings,
+            runtime,
+            downloaded: AtomicU64::new(0),
+        })
+    }
+
+    /// Run a fetcher future to completion from synchronous code.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Body bytes received from the network (or copied from `file://`) so far.
+    pub fn downloaded_bytes(&self) -> u64 {
+        self.downloaded.load(Ordering::Relaxed)
+    }
+
+    /// Fetch every download, at most `jobs` at a time; identical files (same sha256) are
+    /// fetched once. Results are in input order. The first failure ends the run.
+    pub async fn fetch_all(
+        &self,
+        downloads: &[Download],
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<Fetched>, FetchError> {
+        let mut unique: Vec<&Download> = Vec::new();
+        let mut seen = HashMap::new();
+        for d in downloads {
+            seen.entry(d.expected.sha256.as_str()).or_insert_with(|| {
+                unique.push(d);
+                unique.len() - 1
+            });
+        }
+        let total: u64 = unique.iter().map(|d| d.expected.size).sum();
+        reporter.started("download", unique.len() as u64, total);
+        let fetched: Vec<Fetched> =
+            futures::stream::iter(unique.iter().map(|d| self.fetch(d, reporter)))
+                .buffered(self.settings.jobs.max(1))
+                .try_collect()
+                .await?;
+        reporter.finished();
+        let by_hash: HashMap<&str, &Fetched> =
+            fetched.iter().map(|f| (f.sha256.as_str(), f)).collect();
+        Ok(downloads
+            .iter()
+            .map(|d| {
+                let mut f = (*by_hash[d.expected.sha256.as_str()]).clone();
+                if f.url != d.urls[0] && f.from_cache {
+                    f.url = d.urls[0].clone();
+                }
+                f
+            })
+            .collect())
+    }
+
+    /// Fetch one file: from the cache when present, else from each mirror in turn.
+    pub async fn fetch(
+        &self,
+        d: &Download,
+        reporter: &dyn Reporter,
+    ) -> Result<Fetched, FetchError> {
+        let first = d.urls.first().ok_or_else(|| FetchError::NoUrl {
+            label: d.label.clone(),
+        })?;
+        if let Some(path) = self.cache.lookup(&d.expected.sha256, d.expected.size) {
+            reporter.advanced(1, d.expected.size);
+            return Ok(self.fetched(path, first.clone(), d, true));
+        }
+        let partial = self.cache.partial_path(&d.expected.sha256);
+        let mut failures = Vec::new();
+        let mut mismatch = false;
+        // A mismatch is never accepted and ends that mirror's turn. Only when every mirror has
+        // had its turn and one of them served wrong bytes is there another round: bytes damaged
+        // in transit heal on a fresh download, a mirror that is simply wrong fails every round.
+        for _round in 0..self.settings.mismatch_rounds.max(1) {
+            let mut round_mismatch = false;
+            for url in &d.urls {
+                match self.fetch_from(url, d, &partial, reporter).await {
+                    Ok(()) => {
+                        let path = self.cache.admit(&partial, &d.expected.sha256)?;
+                        reporter.advanced(1, 0);
+                        return Ok(self.fetched(path, url.clone(), d, false));
+                    }
+                    Err(AttemptError::Local(e)) => return Err(FetchError::Io(e)),
+                    Err(AttemptError::Mismatch(r)) => {
+                        round_mismatch = true;
+                        failures.push((url.to_string(), r));
+                    }
+                    Err(AttemptError::Transient(r) | AttemptError::Permanent(r)) => {
+                        failures.push((url.to_string(), r));
+                    }
+                }
+            }
+            mismatch |= round_mismatch;
+            if !round_mismatch {
+                break;
+            }
+        }
+        Err(FetchError::AllMirrorsFailed {
+            label: d.label.clone(),
+            attempts: failures,
+            checksum_mismatch: mismatch,
+        })
+    }
+
+    fn fetched(&self, path: PathBuf, url: Url, d: &Download, from_cache: bool) -> Fetched {
+        Fetched {
+            path,
+            url,
+            size: d.expected.size,
+            sha256: d.expected.sha256.clone(),
+            from_cache,
+        }
+    }
+
+    /// All attempts against one URL: retry transient failures with backoff; give up on this
+    /// URL at the first permanent failure or mismatch.
+    async fn fetch_from(
+        &self,
+        url: &Url,
+        d: &Download,
+        partial: &std::path::Path,
+        reporter: &dyn Reporter,
+    ) -> Result<(), AttemptError> {
+        let mut delay = self.settings.backoff;
+        let mut attempt = 0;
+        loop {
+            let result = if url.scheme() == "file" {
+                let (url, expected, partial) =
+                    (url.clone(), d.expected.clone(), partial.to_path_buf());
+                tokio::task::spawn_blocking(move || file_attempt(&url, &expected, &partial))
+                    .await
+                    .expect("copy task does not panic")
+            } else {
+                http_attempt(&self.client, url, &d.expected, partial, reporter).await
+            };
+            match result {
+                Ok(n) => {
+                    self.downloaded.fetch_add(n, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(AttemptError::Transient(reason)) if attempt < self.settings.retries => {
+                    tracing::debug!(%url, %reason, attempt, "retrying");
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(8));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Fetch a small file nothing pins the hash of (`repomd.xml`), trying mirrors in order with
+    /// the same retry policy. Not cached: it is what tells us what changed upstream.
+    pub async fn fetch_unpinned(&self, urls: &[Url]) -> Result<(Vec<u8>, Url), FetchError> {
+        let mut failures = Vec::new();
+        for url in urls {
+            let mut delay = self.settings.backoff;
+            let mut attempt = 0;
+            loop {
+                match self.get_bytes(url).await {
+                    Ok(bytes) => {
+                        self.downloaded
+                            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                        return Ok((bytes, url.clone()));
+                    }
+                    Err(AttemptError::Transient(r)) if attempt < self.settings.retries => {
+                        tracing::debug!(%url, reason = %r, "retrying");
+                        attempt += 1;
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(8));
+                    }
+                    Err(AttemptError::Local(e)) => return Err(FetchError::Io(e)),
+                    Err(
+                        AttemptError::Transient(r)
+                        | AttemptError::Permanent(r)
+                        | AttemptError::Mismatch(r),
+                    ) => {
+                        failures.push((url.to_string(), r));
+                        break;
+                    }
+                }
+            }
+        }
+        Err(FetchError::AllMirrorsFailed {
+            label: urls.first().map_or_else(String::new, |u| {
+                u.path_segments()
+                    .and_then(|mut s| s.next_back())
+                    .unwrap_or_default()
+                    .to_string()
+            }),
+            attempts: failures,
+            checksum_mismatch: false,
+        })
+    }
+
+    async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>, AttemptError> {
+        if url.scheme() == "file" {
+            let path = url
+                .to_file_path()
+                .map_err(|()| AttemptError::Permanent(format!("not a local path: {url}")))?;
+            return tokio::fs::read(&path)
+                .await
+                .map_err(|e| AttemptError::Permanent(format!("{}: {e}", path.display())));
+        }
+        let response = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| AttemptError::Transient(e.to_string()))?;
+        let status = response.status();
+        match status.as_u16() {
+            200 => {}
+            429 | 500..=599 => return Err(AttemptError::Transient(format!("HTTP {status}"))),
+            _ => return Err(AttemptError::Permanent(format!("HTTP {status}"))),
+        }
+        let expected_len = response.content_length();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| AttemptError::Transient(format!("reading body: {e}")))?;
+        if expected_len.is_some_and(|n| n != body.len() as u64) {
+            return Err(AttemptError::Transient("truncated body".into()));
+        }
+        Ok(body.to_vec())
+    }
+}

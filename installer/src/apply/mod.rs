@@ -1,0 +1,245 @@
+//! `installer apply`: turn a verified bundle into the served content of the admin server.
+//!
+//! Apply is a sequence of steps with one [`Plan`] computed up front, which `--dry-run` prints
+//! (with a unified diff of every file it would change) and which a real run executes:
+//!
+//! 1. verify and unpack the bundle into a staging directory on the data filesystem
+//!    (one streaming pass; nothing is unpacked from a bundle that fails a check);
+//! 2. per RPM repo: rebuild in staging and switch in atomically, or leave it alone when the
+//!    bundle does not change it;
+//! 3. the PyPI index, the same way;
+//! 4. generated files (release key, nginx conf.d file; the service configs of the next issue
+//!    plug in here as more [`DesiredFile`]s): backed up once, written atomically, untouched
+//!    when identical.
+//!
+//! Crash safety: staging lives at `<data>/.installer-staging` and is wiped at the start of
+//! every run; every switch is one `renameat2(RENAME_EXCHANGE)`; state files inside each tree
+//! say what it was built from. So an apply killed anywhere and rerun ends in the state of an
+//! uninterrupted apply, and a failed apply leaves the previous trees served.
+
+mod plan;
+mod pypi;
+mod repos;
+mod state;
+
+use std::path::{Path, PathBuf};
+
+pub use plan::{FileStep, Plan};
+pub use pypi::PypiPlan;
+pub use repos::RepoPlan;
+pub use state::{KILL_ENV, STATE_FILE};
+
+use crate::fsutil::{self, FileChange};
+use crate::nginx::{self, NginxSettings};
+use crate::repodata;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
+    #[error(transparent)]
+    Repodata(#[from] repodata::RepodataError),
+    #[error(transparent)]
+    Index(#[from] crate::simple_index::IndexError),
+    #[error(transparent)]
+    Fs(#[from] fsutil::FsError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "repo {repo}: {path} is carried by two arches with different content; the bundle is inconsistent, rebuild it"
+    )]
+    ConflictingPackage { repo: String, path: String },
+    #[error("release key {path} named in the manifest is not among the bundle's files")]
+    MissingKey { path: String },
+}
+
+impl ApplyError {
+    /// True when the bundle is at fault (exit status 3).
+    pub fn is_verification_failure(&self) -> bool {
+        match self {
+            ApplyError::Bundle(e) => e.is_verification_failure(),
+            ApplyError::ConflictingPackage { .. } | ApplyError::MissingKey { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Settings of one apply, resolved by the command line (and later the site file).
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub bundle: PathBuf,
+    /// Everything is written under this directory (`/` on a real admin server).
+    pub root: PathBuf,
+    /// Data root as a path on the admin server (`/data`).
+    pub data_root: PathBuf,
+    /// ed25519 public key: when given, the bundle must carry a valid signature.
+    pub key: Option<PathBuf>,
+    pub keep_old: bool,
+    pub compression: repodata::Compression,
+    /// nginx `listen` arguments and `server_name`s.
+    pub listen: Vec<String>,
+    pub server_names: Vec<String>,
+}
+
+/// Where things live, as this process sees them (root applied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub data: PathBuf,
+    pub repos: PathBuf,
+    pub pypi: PathBuf,
+    pub staging: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path, data_root: &Path) -> Result<Layout, ApplyError> {
+        let data = fsutil::rooted(root, data_root)?;
+        Ok(Layout {
+            repos: data.join("repos"),
+            pypi: data.join("pypi"),
+            staging: data.join(".installer-staging"),
+            data,
+        })
+    }
+
+    pub fn repo_dir(&self, distro: &str, release: &str, id: &str) -> PathBuf {
+        self.repos.join(distro).join(release).join(id)
+    }
+}
+
+/// Read the manifest and the installed state, and decide what apply would do. Writes nothing.
+/// With `verify`, the whole bundle is checked first (the dry run does this; a real run checks
+/// while unpacking).
+pub fn plan(
+    opts: &ApplyOptions,
+    verify: bool,
+    reporter: &dyn bundle::Reporter,
+) -> Result<Plan, ApplyError> {
+    let key = match &opts.key {
+        Some(path) => Some(bundle::sign::load_verifying_key(path)?),
+        None => None,
+    };
+    let manifest = if verify {
+        bundle::read::verify(&opts.bundle, key.as_ref(), reporter)?
+    } else {
+        bundle::read::read_manifest(&opts.bundle)?.manifest
+    };
+    let layout = Layout::new(&opts.root, &opts.data_root)?;
+    let repos = repos::plan(&manifest, &layout, opts.keep_old, opts.compression)?;
+    let pypi = pypi::plan(&manifest, &layout, opts.keep_old)?;
+
+    let mut files = Vec::new();
+    if let Some(rpm) = &manifest.rpm
+        && let Some(key_path) = &rpm.key_path
+    {
+        let entry = manifest
+            .files
+            .iter()
+            .find(|f| &f.path == key_path)
+            .ok_or_else(|| ApplyError::MissingKey {
+                path: key_path.clone(),
+            })?;
+        let name = key_path.rsplit('/').next().unwrap_or(key_path);
+        for dir in [
+            opts.data_root.join("repos").join(&rpm.distro),
+            PathBuf::from("/etc/pki/rpm-gpg"),
+        ] {
+            files.push(FileStep::from_bundle(
+                &opts.root,
+                dir.join(name),
+                key_path,
+                &entry.sha256,
+            )?);
+        }
+    }
+    let nginx =
+        NginxSettings::for_data_root(&layout.data, opts.listen.clone(), opts.server_names.clone());
+    files.push(FileStep::generated(
+        &opts.root,
+        nginx::desired_file(&nginx),
+    )?);
+    Ok(Plan {
+        manifest,
+        signature_required: key.is_some(),
+        layout,
+        repos,
+        pypi,
+        files,
+    })
+}
+
+/// What a run changed, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub repos_rebuilt: Vec<String>,
+    pub repos_unchanged: Vec<String>,
+    pub pypi_rebuilt: bool,
+    pub files_changed: Vec<PathBuf>,
+    pub backups: Vec<PathBuf>,
+}
+
+impl Outcome {
+    pub fn changed_anything(&self) -> bool {
+        !self.repos_rebuilt.is_empty() || self.pypi_rebuilt || !self.files_changed.is_empty()
+    }
+}
+
+/// Execute `plan` (computed by [`plan`] without verification; the unpack verifies).
+pub fn run(
+    opts: &ApplyOptions,
+    plan: &Plan,
+    reporter: &dyn bundle::Reporter,
+) -> Result<Outcome, ApplyError> {
+    let layout = &plan.layout;
+    if layout.staging.exists() {
+        fs_err::remove_dir_all(&layout.staging)?;
+    }
+    fs_err::create_dir_all(&layout.staging)?;
+    let key = match &opts.key {
+        Some(path) => Some(bundle::sign::load_verifying_key(path)?),
+        None => None,
+    };
+    let extracted = layout.staging.join("bundle");
+    let manifest = bundle::read::extract(&opts.bundle, &extracted, key.as_ref(), reporter)?;
+    if manifest != plan.manifest {
+        // The bundle changed between planning and unpacking: plan again from what was verified.
+        return Err(ApplyError::Bundle(bundle::BundleError::InvalidInput {
+            reason: format!(
+                "{} changed while apply was running; run apply again",
+                opts.bundle.display()
+            ),
+        }));
+    }
+    state::kill_point("unpacked");
+
+    let mut outcome = Outcome::default();
+    for repo in &plan.repos {
+        repos::execute(
+            repo,
+            layout,
+            &extracted,
+            opts.compression,
+            &repodata::NoReporter,
+        )?;
+        if repo.unchanged {
+            outcome.repos_unchanged.push(repo.id.clone());
+        } else {
+            outcome.repos_rebuilt.push(repo.id.clone());
+        }
+    }
+    if let Some(pypi) = &plan.pypi {
+        pypi::execute(pypi, layout, &extracted)?;
+        outcome.pypi_rebuilt = !pypi.unchanged;
+    }
+    for step in &plan.files {
+        let desired = step.desired(&extracted)?;
+        let installed = fsutil::install_file(&opts.root, &desired)?;
+        if installed.change != FileChange::Unchanged {
+            outcome.files_changed.push(desired.path.clone());
+        }
+        outcome.backups.extend(installed.backup);
+        state::kill_point(&format!("file:{}", desired.path.display()));
+    }
+    fs_err::remove_dir_all(&layout.staging)?;
+    fsutil::sync_dir(&layout.data)?;
+    Ok(outcome)
+}

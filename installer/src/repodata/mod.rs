@@ -1,0 +1,188 @@
+//! RPM repository metadata (`repodata/`) for the repos the installer lays out, with
+//! createrepo_c's output semantics but built for the offline admin server's case: the bundle has
+//! already verified every package's sha256, so we never hash an RPM again, parse headers in
+//! parallel, and write primary, filelists and other concurrently.
+//!
+//! # API (used by `installer apply`)
+//!
+//! ```no_run
+//! use installer::repodata::{self, Options, PackageSet, RepodataInput, UpstreamRecords};
+//! # fn main() -> Result<(), repodata::RepodataError> {
+//! let repo = std::path::PathBuf::from("/data/repos/rocky/10/baseos");
+//! let input = RepodataInput {
+//!     repo_dir: repo.clone(),
+//!     // One set per arch; `PackageSet::scan` when no digests are known (it hashes).
+//!     package_sets: vec![PackageSet::scan(&repo, "x86_64")?],
+//!     upstream: vec![UpstreamRecords { comps: Some(repo.join("comps.xml")), ..Default::default() }],
+//! };
+//! let options = Options { revision: 1_764_000_000, ..Options::default() };
+//! if !repodata::is_current(&input, &options)? {
+//!     let outcome = repodata::build(&input, &options, &repodata::NoReporter)?;
+//!     assert!(outcome.rewritten);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! - [`build`] is a no-op (returns `rewritten: false`) when [`is_current`] holds, so callers may
+//!   call it unconditionally.
+//! - Several package sets are merged (multi-arch repos): a path listed twice with the same sha256
+//!   is kept once, with a different one it is [`RepodataError::ConflictingPackage`].
+//! - Upstream records merge: comps from the first set that has one (written as `group` plain and
+//!   `group_gz`), updateinfo as the union by advisory id (package lists merged), modules as the
+//!   concatenation of YAML documents with identical documents once.
+//! - Output depends only on the inputs: `Options::revision` is the repomd revision and every
+//!   record timestamp; package `time file` is the RPM's mtime unless `Options::package_time`.
+//! - Crash safety: new files are written into `<repo>/.repodata.staging/`, fsynced, moved into
+//!   `repodata/` under content-addressed names, and `repomd.xml` is renamed into place last;
+//!   old records are deleted afterwards. A kill at any point leaves a repomd.xml whose records
+//!   all exist (the old or the new one), and a rerun finishes the job.
+
+mod error;
+mod install;
+mod packages;
+mod upstream;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+pub use error::RepodataError;
+pub use packages::{KnownDigest, PackageFile, PackageSet};
+
+/// Compression for primary/filelists/other, updateinfo and modules (comps is always written
+/// both plain and gzip, as Rocky publishes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Readable by every yum/dnf; createrepo_c 0.x's default and what Rocky publishes.
+    #[default]
+    Gzip,
+    /// Smaller and faster; needs dnf with libsolv zstd support (EL >= 8.4).
+    Zstd,
+}
+
+impl Compression {
+    pub(crate) fn suffix(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gz",
+            Compression::Zstd => "zst",
+        }
+    }
+}
+
+/// How to build; every field is part of the input digest used by [`is_current`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub compression: Compression,
+    /// repomd `<revision>` and every record `<timestamp>` (createrepo_c
+    /// `--revision N --set-timestamp-to-revision`).
+    pub revision: u64,
+    /// Changelog entries kept per package (createrepo_c default 10).
+    pub changelog_limit: usize,
+    /// When set, every package's `<time file>` is this value instead of the RPM's mtime.
+    pub package_time: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            compression: Compression::Gzip,
+            revision: 0,
+            changelog_limit: 10,
+            package_time: None,
+        }
+    }
+}
+
+/// Upstream metadata carried into the generated repodata (any of gzip/zstd/xz/bz2/plain,
+/// detected by magic bytes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamRecords {
+    pub comps: Option<PathBuf>,
+    pub updateinfo: Option<PathBuf>,
+    pub modules: Option<PathBuf>,
+}
+
+/// One repository to index: its directory (packages at relative paths below it) and what goes in.
+#[derive(Clone, Debug)]
+pub struct RepodataInput {
+    pub repo_dir: PathBuf,
+    pub package_sets: Vec<PackageSet>,
+    pub upstream: Vec<UpstreamRecords>,
+}
+
+/// What [`build`] did.
+#[derive(Clone, Debug)]
+pub struct RepodataOutcome {
+    /// Packages indexed (after merging the sets).
+    pub packages: usize,
+    /// False when the existing repodata was already current and nothing was written.
+    pub rewritten: bool,
+    /// Path of the repomd.xml now in place.
+    pub repomd: PathBuf,
+    /// Record types written, in repomd order (empty when not rewritten).
+    pub records: Vec<String>,
+}
+
+/// Progress callbacks; libraries never print, the binary decides how to show this.
+pub trait Reporter: Sync {
+    /// Header parsing starts for `packages` packages of `repo_dir`.
+    fn started(&self, _repo_dir: &Path, _packages: usize) {}
+    /// One more package was parsed.
+    fn package_done(&self) {}
+    /// Metadata is written and in place.
+    fn finished(&self, _repo_dir: &Path) {}
+}
+
+/// A [`Reporter`] that ignores everything.
+pub struct NoReporter;
+impl Reporter for NoReporter {}
+
+/// True when `repo_dir/repodata` was built by [`build`] from exactly these inputs and options
+/// (compares a digest stored beside repomd.xml; never re-reads the RPMs when digests are known).
+pub fn is_current(input: &RepodataInput, options: &Options) -> Result<bool, RepodataError> {
+    let packages = packages::merge_sets(&input.package_sets)?;
+    let digest = install::input_digest(input, &packages, options)?;
+    install::stored_digest_matches(&input.repo_dir, &digest)
+}
+
+/// Build `repo_dir/repodata` for `input` (see the module docs), or do nothing if it is current.
+pub fn build(
+    input: &RepodataInput,
+    options: &Options,
+    reporter: &dyn Reporter,
+) -> Result<RepodataOutcome, RepodataError> {
+    let repodata_dir = input.repo_dir.join("repodata");
+    let merged = packages::merge_sets(&input.package_sets)?;
+    let digest = install::input_digest(input, &merged, options)?;
+    if install::stored_digest_matches(&input.repo_dir, &digest)? {
+        return Ok(RepodataOutcome {
+            packages: merged.len(),
+            rewritten: false,
+            repomd: repodata_dir.join("repomd.xml"),
+            records: Vec::new(),
+        });
+    }
+
+    reporter.started(&input.repo_dir, merged.len());
+    let parsed = packages::parse_all(&input.repo_dir, &merged, options, reporter)?;
+    let staging = install::fresh_staging_dir(&input.repo_dir)?;
+    let mut records = write::write_package_records(&staging, &parsed, options)?;
+    records.extend(upstream::write_upstream_records(
+        &staging,
+        &input.upstream,
+        options,
+    )?);
+    write::sort_records(&mut records);
+    write::write_repomd(&staging, &records, options)?;
+    install::install(&input.repo_dir, &staging, &records, &digest)?;
+    reporter.finished(&input.repo_dir);
+
+    Ok(RepodataOutcome {
+        packages: parsed.len(),
+        rewritten: true,
+        repomd: repodata_dir.join("repomd.xml"),
+        records: records.iter().map(|r| r.kind.clone()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

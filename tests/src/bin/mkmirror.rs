@@ -1,0 +1,69 @@
+//! `mkmirror`: writes a generated Rocky-like mirror for `scripts/demo` and the benchmarks.
+//! Sizes come from arguments so the same generator makes a test-sized or a benchmark-sized
+//! mirror.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Parser;
+use e2e::mirror::{MirrorSpec, generate_mirror};
+
+/// Generate a Rocky-like mirror: <ROOT>/<release>/{BaseOS,AppStream,extras}/<arch>/os/.
+///
+/// Examples:
+///   mkmirror /tmp/mirror                                   # ~45 packages, a few MB
+///   mkmirror /tmp/big --packages 2000 --min-kb 200 --max-kb 320
+#[derive(Parser)]
+#[command(verbatim_doc_comment)]
+struct Args {
+    /// Directory to write the mirror into (created if missing).
+    root: PathBuf,
+    #[arg(long, default_value = "10")]
+    release: String,
+    /// Architecture (repeatable).
+    #[arg(long = "arch", default_values_t = vec!["x86_64".to_string()])]
+    arches: Vec<String>,
+    /// Number of filler packages on top of the ~25 core packages per arch.
+    #[arg(long, default_value_t = 20)]
+    packages: usize,
+    /// Smallest filler payload, KiB.
+    #[arg(long, default_value_t = 16)]
+    min_kb: u64,
+    /// Largest filler payload, KiB.
+    #[arg(long, default_value_t = 256)]
+    max_kb: u64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let spec = MirrorSpec {
+        root: args.root,
+        release: args.release,
+        arches: args.arches,
+        filler_packages: args.packages,
+        filler_min_bytes: args.min_kb * 1024,
+        filler_max_bytes: args.max_kb * 1024,
+        seed: args.seed,
+        unsigned: Vec::new(),
+    };
+    let mirror = generate_mirror(&spec)?;
+    for repo in &mirror.repos {
+        println!(
+            "{}/{}: {} packages, {} bytes at {}",
+            repo.dir_name,
+            repo.arch,
+            repo.packages.len(),
+            repo.package_bytes,
+            repo.path.display()
+        );
+    }
+    println!(
+        "total: {} packages, {} bytes; key: {}",
+        mirror.total_packages(),
+        mirror.total_bytes(),
+        mirror.key_path.display()
+    );
+    Ok(())
+}

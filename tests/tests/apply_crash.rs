@@ -1,0 +1,270 @@
+//! Crash safety and idempotence of `installer apply`: an apply killed with SIGKILL at every
+//! step (and at arbitrary moments) and run again leaves a tree identical to an uninterrupted
+//! apply; a bundle failing verification leaves the previous tree untouched; a second apply
+//! changes nothing; `--dry-run` writes nothing.
+
+mod apply_support;
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use apply_support::*;
+use e2e::localbundle::{LocalBundleSpec, build_local_bundle};
+use e2e::mirror::{MirrorSpec, generate_mirror};
+use e2e::rpmgen::{PackageSpec, write_package};
+
+/// A small pure-Python wheel whose METADATA names it.
+fn write_wheel(dir: &Path, name: &str, version: &str) -> PathBuf {
+    let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
+    let file = fs_err::File::create(&path).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default();
+    zip.start_file(format!("{name}/__init__.py"), opts).unwrap();
+    zip.write_all(&vec![b'#'; 4096]).unwrap();
+    zip.start_file(format!("{name}-{version}.dist-info/METADATA"), opts)
+        .unwrap();
+    write!(
+        zip,
+        "Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Python: >=3.9\n\n"
+    )
+    .unwrap();
+    zip.finish().unwrap();
+    path
+}
+
+/// Two bundles of a small generated mirror plus wheels: `old` with wheels a, b, c; `new`
+/// drops b, adds d and a newer c, and its AppStream loses one package and gains another
+/// (BaseOS and extras are the same).
+fn bundles(tmp: &Path) -> (PathBuf, PathBuf) {
+    let mirror = tmp.join("mirror");
+    generate_mirror(&MirrorSpec::small(&mirror)).unwrap();
+    let mirror2 = tmp.join("mirror2");
+    assert!(
+        Command::new("cp")
+            .arg("-al")
+            .arg(&mirror)
+            .arg(&mirror2)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let appstream = mirror2.join("10/AppStream/x86_64/os/Packages");
+    let victim = fs_err::read_dir(appstream.join("m"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("-gen"))
+        .expect("a filler package in AppStream");
+    fs_err::remove_file(victim).unwrap();
+    write_package(
+        &PackageSpec::new("kso-newcomer", "1.0", "noarch"),
+        appstream.parent().unwrap(),
+        true,
+    )
+    .unwrap();
+
+    let old_wheels = tmp.join("wheels-old");
+    let new_wheels = tmp.join("wheels-new");
+    for d in [&old_wheels, &new_wheels] {
+        fs_err::create_dir_all(d).unwrap();
+    }
+    for (n, v) in [("alpha", "1.0"), ("beta", "1.0"), ("gamma", "1.0")] {
+        write_wheel(&old_wheels, n, v);
+    }
+    for (n, v) in [("alpha", "1.0"), ("gamma", "2.0"), ("delta", "0.1")] {
+        write_wheel(&new_wheels, n, v);
+    }
+    let spec = |mirror: &Path, wheels: &Path, created: &str| LocalBundleSpec {
+        mirror_root: Some(mirror.to_path_buf()),
+        key: Some(mirror.join(e2e::rpmgen::TEST_KEY_FILE)),
+        release: "10".into(),
+        arches: vec!["x86_64".into(), "aarch64".into()],
+        wheels: Some(wheels.to_path_buf()),
+        created: created.into(),
+    };
+    let old = tmp.join("old.tar.zst");
+    let new = tmp.join("new.tar.zst");
+    build_local_bundle(
+        &spec(&mirror, &old_wheels, "2026-09-01T00:00:00Z"),
+        &tmp.join("w-old"),
+        &old,
+    )
+    .unwrap();
+    build_local_bundle(
+        &spec(&mirror2, &new_wheels, "2026-10-01T00:00:00Z"),
+        &tmp.join("w-new"),
+        &new,
+    )
+    .unwrap();
+    (old, new)
+}
+
+const PORT: u16 = 18099;
+
+fn apply(bundle: &Path, root: &Path, extra: &[&str]) -> std::process::Output {
+    installer_apply(bundle, root, PORT, extra).output().unwrap()
+}
+
+fn apply_ok(bundle: &Path, root: &Path) -> String {
+    String::from_utf8_lossy(&run_ok(&mut installer_apply(bundle, root, PORT, &[])).stdout)
+        .to_string()
+}
+
+#[test]
+fn apply_killed_at_every_step_and_rerun_matches_uninterrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, new) = bundles(tmp.path());
+    let reference = tmp.path().join("reference");
+    apply_ok(&old, &reference);
+    apply_ok(&new, &reference);
+    let want = tree_listing(&reference);
+    assert!(
+        want.iter()
+            .any(|l| l.starts_with("data/pypi/files/delta-0.1-py3-none-any.whl "))
+    );
+    assert!(
+        !want.iter().any(|l| l.contains("beta-1.0")),
+        "dropped wheel must go"
+    );
+
+    let points = [
+        "unpacked",
+        "repo-staged:appstream",
+        "repo-switched:appstream",
+        "pypi-staged",
+        "pypi-switched",
+        "file:/data/repos/rocky/RPM-GPG-KEY-Rocky-10",
+        "file:/etc/nginx/conf.d/kubespray-offline.conf",
+    ];
+    for point in points {
+        let root = tmp.path().join(format!("root-{}", point.replace('/', "_")));
+        apply_ok(&old, &root);
+        let killed = installer_apply(&new, &root, PORT, &[])
+            .env(installer::apply::KILL_ENV, point)
+            .output()
+            .unwrap();
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "kill point {point} not reached"
+        );
+        apply_ok(&new, &root);
+        assert_eq!(tree_listing(&root), want, "after a kill at {point}");
+    }
+}
+
+#[test]
+fn apply_sigkilled_at_arbitrary_moments_and_rerun_matches_uninterrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, new) = bundles(tmp.path());
+    let reference = tmp.path().join("reference");
+    apply_ok(&old, &reference);
+    apply_ok(&new, &reference);
+    let want = tree_listing(&reference);
+    for (i, delay_ms) in [0u64, 10, 30, 60, 100, 200].into_iter().enumerate() {
+        let root = tmp.path().join(format!("root-{i}"));
+        apply_ok(&old, &root);
+        let mut child = installer_apply(&new, &root, PORT, &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        apply_ok(&new, &root);
+        assert_eq!(tree_listing(&root), want, "after SIGKILL at {delay_ms} ms");
+    }
+}
+
+#[test]
+fn apply_failed_verification_leaves_previous_tree_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, new) = bundles(tmp.path());
+    let root = tmp.path().join("root");
+    apply_ok(&old, &root);
+    let before = tree_listing(&root);
+    let mut bytes = fs_err::read(&new).unwrap();
+    let n = bytes.len();
+    bytes[n - 200] ^= 0xff;
+    let bad = tmp.path().join("bad.tar.zst");
+    fs_err::write(&bad, &bytes).unwrap();
+    let out = apply(&bad, &root, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut after = tree_listing(&root);
+    after.retain(|l| !l.starts_with("data/.installer-staging"));
+    assert_eq!(after, before);
+}
+
+#[test]
+fn apply_twice_changes_nothing_and_dry_run_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, new) = bundles(tmp.path());
+    let root = tmp.path().join("root");
+
+    // Dry run on an empty root: plan and diff printed, nothing written.
+    let out = apply(&old, &root, &["--dry-run"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("+++ b/etc/nginx/conf.d/kubespray-offline.conf"),
+        "{text}"
+    );
+    assert!(text.contains("pypi index"), "{text}");
+    assert!(!root.exists(), "dry run wrote {}", root.display());
+
+    apply_ok(&old, &root);
+    let first = tree_listing(&root);
+    let conf = root.join("etc/nginx/conf.d/kubespray-offline.conf");
+    let mtime = fs_err::metadata(&conf).unwrap().modified().unwrap();
+    let again = apply_ok(&old, &root);
+    assert!(again.contains("no changes"), "{again}");
+    assert!(again.contains("unchanged"), "{again}");
+    assert_eq!(tree_listing(&root), first);
+    assert_eq!(fs_err::metadata(&conf).unwrap().modified().unwrap(), mtime);
+
+    // Dry run of the newer bundle over the applied one: says what changes, writes nothing.
+    let out = apply(&new, &root, &["--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rebuild: +2 -2 files"), "{text}");
+    assert_eq!(tree_listing(&root), first);
+
+    // --keep-old keeps what the new bundle dropped, in files and in the index.
+    let out = run_ok(&mut installer_apply(&new, &root, PORT, &["--keep-old"]));
+    assert!(out.status.success());
+    let listing = tree_listing(&root).join("\n");
+    assert!(listing.contains("data/pypi/files/beta-1.0-py3-none-any.whl "));
+    assert!(listing.contains("data/pypi/files/delta-0.1-py3-none-any.whl "));
+    let beta = fs_err::read_to_string(root.join("data/pypi/simple/beta/index.html")).unwrap();
+    assert!(beta.contains("beta-1.0-py3-none-any.whl"));
+}
+
+#[test]
+fn apply_backs_up_an_operator_file_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, new) = bundles(tmp.path());
+    let root = tmp.path().join("root");
+    let conf = root.join("etc/nginx/conf.d/kubespray-offline.conf");
+    fs_err::create_dir_all(conf.parent().unwrap()).unwrap();
+    fs_err::write(&conf, "# the operator's own file\n").unwrap();
+    apply_ok(&old, &root);
+    apply_ok(&new, &root);
+    let backup = root.join("etc/nginx/conf.d/kubespray-offline.conf.orig");
+    assert_eq!(
+        fs_err::read_to_string(backup).unwrap(),
+        "# the operator's own file\n"
+    );
+    // Our own file passes nginx -t inside a stock-shaped nginx.conf.
+    let dir = tempfile::tempdir().unwrap();
+    let main_conf = dir.path().join("nginx.conf");
+    fs_err::write(&main_conf, Nginx::conf(dir.path(), conf.parent().unwrap())).unwrap();
+    let mut cmd = Command::new("nginx");
+    run_ok(cmd.arg("-t").arg("-c").arg(&main_conf));
+}
