@@ -1,8 +1,14 @@
 //! Library behind the `installer` binary; `main.rs` only parses arguments and calls into here.
 
+pub mod actions;
 pub mod apply;
 pub mod desired;
 pub mod fsutil;
+pub mod netprobe;
 pub mod nginx;
+pub mod node;
 pub mod repodata;
+pub mod services;
 pub mod simple_index;
+pub mod site;
+pub mod status;

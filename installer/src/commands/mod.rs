@@ -1,3 +1,43 @@
 //! One module per subcommand: its arguments and one entry function returning the exit code.
 
 pub mod apply;
+pub mod nat;
+pub mod node;
+pub mod site;
+pub mod status;
+
+use std::path::PathBuf;
+
+use clap::Args;
+use installer::site::SiteConfig;
+
+/// The site file and command-line overrides, shared by every command that needs the site.
+#[derive(Args, Debug)]
+pub struct SiteArgs {
+    /// Site file (TOML); without it the reference topology is used.
+    #[arg(long, value_name = "FILE")]
+    pub site: Option<PathBuf>,
+    /// Override one setting, e.g. `--set dns.port=5353` or `--set 'dns.forwarders=["10.0.0.1"]'`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl SiteArgs {
+    pub fn load(&self) -> anyhow::Result<SiteConfig> {
+        Ok(SiteConfig::load(self.site.as_deref(), &self.overrides)?)
+    }
+}
+
+/// Prints what happened to one written file.
+pub fn print_installed(installed: &installer::fsutil::Installed) {
+    use installer::fsutil::FileChange;
+    let path = installed.path.display();
+    match (&installed.change, &installed.backup) {
+        (FileChange::Unchanged, _) => println!("unchanged  {path}"),
+        (FileChange::Create, _) => println!("created    {path}"),
+        (FileChange::Modify { .. }, Some(b)) => {
+            println!("replaced   {path} (original kept as {})", b.display())
+        }
+        (FileChange::Modify { .. }, None) => println!("replaced   {path}"),
+    }
+}

@@ -1,0 +1,181 @@
+//! Things the installer does to the running system rather than to files: enable and restart a
+//! service, open a firewalld service, label a directory for SELinux, load a NAT ruleset. Each
+//! is data (a command line plus the condition under which it applies) so the same list can be
+//! run, or printed when `--no-services` is given, systemd is absent, or a tree under `--root`
+//! is being prepared for another machine.
+
+use std::fmt;
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+/// When an action applies on the machine it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Always,
+    /// systemd is PID 1 (`/run/systemd/system` exists).
+    Systemd,
+    /// firewalld is running (`firewall-cmd --state` succeeds).
+    Firewalld,
+    /// SELinux is enforcing (`/sys/fs/selinux/enforce` reads 1).
+    SelinuxEnforcing,
+    /// The named tool is on PATH.
+    Tool(&'static str),
+}
+
+impl Condition {
+    /// Probes the running system.
+    pub fn holds(self) -> bool {
+        match self {
+            Condition::Always => true,
+            Condition::Systemd => Path::new("/run/systemd/system").is_dir(),
+            Condition::Firewalld => Command::new("firewall-cmd")
+                .arg("--state")
+                .output()
+                .is_ok_and(|o| o.status.success()),
+            Condition::SelinuxEnforcing => {
+                std::fs::read_to_string("/sys/fs/selinux/enforce").is_ok_and(|s| s.trim() == "1")
+            }
+            Condition::Tool(name) => on_path(name),
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            Condition::Always => "always".into(),
+            Condition::Systemd => "when systemd runs".into(),
+            Condition::Firewalld => "when firewalld runs".into(),
+            Condition::SelinuxEnforcing => "when SELinux is enforcing".into(),
+            Condition::Tool(name) => format!("when {name} is installed"),
+        }
+    }
+}
+
+/// One command to run on the target system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemAction {
+    /// What it achieves, for the operator.
+    pub summary: String,
+    pub argv: Vec<String>,
+    pub when: Condition,
+}
+
+/// What happened to an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionOutcome {
+    Ran,
+    /// The condition did not hold here; nothing to do.
+    NotApplicable,
+}
+
+impl SystemAction {
+    pub fn new(summary: impl Into<String>, when: Condition, argv: &[&str]) -> SystemAction {
+        SystemAction {
+            summary: summary.into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            when,
+        }
+    }
+
+    /// A shell snippet, for actions that need `||` or a pipe.
+    pub fn shell(summary: impl Into<String>, when: Condition, script: &str) -> SystemAction {
+        SystemAction::new(summary, when, &["sh", "-c", script])
+    }
+
+    /// The command as an operator would type it.
+    pub fn command_line(&self) -> String {
+        self.argv
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Runs the command when its condition holds.
+    pub fn run(&self) -> Result<ActionOutcome, ActionError> {
+        if !self.when.holds() {
+            return Ok(ActionOutcome::NotApplicable);
+        }
+        let command = self.command_line();
+        let output = Command::new(&self.argv[0])
+            .args(&self.argv[1..])
+            .output()
+            .map_err(|source| ActionError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Err(ActionError::Failed {
+                command,
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        Ok(ActionOutcome::Ran)
+    }
+}
+
+impl fmt::Display for SystemAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "# {} ({})\n{}",
+            self.summary,
+            self.when.describe(),
+            self.command_line()
+        )
+    }
+}
+
+/// Whether an executable of this name is on PATH.
+pub fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+}
+
+fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_quote_what_the_shell_would_split() {
+        let a = SystemAction::shell("x", Condition::Always, "echo 'a b' | cat");
+        assert_eq!(a.command_line(), r"sh -c 'echo '\''a b'\'' | cat'");
+    }
+
+    #[test]
+    fn failing_commands_report_stderr() {
+        let a = SystemAction::shell("x", Condition::Always, "echo nope >&2; exit 3");
+        let err = a.run().unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+        assert_eq!(
+            SystemAction::new("y", Condition::Always, &["true"])
+                .run()
+                .unwrap(),
+            ActionOutcome::Ran
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! `installer site init [FILE]`: write the commented example site file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use installer::site::SiteConfig;
+
+#[derive(Subcommand, Debug)]
+pub enum SiteCommand {
+    /// Write a commented site file holding the defaults (the reference topology).
+    #[command(
+        after_help = "Examples:\n  installer site init site.toml\n  installer site init > site.toml"
+    )]
+    Init(InitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Where to write it; standard output when omitted.
+    pub file: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
+    let SiteCommand::Init(args) = cmd;
+    let text = SiteConfig::example_toml();
+    match args.file {
+        None => print!("{text}"),
+        Some(path) => {
+            if path.exists() && !args.force {
+                bail!("{} exists; pass --force to replace it", path.display());
+            }
+            fs_err::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "wrote {}; edit it, then pass it with --site",
+                path.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,146 @@
+//! `installer node`: fetch the node files the admin serves and apply them to this node (or to
+//! a tree under `--root`), with the same safety as apply: atomic writes, a one-time `.orig`
+//! backup, identical files left alone. The node's own `.repo` files are moved to a backup
+//! folder so dnf sees only the admin. Commands that change the running system (default route,
+//! service restarts) run only on a real root; under `--root` they are returned for printing.
+
+use std::path::{Path, PathBuf};
+
+use crate::actions::{Condition, SystemAction};
+use crate::desired::DesiredFile;
+use crate::fsutil::{self, FsError, Installed};
+use crate::netprobe::{self, ProbeError};
+use crate::node::{NodeSpec, REPO_FILE_NAME, SPEC_NAME};
+use crate::services::NODE_PATH;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(
+        "cannot fetch the node files from the admin ({0}); is `installer apply` done there and nginx running?"
+    )]
+    Fetch(#[from] ProbeError),
+    #[error("{url} is not a node.json this installer understands: {source}")]
+    Spec {
+        url: String,
+        source: serde_json::Error,
+    },
+    #[error("node.json names {path}, which is not an absolute path under /etc")]
+    UnsafePath { path: String },
+    #[error(transparent)]
+    Write(#[from] FsError),
+    #[error("cannot move {path} aside: {source}")]
+    Move {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What `installer node` did.
+#[derive(Debug, Default)]
+pub struct NodeReport {
+    pub files: Vec<Installed>,
+    /// (from, to) of each repo file moved aside.
+    pub moved_repos: Vec<(PathBuf, PathBuf)>,
+    /// Commands for the running system; run when `ran` is true, otherwise for the operator.
+    pub actions: Vec<SystemAction>,
+    pub ran: bool,
+}
+
+/// `admin` is `ADDR` or `ADDR:PORT` of the admin's web server.
+pub fn fetch_spec(admin: &str) -> Result<NodeSpec, NodeError> {
+    let url = format!("http://{admin}{NODE_PATH}{SPEC_NAME}");
+    let body = netprobe::http_get(&url)?;
+    serde_json::from_slice(&body).map_err(|source| NodeError::Spec { url, source })
+}
+
+/// Applies the admin's node files under `root`. `run_actions` is honoured only when `root` is
+/// `/`: commands never run against the host for a tree prepared elsewhere.
+pub fn setup_node(admin: &str, root: &Path, run_actions: bool) -> Result<NodeReport, NodeError> {
+    let spec = fetch_spec(admin)?;
+    let mut report = NodeReport::default();
+    for file in &spec.files {
+        if !file.path.starts_with("/etc/") || file.path.contains("..") || file.name.contains('/') {
+            return Err(NodeError::UnsafePath {
+                path: file.path.clone(),
+            });
+        }
+        let url = format!("http://{admin}{NODE_PATH}{}", file.name);
+        let contents = netprobe::http_get(&url)?;
+        let desired = DesiredFile {
+            path: file.path.clone().into(),
+            contents,
+            mode: file.mode,
+        };
+        report.files.push(fsutil::install_file(root, &desired)?);
+    }
+    report.moved_repos = move_stock_repos(root, &spec.repo_backup_dir)?;
+    report.actions = actions(&spec);
+    report.ran = run_actions && root == Path::new("/");
+    Ok(report)
+}
+
+fn move_stock_repos(root: &Path, backup_dir: &str) -> Result<Vec<(PathBuf, PathBuf)>, NodeError> {
+    let repos_dir = root.join("etc/yum.repos.d");
+    let backup = fsutil::rooted(root, Path::new(backup_dir))?;
+    let mut moved = Vec::new();
+    let Ok(entries) = fs_err::read_dir(&repos_dir) else {
+        return Ok(moved);
+    };
+    let mut stock: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "repo"))
+        .filter(|p| p.file_name().is_some_and(|n| n != REPO_FILE_NAME))
+        .collect();
+    stock.sort();
+    for from in stock {
+        fs_err::create_dir_all(&backup).map_err(|source| NodeError::Move {
+            path: from.clone(),
+            source,
+        })?;
+        let name = from.file_name().expect("file has a name").to_os_string();
+        // A repo file that reappears (a package reinstalled it) must not overwrite the backup
+        // of the original.
+        let mut to = backup.join(&name);
+        let mut n = 1;
+        while to.exists() {
+            let mut numbered = name.clone();
+            numbered.push(format!(".{n}"));
+            to = backup.join(numbered);
+            n += 1;
+        }
+        fs_err::rename(&from, &to).map_err(|source| NodeError::Move {
+            path: from.clone(),
+            source,
+        })?;
+        moved.push((from, to));
+    }
+    Ok(moved)
+}
+
+/// Commands that make the running node use what was written.
+pub fn actions(spec: &NodeSpec) -> Vec<SystemAction> {
+    let admin = spec.admin;
+    vec![
+        SystemAction::shell(
+            format!("route through the admin {admin} on the connection that reaches it"),
+            Condition::Tool("nmcli"),
+            &format!(
+                "dev=$(ip -o route get {admin} | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'); \
+                 conn=$(nmcli -g GENERAL.CONNECTION device show \"$dev\"); \
+                 nmcli connection modify \"$conn\" ipv4.gateway {admin} ipv4.never-default no && \
+                 nmcli connection up \"$conn\""
+            ),
+        ),
+        SystemAction::new(
+            "stop NetworkManager rewriting /etc/resolv.conf",
+            Condition::Systemd,
+            &["systemctl", "reload", "NetworkManager"],
+        ),
+        SystemAction::new(
+            "follow the admin's clock",
+            Condition::Systemd,
+            &["systemctl", "restart", "chronyd"],
+        ),
+    ]
+}

@@ -1,0 +1,110 @@
+//! The landing page at `http://ADMIN/`: what this admin serves (repos with package counts,
+//! Python targets, the bundle it came from) and the client snippets an operator pastes on a
+//! node that is not set up with `installer node`.
+
+use std::fmt::Write;
+
+use crate::desired::DesiredFile;
+use crate::node;
+use crate::services::{NODE_PATH, PYPI_PATH, ServedContent};
+use crate::site::SiteConfig;
+
+/// The page lives at the top of the data root, next to `repos/`, `pypi/` and `node/`.
+pub fn page(site: &SiteConfig, served: &ServedContent) -> DesiredFile {
+    DesiredFile {
+        path: site.data_root.join("index.html"),
+        contents: html(site, served).into_bytes(),
+        mode: 0o644,
+    }
+}
+
+pub fn html(site: &SiteConfig, served: &ServedContent) -> String {
+    let base = site.http_base();
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n",
+        title = esc(&format!(
+            "Offline mirror on {}",
+            site.fqdn(&site.admin.hostname)
+        ))
+    );
+    let _ = writeln!(
+        h,
+        "<p>Bundle <code>{}</code>, built {}.</p>",
+        esc(&served.bundle_id),
+        esc(&served.created)
+    );
+    h.push_str("<h2>Package repositories</h2>\n<table>\n<tr><th>Repo</th><th>Arch</th><th>Packages</th><th>URL</th></tr>\n");
+    for repo in &served.repos {
+        let url = format!("{base}{}", served.repo_path(repo));
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><a href=\"{u}\">{u}</a></td></tr>",
+            esc(&repo.id),
+            esc(&repo.arch),
+            repo.package_count,
+            u = esc(&url)
+        );
+    }
+    h.push_str("</table>\n");
+    if let Some(key) = served.key_path() {
+        let _ = writeln!(
+            h,
+            "<p>Release key: <a href=\"{k}\">{k}</a></p>",
+            k = esc(&format!("{base}{key}"))
+        );
+    }
+    h.push_str("<h2>Python package index</h2>\n");
+    let _ = writeln!(
+        h,
+        "<p><a href=\"{u}\">{u}</a> for:</p>\n<ul>",
+        u = esc(&format!("{base}{PYPI_PATH}"))
+    );
+    for target in &served.python_targets {
+        let _ = writeln!(h, "<li>{}</li>", esc(target));
+    }
+    h.push_str("</ul>\n<h2>Setting up a node</h2>\n");
+    let _ = writeln!(
+        h,
+        "<p>With the installer: <code>installer node --admin {}</code>. By hand or with Ansible: the files under <a href=\"{n}\">{n}</a>.</p>",
+        esc(base.trim_start_matches("http://")),
+        n = esc(NODE_PATH)
+    );
+    for (title, text) in [
+        (
+            format!("/etc/yum.repos.d/{}", node::REPO_FILE_NAME),
+            node::repo_file(site, served),
+        ),
+        ("/etc/pip.conf".to_string(), node::pip_conf(site)),
+    ] {
+        let _ = writeln!(h, "<h3>{}</h3>\n<pre>{}</pre>", esc(&title), esc(&text));
+    }
+    h.push_str("</body>\n</html>\n");
+    h
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_lists_repos_targets_and_snippets() {
+        let page = html(&SiteConfig::default(), &crate::services::sample_served());
+        assert!(
+            page.contains("<td>baseos</td><td>x86_64</td><td>3</td>"),
+            "{page}"
+        );
+        assert!(page.contains("http://192.168.10.10/rocky/10/appstream/"));
+        assert!(page.contains("<li>cp312-manylinux_2_39-x86_64</li>"));
+        assert!(page.contains("gpgcheck=1"));
+        assert!(page.contains("index-url = http://192.168.10.10/pypi/simple/"));
+    }
+}

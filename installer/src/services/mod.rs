@@ -1,0 +1,253 @@
+//! Generators for everything the admin server runs besides the repos and the index: bind,
+//! chrony, IP forwarding and NAT, the landing page, the node files it serves, and the system
+//! actions (systemd, firewalld, SELinux) that go with them. All are pure functions of the site
+//! file and of what the bundle serves; the apply plan decides what to write and run.
+
+pub mod bind;
+pub mod chrony;
+pub mod landing;
+pub mod nat;
+
+use bundle::manifest::BundleManifest;
+
+use crate::actions::{Condition, SystemAction};
+use crate::desired::DesiredFile;
+use crate::site::SiteConfig;
+
+/// What the admin serves from a bundle, as the landing page and the node files describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedContent {
+    pub bundle_id: String,
+    /// RFC 3339 creation time of the bundle.
+    pub created: String,
+    /// e.g. "rocky".
+    pub distro: String,
+    /// e.g. "10".
+    pub release: String,
+    pub repos: Vec<ServedRepo>,
+    /// PyPI target names, e.g. "cp312-manylinux_2_39-x86_64".
+    pub python_targets: Vec<String>,
+    /// File name of the release key served at `/<distro>/<key_file>`, when the bundle has one.
+    pub key_file: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedRepo {
+    pub id: String,
+    pub arch: String,
+    pub package_count: u64,
+}
+
+impl ServedContent {
+    pub fn from_manifest(manifest: &BundleManifest) -> ServedContent {
+        let rpm = manifest.rpm.as_ref();
+        ServedContent {
+            bundle_id: manifest.bundle_id.clone(),
+            created: manifest
+                .created
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            distro: rpm.map_or("rocky".into(), |r| r.distro.clone()),
+            release: manifest.release.clone().unwrap_or_else(|| "10".into()),
+            repos: rpm
+                .map(|r| {
+                    r.repos
+                        .iter()
+                        .map(|repo| ServedRepo {
+                            id: repo.id.clone(),
+                            arch: repo.arch.clone(),
+                            package_count: repo.package_count,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            python_targets: manifest
+                .pypi_targets
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
+            key_file: rpm
+                .and_then(|r| r.key_path.as_deref())
+                .and_then(|p| p.rsplit('/').next())
+                .map(str::to_string),
+        }
+    }
+
+    /// URL path of a repo on the admin's web server: `/<distro>/<release>/<id>/`.
+    pub fn repo_path(&self, repo: &ServedRepo) -> String {
+        format!("/{}/{}/{}/", self.distro, self.release, repo.id)
+    }
+
+    /// URL path of the release key, when served.
+    pub fn key_path(&self) -> Option<String> {
+        self.key_file
+            .as_ref()
+            .map(|k| format!("/{}/{k}", self.distro))
+    }
+}
+
+/// URL path of the PyPI simple index.
+pub const PYPI_PATH: &str = "/pypi/simple/";
+/// URL path under which the node files are served (`<data_root>/node/` on disk).
+pub const NODE_PATH: &str = "/node/";
+
+/// Every file the admin's own services need, plus the landing page and the node files it
+/// serves. NAT files are separate (`nat::files`) because their content follows the state the
+/// operator switched to, not the site file alone.
+pub fn admin_files(site: &SiteConfig, served: &ServedContent) -> Vec<DesiredFile> {
+    let mut files = bind::files(site);
+    files.push(chrony::server_file(site));
+    files.push(landing::page(site, served));
+    files.extend(crate::node::served_files(site, served));
+    files
+}
+
+/// Services the admin runs, in the order they are restarted.
+pub const SERVICES: [&str; 3] = ["named", "chronyd", "nginx"];
+
+/// System actions that go with `admin_files`: SELinux labels, firewalld, enabling and
+/// restarting the services. Each carries the condition under which it applies.
+pub fn admin_actions(site: &SiteConfig) -> Vec<SystemAction> {
+    let mut actions = Vec::new();
+    let data = site.data_root.display().to_string();
+    actions.push(SystemAction::shell(
+        format!("label {data} so nginx may read it"),
+        Condition::SelinuxEnforcing,
+        &format!(
+            "semanage fcontext -a -t httpd_sys_content_t '{data}(/.*)?' 2>/dev/null || semanage fcontext -m -t httpd_sys_content_t '{data}(/.*)?'"
+        ),
+    ));
+    actions.push(SystemAction::new(
+        format!("relabel {data}"),
+        Condition::SelinuxEnforcing,
+        &["restorecon", "-R", &data],
+    ));
+    let zones = site.dns.directory.display().to_string();
+    if zones != "/var/named" {
+        actions.push(SystemAction::shell(
+            format!("label {zones} so named may read its zones"),
+            Condition::SelinuxEnforcing,
+            &format!(
+                "semanage fcontext -a -t named_zone_t '{zones}(/.*)?' 2>/dev/null || semanage fcontext -m -t named_zone_t '{zones}(/.*)?'"
+            ),
+        ));
+        actions.push(SystemAction::new(
+            format!("relabel {zones}"),
+            Condition::SelinuxEnforcing,
+            &["restorecon", "-R", &zones],
+        ));
+    }
+    for (port, proto, kind, default) in [
+        (site.dns.port, "udp", "dns_port_t", 53),
+        (site.dns.port, "tcp", "dns_port_t", 53),
+        (site.ntp.port, "udp", "ntp_port_t", 123),
+        (site.http.port, "tcp", "http_port_t", 80),
+    ] {
+        if port != default {
+            let p = port.to_string();
+            actions.push(SystemAction::shell(
+                format!("allow {kind} on {proto} port {p}"),
+                Condition::SelinuxEnforcing,
+                &format!(
+                    "semanage port -a -t {kind} -p {proto} {p} 2>/dev/null || semanage port -m -t {kind} -p {proto} {p}"
+                ),
+            ));
+        }
+    }
+    actions.push(SystemAction::new(
+        format!(
+            "put {} in firewalld's internal zone",
+            site.admin.internal_interface
+        ),
+        Condition::Firewalld,
+        &[
+            "firewall-cmd",
+            "--permanent",
+            "--zone=internal",
+            &format!("--change-interface={}", site.admin.internal_interface),
+        ],
+    ));
+    for (service, port, default, proto) in [
+        ("dns", site.dns.port, 53, "udp"),
+        ("ntp", site.ntp.port, 123, "udp"),
+        ("http", site.http.port, 80, "tcp"),
+    ] {
+        let arg = if port == default {
+            format!("--add-service={service}")
+        } else {
+            format!("--add-port={port}/{proto}")
+        };
+        actions.push(SystemAction::new(
+            format!("open {service} on the internal zone"),
+            Condition::Firewalld,
+            &["firewall-cmd", "--permanent", "--zone=internal", &arg],
+        ));
+    }
+    actions.push(SystemAction::new(
+        "apply the permanent firewalld rules",
+        Condition::Firewalld,
+        &["firewall-cmd", "--reload"],
+    ));
+    let mut enable = vec!["systemctl", "enable", "nftables"];
+    enable.extend(SERVICES);
+    actions.push(SystemAction::new(
+        "start the services at boot",
+        Condition::Systemd,
+        &enable,
+    ));
+    for service in SERVICES {
+        actions.push(SystemAction::new(
+            format!("restart {service} with the new configuration"),
+            Condition::Systemd,
+            &["systemctl", "restart", service],
+        ));
+    }
+    actions
+}
+
+#[cfg(test)]
+pub(crate) fn sample_served() -> ServedContent {
+    ServedContent {
+        bundle_id: "0123abcd".into(),
+        created: "2026-11-27T10:00:00Z".into(),
+        distro: "rocky".into(),
+        release: "10".into(),
+        repos: ["baseos", "appstream", "extras"]
+            .iter()
+            .map(|id| ServedRepo {
+                id: id.to_string(),
+                arch: "x86_64".into(),
+                package_count: 3,
+            })
+            .collect(),
+        python_targets: vec!["cp312-manylinux_2_39-x86_64".into()],
+        key_file: Some("RPM-GPG-KEY-Rocky-10".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_files_are_absolute_and_unique() {
+        let files = admin_files(&SiteConfig::default(), &sample_served());
+        let mut paths: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+        assert!(paths.iter().all(|p| p.is_absolute()));
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), files.len());
+    }
+
+    #[test]
+    fn default_ports_open_services_not_ports() {
+        let actions = admin_actions(&SiteConfig::default());
+        let lines: Vec<String> = actions.iter().map(|a| a.command_line()).collect();
+        assert!(
+            lines.contains(
+                &"firewall-cmd --permanent --zone=internal --add-service=dns".to_string()
+            )
+        );
+        assert!(!lines.iter().any(|l| l.contains("semanage port")));
+    }
+}
