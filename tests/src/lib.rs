@@ -10,7 +10,10 @@ use std::path::PathBuf;
 /// so look next to the test executable, where cargo puts every binary of the workspace.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("test binary has a parent").to_path_buf();
+    let mut dir = exe
+        .parent()
+        .expect("test binary has a parent")
+        .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
