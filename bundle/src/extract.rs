@@ -91,15 +91,15 @@ impl FileSink for StagingSink {
     fn begin(&mut self, entry: &FileEntry) -> Result<(), BundleError> {
         // Paths were checked (relative, no `..`, no links in the archive), so joining is safe.
         let target = self.root.join(&entry.path);
-        if let Some(dir) = target.parent() {
-            if !self.made_dirs.contains(dir) {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(dir)
-                    .map_err(|e| BundleError::io(dir, e))?;
-                self.made_dirs.insert(dir.to_path_buf());
-            }
+        if let Some(dir) = target.parent()
+            && !self.made_dirs.contains(dir)
+        {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|e| BundleError::io(dir, e))?;
+            self.made_dirs.insert(dir.to_path_buf());
         }
         let file = fs_err::OpenOptions::new()
             .write(true)

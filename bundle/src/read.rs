@@ -153,10 +153,10 @@ struct Source {
 impl Read for Source {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let result = self.file.read(buf);
-        if let Err(e) = &result {
-            if e.kind() != io::ErrorKind::Interrupted {
-                self.failed = Some(e.to_string());
-            }
+        if let Err(e) = &result
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            self.failed = Some(e.to_string());
         }
         result
     }
@@ -303,7 +303,7 @@ impl BundleStream {
             }
             zeros += n as u64;
         }
-        if zeros < tarfmt::BLOCK as u64 || zeros % tarfmt::BLOCK as u64 != 0 {
+        if zeros < tarfmt::BLOCK as u64 || !zeros.is_multiple_of(tarfmt::BLOCK as u64) {
             return Err(
                 self.corrupt("the archive does not end with two zero blocks (truncated?)".into())
             );

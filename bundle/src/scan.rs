@@ -110,10 +110,10 @@ pub(crate) fn scan<S: FileSink>(
         };
         if let Err((i, e)) = feeder.feed(&mut stream) {
             failure.record(i, e);
-        } else if !failure.aborted() {
-            if let Err(e) = stream.finish() {
-                failure.record(files.len(), e);
-            }
+        } else if !failure.aborted()
+            && let Err(e) = stream.finish()
+        {
+            failure.record(files.len(), e);
         }
         drop(senders);
     });

@@ -1,6 +1,7 @@
 //! `installer`: verifies a bundle and turns the admin server into the site's internet.
 
 mod commands;
+mod reporter;
 
 use std::process::ExitCode;
 
@@ -10,7 +11,16 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "installer",
     version,
-    about = "Verify a bundle and set up the air-gapped admin server"
+    about = "Verify a bundle and set up the air-gapped admin server",
+    after_help = concat!(
+        "Examples:\n",
+        "  installer inspect bundle.tar.zst\n",
+        "  installer verify bundle.tar.zst --key site.pub\n",
+        "  installer apply bundle.tar.zst --dry-run\n",
+        "  installer status\n\n",
+        "Exit status: 0 success; 1 operational failure; 2 usage error; 3 verification failure \
+         (damaged, tampered or hostile bundle, bad or missing signature, newer bundle format)."
+    )
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +40,10 @@ enum Command {
     Node(commands::node::NodeArgs),
     /// Check every admin service with a real query.
     Status(commands::status::StatusArgs),
+    /// Check a bundle completely (every file's size and sha256, signature with --key); writes nothing.
+    Verify(commands::verify::VerifyArgs),
+    /// Show what a bundle holds, from its manifest only.
+    Inspect(commands::inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,12 +54,14 @@ fn main() -> ExitCode {
         Command::Nat(args) => commands::nat::run(args),
         Command::Node(args) => commands::node::run(args),
         Command::Status(args) => commands::status::run(args),
+        Command::Verify(args) => commands::verify::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Inspect(args) => commands::inspect::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(commands::exit_code(&e))
         }
     }
 }

@@ -197,3 +197,38 @@ fn unknown_manifest_fields_are_ignored() {
     extract(&path, &tmp.path().join("x"), None, &NoProgress).unwrap();
     assert_eq!(fs_err::read(tmp.path().join("x/a/b.txt")).unwrap(), data);
 }
+
+/// Real RPMs and upstream repodata (already compressed, odd names) pack and unpack unchanged.
+#[test]
+fn real_rpms_and_repodata_round_trip_public_fixture() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    assert!(
+        fixtures.join("rpms").is_dir(),
+        "{} is missing: these tests need the shared public fixtures (see DESIGN.md)",
+        fixtures.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("fixtures.tar.zst");
+    pack_tree(
+        &fixtures,
+        &out,
+        base_manifest(),
+        &WriteOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    let manifest = verify(&out, None, &NoProgress).unwrap();
+    assert!(manifest.files.iter().any(|f| f.kind == FileKind::Rpm));
+    assert!(manifest.files.iter().any(|f| f.kind == FileKind::Repodata));
+    let dest = tmp.path().join("dest");
+    extract(&out, &dest, None, &NoProgress).unwrap();
+    let (want, got) = (listing(&fixtures), listing(&dest));
+    let strip = |m: &std::collections::BTreeMap<std::path::PathBuf, String>| -> Vec<(std::path::PathBuf, String)> {
+        m.iter()
+            .filter(|(_, v)| v.starts_with("file"))
+            .map(|(k, v)| (k.clone(), v.split(' ').skip(2).collect::<Vec<_>>().join(" ")))
+            .collect()
+    };
+    assert_eq!(strip(&want), strip(&got));
+    assert_eq!(strip(&want).len(), manifest.files.len());
+}

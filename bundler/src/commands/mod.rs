@@ -2,6 +2,7 @@
 //! plus the argument groups several commands share.
 
 pub mod build;
+pub mod keygen;
 pub mod plan;
 pub mod progress;
 pub mod pypi;

@@ -1,10 +1,12 @@
 //! One module per subcommand: its arguments and one entry function returning the exit code.
 
 pub mod apply;
+pub mod inspect;
 pub mod nat;
 pub mod node;
 pub mod site;
 pub mod status;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -40,4 +42,15 @@ pub fn print_installed(installed: &installer::fsutil::Installed) {
         }
         (FileChange::Modify { .. }, None) => println!("replaced   {path}"),
     }
+}
+
+/// The exit status for an error: 3 when any error in the chain is a bundle verification failure
+/// (damaged, tampered or hostile bundle, bad or missing signature, newer format), else 1.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    let verification = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<bundle::BundleError>()
+            .is_some_and(bundle::BundleError::is_verification_failure)
+    });
+    if verification { 3 } else { 1 }
 }
