@@ -7,6 +7,7 @@
 //! - [`write`]: `write_bundle`, `finalize`, `pack_tree`;
 //! - [`read`]: `read_manifest`, `verify`, `extract`;
 //! - [`sign`]: key files, signing and checking the manifest;
+//! - [`summary`]: counts and sizes per repo and PyPI target, from the manifest alone;
 //! - [`paths`]: the path rules; [`progress`]: the `Reporter` seam; [`error`]: `BundleError`.
 
 pub mod error;
@@ -17,6 +18,7 @@ pub mod progress;
 pub mod read;
 mod scan;
 pub mod sign;
+pub mod summary;
 mod tarfmt;
 mod tree;
 pub mod write;

@@ -39,6 +39,7 @@ impl BuildError {
         match self {
             BuildError::Fetch(e) if e.is_checksum_failure() => 3,
             BuildError::Meta(RpmMetaError::Signature { .. } | RpmMetaError::Key { .. }) => 3,
+            BuildError::Bundle(e) if e.is_verification_failure() => 3,
             BuildError::Usage(_) | BuildError::Release(ReleaseError::NotFound { .. }) => 2,
             _ => 1,
         }

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::build::{BuildError, BuildParts, add_rpm_part, pack};
 use bundle::write::WriteOptions;
-use bundler::build::{BuildError, BuildParts, add_rpm_part, pack};
 use clap::Args;
 
 use super::progress::CliReporter;

@@ -1,7 +1,7 @@
 //! `bundler plan`: read only the metadata and say what a build would download, per repo.
 
-use bundler::build::BuildError;
-use bundler::build::rpm::plan;
+use crate::build::BuildError;
+use crate::build::rpm::plan;
 use clap::Args;
 use serde::Serialize;
 

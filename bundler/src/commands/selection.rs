@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use bundler::build::BuildError;
-use bundler::build::rpm::RpmOptions;
-use bundler::fetch::{FetchSettings, Fetcher};
-use bundler::release::ReleaseDef;
+use crate::build::BuildError;
+use crate::build::rpm::RpmOptions;
+use crate::fetch::{FetchSettings, Fetcher};
+use crate::release::ReleaseDef;
 use clap::Args;
 
 #[derive(Debug, Args)]

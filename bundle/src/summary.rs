@@ -1,0 +1,142 @@
+//! What a bundle holds, in numbers: per RPM repo and per PyPI target, counts and sizes, plus
+//! identity and signature presence. Built from the manifest alone, so `installer inspect` (and
+//! a landing page) can show it without reading the payload.
+
+use serde::Serialize;
+
+use crate::manifest::{BundleManifest, ToolInfo};
+use crate::read::ManifestInfo;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub format: u32,
+    pub bundle_id: String,
+    /// RFC 3339.
+    pub created: String,
+    pub tool: ToolInfo,
+    pub release: Option<String>,
+    pub arches: Vec<String>,
+    /// The bundle carries `manifest.json.sig` (not checked here; `verify --key` checks it).
+    pub signed: bool,
+    pub files: u64,
+    pub bytes: u64,
+    pub repos: Vec<RepoSummary>,
+    pub pypi_targets: Vec<TargetSummary>,
+    /// Payload files under no repo directory and in no PyPI lock (keys, for instance).
+    pub other: Count,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Count {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepoSummary {
+    pub id: String,
+    pub arch: String,
+    pub dir: String,
+    pub upstream_url: String,
+    pub revision: Option<String>,
+    pub slim: bool,
+    pub packages: u64,
+    pub package_bytes: u64,
+    /// Every file under the repo directory (packages and upstream metadata).
+    pub all: Count,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetSummary {
+    pub name: String,
+    pub python_version: String,
+    pub implementation: String,
+    pub machine: String,
+    pub glibc: String,
+    pub requirements: usize,
+    /// Locked files (wheels, sdists) and their total size.
+    pub locked: Count,
+}
+
+impl Summary {
+    pub fn of(info: &ManifestInfo) -> Summary {
+        Summary::from_manifest(&info.manifest, info.signature.is_some())
+    }
+
+    pub fn from_manifest(m: &BundleManifest, signed: bool) -> Summary {
+        let repos: Vec<RepoSummary> = m
+            .rpm
+            .iter()
+            .flat_map(|rpm| &rpm.repos)
+            .map(|repo| {
+                let prefix = format!("{}/", repo.dir.trim_end_matches('/'));
+                let mut all = Count::default();
+                for f in m.files.iter().filter(|f| f.path.starts_with(&prefix)) {
+                    all.files += 1;
+                    all.bytes += f.size;
+                }
+                RepoSummary {
+                    id: repo.id.clone(),
+                    arch: repo.arch.clone(),
+                    dir: repo.dir.clone(),
+                    upstream_url: repo.upstream_url.clone(),
+                    revision: repo.revision.clone(),
+                    slim: repo.slim,
+                    packages: repo.package_count,
+                    package_bytes: repo.package_bytes,
+                    all,
+                }
+            })
+            .collect();
+        let pypi_targets = m
+            .pypi_targets
+            .iter()
+            .map(|t| TargetSummary {
+                name: t.name.clone(),
+                python_version: t.python_version.clone(),
+                implementation: t.implementation.clone(),
+                machine: t.machine.clone(),
+                glibc: t.glibc.clone(),
+                requirements: t.requirements.len(),
+                locked: Count {
+                    files: t.lock.len() as u64,
+                    bytes: t.lock.iter().map(|l| l.size).sum(),
+                },
+            })
+            .collect();
+        let repo_prefixes: Vec<String> = repos
+            .iter()
+            .map(|r| format!("{}/", r.dir.trim_end_matches('/')))
+            .collect();
+        let locked: std::collections::HashSet<&str> = m
+            .pypi_targets
+            .iter()
+            .flat_map(|t| t.lock.iter().map(|l| l.path.as_str()))
+            .collect();
+        let mut other = Count::default();
+        for f in &m.files {
+            let in_repo = repo_prefixes.iter().any(|p| f.path.starts_with(p.as_str()));
+            if !in_repo && !locked.contains(f.path.as_str()) {
+                other.files += 1;
+                other.bytes += f.size;
+            }
+        }
+        Summary {
+            format: m.format,
+            bundle_id: m.bundle_id.clone(),
+            created: m
+                .created
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| m.created.to_string()),
+            tool: m.tool.clone(),
+            release: m.release.clone(),
+            arches: m.arches.clone(),
+            signed,
+            files: m.totals.files,
+            bytes: m.totals.bytes,
+            repos,
+            pypi_targets,
+            other,
+        }
+    }
+}

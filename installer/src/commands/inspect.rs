@@ -1,0 +1,108 @@
+//! `installer inspect BUNDLE [--json]`: what a bundle holds, read from its manifest only (the
+//! first entries of the archive), so it is instant even for a large bundle. It does not verify
+//! the payload; `installer verify` does.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bundle::read::read_manifest;
+use bundle::summary::Summary;
+use clap::Args;
+
+use crate::reporter::human_bytes;
+
+#[derive(Debug, Args)]
+#[command(after_help = concat!(
+    "Examples:\n",
+    "  installer inspect bundle.tar.zst\n",
+    "  installer inspect bundle.tar.zst --json | jq .repos\n\n",
+    "Exit status: 0 success; 1 operational failure; 2 usage error; 3 unreadable manifest or \
+     bundle format newer than this installer."
+))]
+pub struct InspectArgs {
+    /// The bundle file (`*.tar.zst`).
+    pub bundle: PathBuf,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
+    let info = read_manifest(&args.bundle).context("cannot read the bundle manifest")?;
+    let summary = Summary::of(&info);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", render(&summary));
+    }
+    Ok(())
+}
+
+/// The human-readable form.
+pub fn render(s: &Summary) -> String {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(format!("bundle id: {}", s.bundle_id));
+    line(format!("format:    {}", s.format));
+    line(format!("created:   {}", s.created));
+    line(format!("tool:      {} {}", s.tool.name, s.tool.version));
+    if let Some(release) = &s.release {
+        line(format!("release:   {release} ({})", s.arches.join(", ")));
+    }
+    line(format!(
+        "signed:    {}",
+        if s.signed {
+            "yes (check with `installer verify --key`)"
+        } else {
+            "no"
+        }
+    ));
+    line(format!("files:     {} ({})", s.files, human_bytes(s.bytes)));
+    if !s.repos.is_empty() {
+        line(String::new());
+        line(format!(
+            "{:<12} {:<8} {:>9} {:>11} {:>11}  {}",
+            "REPO", "ARCH", "PACKAGES", "SIZE", "ALL FILES", "REVISION"
+        ));
+        for r in &s.repos {
+            line(format!(
+                "{:<12} {:<8} {:>9} {:>11} {:>11}  {}{}",
+                r.id,
+                r.arch,
+                r.packages,
+                human_bytes(r.package_bytes),
+                human_bytes(r.all.bytes),
+                r.revision.as_deref().unwrap_or("-"),
+                if r.slim { " (slim)" } else { "" }
+            ));
+        }
+    }
+    if !s.pypi_targets.is_empty() {
+        line(String::new());
+        line(format!(
+            "{:<36} {:>7} {:>12} {:>11}",
+            "PYPI TARGET", "PYTHON", "FILES", "SIZE"
+        ));
+        for t in &s.pypi_targets {
+            line(format!(
+                "{:<36} {:>7} {:>12} {:>11}",
+                t.name,
+                t.python_version,
+                t.locked.files,
+                human_bytes(t.locked.bytes)
+            ));
+        }
+    }
+    if s.other.files > 0 {
+        line(String::new());
+        line(format!(
+            "other files: {} ({})",
+            s.other.files,
+            human_bytes(s.other.bytes)
+        ));
+    }
+    out
+}

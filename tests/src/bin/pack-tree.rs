@@ -1,0 +1,196 @@
+//! Test and benchmark tool, not a user command: packs a directory tree into a bundle with the
+//! library's `pack_tree`, or extracts one with `extract`, so `scripts/bench-pack` can time the
+//! library alone on release builds. Users build bundles with `bundler build`.
+//!
+//! ```text
+//! pack-tree pack DIR OUTPUT [--level N] [--threads N]     hash the tree, then write the bundle
+//! pack-tree hash DIR MANIFEST                             only hash: write the manifest JSON
+//! pack-tree write DIR MANIFEST OUTPUT [--level N] [--threads N]
+//!                                                         write with known hashes (checked
+//!                                                         while streaming, as `bundler build`)
+//! pack-tree unpack BUNDLE DEST                            verify and extract
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use bundle::write::{
+    WriteOptions, file_kind, finalize, hash_file, manifest_bytes, pack_tree, write_bundle,
+};
+use bundle::{BundleManifest, FORMAT_VERSION, FileEntry, NoProgress, ToolInfo, Totals};
+use rayon::prelude::*;
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pack-tree: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> anyhow::Result<()> {
+    let positional: Vec<&String> = positional(&args);
+    match positional.as_slice() {
+        [cmd, dir, output] if cmd.as_str() == "pack" => {
+            let written = pack_tree(
+                &PathBuf::from(dir),
+                &PathBuf::from(output),
+                base(),
+                &write_opts(&args)?,
+                &NoProgress,
+            )?;
+            println!(
+                "{} {} bytes sha256 {}",
+                written.path.display(),
+                written.size,
+                written.sha256
+            );
+            Ok(())
+        }
+        [cmd, dir, manifest_path] if cmd.as_str() == "hash" => {
+            let dir = PathBuf::from(dir);
+            let mut manifest = base();
+            let mut rel = Vec::new();
+            walk(&dir, "", &mut rel)?;
+            rel.sort();
+            manifest.files = rel
+                .par_iter()
+                .map(|r| {
+                    let (size, sha256) = hash_file(&dir.join(r))?;
+                    Ok(FileEntry {
+                        path: r.clone(),
+                        size,
+                        sha256,
+                        kind: file_kind(r),
+                        origin: None,
+                    })
+                })
+                .collect::<Result<_, bundle::BundleError>>()?;
+            finalize(&mut manifest);
+            fs_err::write(manifest_path, manifest_bytes(&manifest))?;
+            Ok(())
+        }
+        [cmd, dir, manifest_path, output] if cmd.as_str() == "write" => {
+            let manifest: BundleManifest = serde_json::from_slice(&fs_err::read(manifest_path)?)?;
+            let sources: Vec<PathBuf> = manifest
+                .files
+                .iter()
+                .map(|f| PathBuf::from(dir).join(&f.path))
+                .collect();
+            let written = write_bundle(
+                &PathBuf::from(output),
+                &manifest,
+                &sources,
+                &write_opts(&args)?,
+                &NoProgress,
+            )?;
+            println!(
+                "{} {} bytes sha256 {}",
+                written.path.display(),
+                written.size,
+                written.sha256
+            );
+            Ok(())
+        }
+        [cmd, bundle, dest] if cmd.as_str() == "unpack" => {
+            let manifest = bundle::read::extract(
+                &PathBuf::from(bundle),
+                &PathBuf::from(dest),
+                None,
+                &NoProgress,
+            )?;
+            println!(
+                "{} files, {} bytes",
+                manifest.totals.files, manifest.totals.bytes
+            );
+            Ok(())
+        }
+        _ => bail!("usage: see the header of tests/src/bin/pack-tree.rs"),
+    }
+}
+
+fn base() -> BundleManifest {
+    BundleManifest {
+        format: FORMAT_VERSION,
+        bundle_id: String::new(),
+        created: time::OffsetDateTime::UNIX_EPOCH,
+        tool: ToolInfo {
+            name: "pack-tree".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        release: None,
+        arches: vec![],
+        rpm: None,
+        pypi_targets: vec![],
+        files: vec![],
+        totals: Totals::default(),
+    }
+}
+
+fn write_opts(args: &[String]) -> anyhow::Result<WriteOptions> {
+    let mut opts = WriteOptions::default();
+    if let Some(level) = flag(args, "--level")? {
+        opts.level = level;
+    }
+    if let Some(threads) = flag(args, "--threads")? {
+        opts.threads = threads;
+    }
+    Ok(opts)
+}
+
+fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> anyhow::Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|n| anyhow::anyhow!("{n:?} is not UTF-8"))?;
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if entry.file_type()?.is_dir() {
+            walk(&entry.path(), &rel, out)?;
+        } else {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+/// Arguments that are neither flags nor flag values.
+fn positional(args: &[String]) -> Vec<&String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+        } else if a.starts_with("--") {
+            skip = true;
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn flag<T: std::str::FromStr>(args: &[String], name: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => {
+            let value = args
+                .get(i + 1)
+                .with_context(|| format!("{name} needs a value"))?;
+            Ok(Some(
+                value.parse().with_context(|| format!("{name} {value}"))?,
+            ))
+        }
+    }
+}
