@@ -75,6 +75,8 @@ enum Fault {
 /// Counters shared with the test.
 #[derive(Debug, Default)]
 pub struct ServerStats {
+    /// Body bytes handed to sockets; counted before each write, so a client never holds bytes
+    /// the counter lacks.
     pub body_bytes: AtomicU64,
     pub requests: AtomicU64,
     pub faults: AtomicU64,
@@ -349,31 +351,31 @@ fn serve_connection(
         }
         if fault == Some(Fault::Truncate) {
             let half = &body[..body.len() / 2];
-            writer.write_all(half)?;
             stats
                 .body_bytes
                 .fetch_add(half.len() as u64, Ordering::SeqCst);
+            writer.write_all(half)?;
             let _ = writer.shutdown(Shutdown::Both);
             return Ok(());
         }
         if let Some(pause) = faults.slow_rpm_body.filter(|_| req.path.ends_with(".rpm")) {
             let (first, rest) = body.split_at(body.len() / 2);
-            writer.write_all(first)?;
-            writer.flush()?;
             stats
                 .body_bytes
                 .fetch_add(first.len() as u64, Ordering::SeqCst);
+            writer.write_all(first)?;
+            writer.flush()?;
             std::thread::sleep(pause);
-            writer.write_all(rest)?;
             stats
                 .body_bytes
                 .fetch_add(rest.len() as u64, Ordering::SeqCst);
+            writer.write_all(rest)?;
             continue;
         }
-        writer.write_all(body)?;
         stats
             .body_bytes
             .fetch_add(body.len() as u64, Ordering::SeqCst);
+        writer.write_all(body)?;
     }
     // Drain anything left so the peer sees an orderly close.
     let _ = reader.read(&mut [0u8; 1]);

@@ -117,6 +117,11 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
         .output()
         .unwrap());
 
+    ok(Command::new(workspace_bin("installer"))
+        .arg("verify")
+        .arg(&out)
+        .output()
+        .unwrap());
     let manifest = bundle::read::verify(&out, None, &NoProgress).expect("bundle verifies");
     assert!(tmp.path().join("b.tar.zst.sha256").is_file());
     let rpm = manifest.rpm.as_ref().expect("rpm section");

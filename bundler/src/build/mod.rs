@@ -43,6 +43,7 @@ impl BuildError {
             BuildError::Fetch(e) if e.is_checksum_failure() => 3,
             BuildError::Pypi(e) if e.is_verification() => 3,
             BuildError::Meta(RpmMetaError::Signature { .. } | RpmMetaError::Key { .. }) => 3,
+            BuildError::Bundle(e) if e.is_verification_failure() => 3,
             BuildError::Usage(_) | BuildError::Release(ReleaseError::NotFound { .. }) => 2,
             _ => 1,
         }

@@ -1,5 +1,30 @@
-//! One module per `bundler` subcommand, each with its argument struct and one entry function,
-//! plus the argument groups several commands share.
+//! One module per `bundler` subcommand, each with its clap argument struct and one `run`
+//! function; `finish` turns a command's result into the documented exit status.
+
+use std::process::ExitCode;
+
+/// Prints the error chain on stderr and maps it to the exit status: 0 success, 1 operational
+/// failure, 3 verification failure (a fetched or packed file failed its checksum or signature
+/// check). Clap exits with 2 on usage errors before any command runs.
+pub fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+/// 3 when any error in the chain is a bundle verification failure, else 1.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    let verification = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<bundle::BundleError>()
+            .is_some_and(bundle::BundleError::is_verification_failure)
+    });
+    if verification { 3 } else { 1 }
+}
 
 pub mod build;
 pub mod keygen;
@@ -8,3 +33,15 @@ pub mod progress;
 pub mod pypi;
 pub mod pypi_args;
 pub mod selection;
+
+/// `finish` for the commands whose library errors carry their own exit status
+/// ([`crate::build::BuildError::exit_code`]: 1 operational, 2 usage, 3 verification).
+pub fn finish_build(result: Result<(), crate::build::BuildError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(err.exit_code() as u8)
+        }
+    }
+}

@@ -299,6 +299,10 @@ impl Fetcher {
             };
             match result {
                 Ok(n) => {
+                    if url.scheme() == "file" {
+                        // HTTP attempts report bytes as they stream; a copy reports at the end.
+                        reporter.advanced(0, n);
+                    }
                     self.downloaded.fetch_add(n, Ordering::Relaxed);
                     return Ok(());
                 }
