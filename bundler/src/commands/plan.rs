@@ -109,7 +109,7 @@ fn pypi_json(resolved: &[ResolvedTarget]) -> serde_json::Value {
 
 fn rpm_lines(
     sel: &super::selection::SelectionArgs,
-    fetcher: &bundler::fetch::Fetcher,
+    fetcher: &crate::fetch::Fetcher,
     reporter: &CliReporter,
 ) -> Result<Vec<RepoLine>, BuildError> {
     let opts = sel.rpm_options()?;
