@@ -8,9 +8,11 @@
 //! 2. per RPM repo: rebuild in staging and switch in atomically, or leave it alone when the
 //!    bundle does not change it;
 //! 3. the PyPI index, the same way;
-//! 4. generated files (release key, nginx conf.d file; the service configs of the next issue
-//!    plug in here as more [`DesiredFile`]s): backed up once, written atomically, untouched
-//!    when identical.
+//! 4. generated files (release key, nginx conf.d file, and with a site the service configs:
+//!    named, zones, chrony, landing page, node files, sysctl and the NAT ruleset): backed up
+//!    once, written atomically, untouched when identical;
+//! 5. with a site, the system actions (SELinux labels, firewalld, systemd enable/restart),
+//!    which the command runs or prints (see [`service_actions`]).
 //!
 //! Crash safety: staging lives at `<data>/.installer-staging` and is wiped at the start of
 //! every run; every switch is one `renameat2(RENAME_EXCHANGE)`; state files inside each tree
@@ -32,9 +34,12 @@ pub use pypi::PypiPlan;
 pub use repos::RepoPlan;
 pub use state::{KILL_ENV, STATE_FILE};
 
+use crate::actions::SystemAction;
 use crate::fsutil::{self, FileChange};
 use crate::nginx::{self, NginxSettings};
 use crate::repodata;
+use crate::services::{self, ServedContent, nat};
+use crate::site::SiteConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -82,6 +87,9 @@ pub struct ApplyOptions {
     /// nginx `listen` arguments and `server_name`s.
     pub listen: Vec<String>,
     pub server_names: Vec<String>,
+    /// The site: when given, apply also writes the admin's service configs (bind, chrony,
+    /// landing page, node files, IP forwarding and NAT). Its `data_root` must equal `data_root`.
+    pub site: Option<SiteConfig>,
 }
 
 /// Where things live, as this process sees them (root applied).
@@ -160,6 +168,11 @@ pub fn plan(
         &opts.root,
         nginx::desired_file(&nginx),
     )?);
+    if let Some(site) = &opts.site {
+        for file in service_files(site, &opts.root, &manifest)? {
+            files.push(FileStep::generated(&opts.root, file)?);
+        }
+    }
     Ok(Plan {
         manifest,
         signature_required: key.is_some(),
@@ -253,4 +266,39 @@ pub fn run(
     fs_err::remove_dir_all(&layout.staging)?;
     fsutil::sync_dir(&layout.data)?;
     Ok(outcome)
+}
+
+/// The service configs a site asks for: bind, chrony, landing page and node files, and the
+/// IP forwarding + NAT files in the state the operator last switched to (enabled when NAT was
+/// never switched, as the seed procedure leaves it).
+fn service_files(
+    site: &SiteConfig,
+    root: &Path,
+    manifest: &bundle::BundleManifest,
+) -> Result<Vec<crate::desired::DesiredFile>, ApplyError> {
+    let mut files = services::admin_files(site, &ServedContent::from_manifest(manifest));
+    let state = nat::persisted_state(root).unwrap_or(nat::NatState::Enabled);
+    let main_path = nat::rooted(root, nat::NFTABLES_MAIN);
+    let existing_main = match fs_err::read_to_string(&main_path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    files.extend(nat::files(site, state, existing_main.as_deref()));
+    Ok(files)
+}
+
+/// The system actions that go with a site's service files, in order: SELinux labels,
+/// firewalld, then enabling and restarting the services, then the NAT state in the running
+/// kernel. The caller decides whether to run them (a real root, services wanted) or print them.
+pub fn service_actions(site: &SiteConfig, root: &Path) -> Vec<SystemAction> {
+    let mut actions = services::admin_actions(site);
+    let state = nat::persisted_state(root).unwrap_or(nat::NatState::Enabled);
+    actions.extend(nat::runtime_actions(
+        site,
+        state,
+        &nat::rooted(root, nat::RULESET_FILE),
+        nat::nft_present(),
+    ));
+    actions
 }

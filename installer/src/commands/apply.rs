@@ -7,6 +7,8 @@ use clap::{Args, ValueEnum};
 use installer::apply::{self, ApplyOptions};
 use installer::repodata::Compression;
 
+use super::SiteArgs;
+
 /// Exit status for a bundle that fails verification.
 const EXIT_VERIFY: u8 = 3;
 
@@ -16,7 +18,12 @@ const EXIT_VERIFY: u8 = 3;
   installer apply bundle.tar.zst --dry-run          # print the plan and every diff, write nothing\n  \
   installer apply bundle.tar.zst --key bundle.pub   # require a valid signature\n  \
   installer apply new.tar.zst --keep-old            # keep packages the new bundle dropped\n  \
+  installer apply bundle.tar.zst --site site.toml    # addresses, forwarders, ports (installer site init)\n  \
   installer apply bundle.tar.zst --root /tmp/admin --http-port 18080 --http-address 127.0.0.1\n\n\
+Besides the repos and the index, apply writes the admin's service configs from the site (the\n\
+reference topology without --site): named.conf and zones, chrony.conf, the landing page and node\n\
+files, IP forwarding and the NAT ruleset. With --root other than / or --no-services, the system\n\
+actions (SELinux labels, firewalld, systemctl enable/restart, NAT now) are printed, not run.\n\n\
 Exit status: 0 ok, 1 operational failure, 2 usage error, 3 the bundle failed verification.")]
 pub struct ApplyArgs {
     /// The bundle file (`bundle.tar.zst`).
@@ -24,9 +31,12 @@ pub struct ApplyArgs {
     /// Write everything under DIR instead of `/` (tests, staging an image).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-    /// Data root on the admin server: repos under `<DIR>/repos`, the PyPI index under `<DIR>/pypi`.
-    #[arg(long, value_name = "DIR", default_value = "/data")]
-    pub data_root: PathBuf,
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// Data root on the admin server (default: the site's `data_root`, /data): repos under
+    /// `<DIR>/repos`, the PyPI index under `<DIR>/pypi`.
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
     /// ed25519 public key (PEM); the bundle must then carry a valid signature.
     #[arg(long, value_name = "PUB")]
     pub key: Option<PathBuf>,
@@ -42,15 +52,15 @@ pub struct ApplyArgs {
     /// Compression of the generated repodata.
     #[arg(long, value_enum, default_value_t = CompressArg::Gzip)]
     pub compress: CompressArg,
-    /// Port nginx serves the repos and the index on.
-    #[arg(long, value_name = "PORT", default_value_t = 80)]
-    pub http_port: u16,
+    /// Port nginx serves the repos and the index on (default: the site's `http.port`, 80).
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
     /// Address nginx listens on (default: every address).
     #[arg(long, value_name = "ADDR")]
     pub http_address: Option<String>,
-    /// Host names and addresses the nginx server answers to (repeat the flag).
-    #[arg(long = "server-name", value_name = "NAME",
-          default_values_t = ["localhost".to_string(), "127.0.0.1".to_string(), "192.168.10.10".to_string()])]
+    /// Host names and addresses the nginx server answers to (repeat the flag; default: the
+    /// admin's address, host name and FQDN from the site, localhost and 127.0.0.1).
+    #[arg(long = "server-name", value_name = "NAME")]
     pub server_names: Vec<String>,
 }
 
@@ -70,14 +80,33 @@ impl bundle::Reporter for PhaseLines {
 }
 
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let mut site = args.site.load()?;
+    if let Some(dir) = &args.data_root {
+        site.data_root = dir.clone();
+    }
+    if let Some(port) = args.http_port {
+        site.http.port = port;
+    }
     let listen = match &args.http_address {
-        Some(addr) => format!("{addr}:{}", args.http_port),
-        None => args.http_port.to_string(),
+        Some(addr) => format!("{addr}:{}", site.http.port),
+        None => site.http.port.to_string(),
     };
+    let server_names = if args.server_names.is_empty() {
+        vec![
+            site.admin.address.to_string(),
+            site.admin.hostname.clone(),
+            site.fqdn(&site.admin.hostname),
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ]
+    } else {
+        args.server_names.clone()
+    };
+    let real_root = args.root == std::path::Path::new("/");
     let opts = ApplyOptions {
         bundle: args.bundle,
         root: args.root,
-        data_root: args.data_root,
+        data_root: site.data_root.clone(),
         key: args.key,
         keep_old: args.keep_old,
         compression: match args.compress {
@@ -85,7 +114,8 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             CompressArg::Zstd => Compression::Zstd,
         },
         listen: vec![listen],
-        server_names: args.server_names,
+        server_names,
+        site: Some(site.clone()),
     };
     let result = if args.dry_run {
         apply::plan(&opts, true, &PhaseLines).map(|plan| {
@@ -109,21 +139,57 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         })
     };
     match result {
-        Ok(()) => {
-            if !args.dry_run {
-                let verb = if args.no_services {
-                    "--no-services: not reloading; run"
-                } else {
-                    "reload nginx to serve the new config:"
-                };
-                println!("{verb} nginx -t && systemctl reload nginx");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Ok(()) => service_step(
+            &site,
+            &opts.root,
+            args.dry_run || args.no_services || !real_root,
+        ),
         Err(e) if e.is_verification_failure() => {
             eprintln!("error: {e}");
             Ok(ExitCode::from(EXIT_VERIFY))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Run the system actions (a real root, services wanted) or print them for the operator.
+/// An action whose condition does not hold here (no systemd, no firewalld, SELinux not
+/// enforcing) is skipped and says so.
+fn service_step(
+    site: &installer::site::SiteConfig,
+    root: &std::path::Path,
+    print_only: bool,
+) -> anyhow::Result<ExitCode> {
+    let actions = apply::service_actions(site, root);
+    if print_only {
+        println!("services: not started (--dry-run, --no-services or --root); the commands are:");
+        for action in &actions {
+            println!("{action}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failed = false;
+    for action in &actions {
+        match action.run() {
+            Ok(installer::actions::ActionOutcome::Ran) => println!("ran        {}", action.summary),
+            Ok(installer::actions::ActionOutcome::NotApplicable) => {
+                println!("skipped    {} ({})", action.summary, action.when.describe());
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", action.summary);
+                failed = true;
+            }
+        }
+    }
+    if !installer::actions::Condition::Systemd.holds() {
+        println!(
+            "systemd is not running: start named, chronyd and nginx yourself, e.g.\n  \
+             named -u named && chronyd && nginx"
+        );
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
