@@ -6,6 +6,11 @@
 //! bytes stream into the archive: a source file that changed in between aborts the write and no
 //! bundle is left behind. Files are copied in fixed-size chunks, never whole.
 //!
+//! Three threads plus zstd's workers share the work: a reader reads and hashes the sources
+//! ahead, the calling thread writes the tar stream into the encoder, and an output thread writes
+//! and hashes the compressed bytes for `<bundle>.sha256`; bounded channels of reused buffers
+//! connect them, so neither sha256 pass stalls the compressor and memory stays bounded.
+//!
 //! Output is deterministic: entries in manifest order, owner 0:0, no user or group names, mode
 //! 0644, mtime = the manifest's `created`, and the same zstd parameters, so two builds from the
 //! same manifest and files are byte-identical.
