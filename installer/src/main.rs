@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Verify a bundle and install its repos, PyPI index and nginx config.
+    /// Verify a bundle; install its repos, the PyPI index and the admin's service configs.
     Apply(commands::apply::ApplyArgs),
     /// Site file: addresses, interfaces, ports and paths of the site.
     #[command(subcommand)]
