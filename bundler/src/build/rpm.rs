@@ -378,16 +378,7 @@ fn release_key(
         let abs = std::path::absolute(path).map_err(crate::fetch::FetchError::Io)?;
         let url = Url::from_file_path(&abs)
             .map_err(|()| BuildError::Usage(format!("bad key path {}", path.display())))?;
-        return Ok(Some((
-            key,
-            Fetched {
-                path: cached,
-                url,
-                size: bytes.len() as u64,
-                sha256,
-                from_cache: false,
-            },
-        )));
+        return Ok(Some((key, key_file(cached, url, &bytes, sha256))));
     }
     let def = &opts.release.key;
     let urls = opts
@@ -403,14 +394,16 @@ fn release_key(
     };
     let (cached, sha256) = fetcher.cache().store_bytes(&bytes)?;
     let key = ReleaseKey::load(&cached, Some(&def.fingerprint))?;
-    Ok(Some((
-        key,
-        Fetched {
-            path: cached,
-            url,
-            size: bytes.len() as u64,
-            sha256,
-            from_cache: false,
-        },
-    )))
+    Ok(Some((key, key_file(cached, url, &bytes, sha256))))
+}
+
+/// The key file as the bundle carries it: stored in the cache, with where it came from.
+fn key_file(path: std::path::PathBuf, url: Url, bytes: &[u8], sha256: String) -> Fetched {
+    Fetched {
+        path,
+        url,
+        size: bytes.len() as u64,
+        sha256,
+        from_cache: false,
+    }
 }

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use crate::desired::DesiredFile;
 use crate::node;
 use crate::services::{NODE_PATH, PYPI_PATH, ServedContent};
+use crate::simple_index::escape_html as esc;
 use crate::site::SiteConfig;
 
 /// The page lives at the top of the data root, next to `repos/`, `pypi/` and `node/`.
@@ -82,13 +83,6 @@ pub fn html(site: &SiteConfig, served: &ServedContent) -> String {
     }
     h.push_str("</body>\n</html>\n");
     h
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
