@@ -93,7 +93,7 @@ fn normalize(name: &str) -> String {
 }
 
 pub struct IndexServer {
-    port: u16,
+    addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     log: Arc<Mutex<Vec<String>>>,
@@ -101,8 +101,14 @@ pub struct IndexServer {
 
 impl IndexServer {
     pub fn start(content: IndexContent) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        let port = listener.local_addr().expect("local addr").port();
+        Self::start_on(content, "127.0.0.1:0").expect("bind 127.0.0.1")
+    }
+
+    /// Serve on `addr` (`ADDR:PORT`; port 0 picks one): the air-gap lab runs the index on its
+    /// "internet" namespace's address.
+    pub fn start_on(content: IndexContent, addr: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
         let content = Arc::new(content);
@@ -121,17 +127,17 @@ impl IndexServer {
                 }
             })
         };
-        Self {
-            port,
+        Ok(Self {
+            addr,
             stop,
             thread: Some(thread),
             log,
-        }
+        })
     }
 
     /// The index URL (`http://127.0.0.1:<port>/simple/`).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/simple/", self.port)
+        format!("http://{}/simple/", self.addr)
     }
 
     /// Requests served so far, as `METHOD path [range]`.
@@ -143,7 +149,7 @@ impl IndexServer {
 impl Drop for IndexServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let _ = TcpStream::connect(self.addr);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

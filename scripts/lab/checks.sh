@@ -1,0 +1,52 @@
+# The lab's checks: the seed's own verification steps, run from a node (and `installer status`
+# on the admin). Each prints one line, "PASS|FAIL  <round> <host> <check>  <detail>", appends it
+# to $LAB_DIR/results, and never stops the lab: the summary at the end decides the exit status.
+#
+# Sourced by scripts/airgap-lab; expects LAB_DIR, LAB_DOMAIN, LAB_OUTSIDE_NAME/ADDR, ADMIN_ADDR,
+# and PROBE (scripts/lab/probe, which does each check's work on the lab host).
+
+lab_result() { # status round host check detail
+  local line
+  line=$(printf '%-4s  %-8s %-6s %-14s %s' "$1" "$2" "$3" "$4" "$5")
+  echo "$line" | tee -a "$LAB_DIR/results"
+}
+
+# check ROUND HOST NAME EXPECT CMD...: run CMD on HOST; EXPECT is "ok" (CMD must succeed) or
+# "fail" (CMD must fail, e.g. the internet once NAT is off). CMD's output goes to a log; its
+# last line is the detail.
+check() {
+  local round=$1 host=$2 name=$3 expect=$4 log rc detail
+  shift 4
+  log=$LAB_DIR/logs/check-$round-$host-$name.log
+  if lab_on "$host" "$@" >"$log" 2>&1; then rc=0; else rc=$?; fi
+  detail=$(grep -v '^\s*$' "$log" | tail -n 1 | cut -c1-100)
+  if [ "$expect" = ok ] && [ $rc -eq 0 ]; then
+    lab_result PASS "$round" "$host" "$name" "$detail"
+  elif [ "$expect" = fail ] && [ $rc -ne 0 ]; then
+    lab_result PASS "$round" "$host" "$name" "failed as expected: $detail"
+  else
+    lab_result FAIL "$round" "$host" "$name" "exit $rc, expected $expect: $detail"
+    # The work dir goes away on exit (unless --keep): show the evidence now.
+    tail -n 15 "$log" | sed 's/^/      | /'
+  fi
+}
+
+# run_node_checks ROUND INTERNET(ok|fail) [pip]
+run_node_checks() {
+  local round=$1 internet=$2 pip=${3:-} node
+  for node in node1 node2; do
+    check "$round" "$node" dns-site ok "$PROBE" dig "registry.$LAB_DOMAIN" "$ADMIN_ADDR"
+    check "$round" "$node" dns-outside ok "$PROBE" dig "$LAB_OUTSIDE_NAME" "$LAB_OUTSIDE_ADDR"
+    check "$round" "$node" ntp ok "$PROBE" ntp
+    check "$round" "$node" dnf ok "$PROBE" dnf "$LAB_DIR/$node/installroot-$round"
+    if [ "$internet" = ok ]; then
+      check "$round" "$node" internet ok "$PROBE" internet
+    else
+      check "$round" "$node" internet-cut fail "$PROBE" internet
+    fi
+  done
+  if [ -n "$pip" ]; then
+    check "$round" node1 pip ok "$PROBE" pip
+  fi
+  check "$round" admin status ok "$PROBE" status "$BIN/installer" "$LAB_SITE"
+}

@@ -1,0 +1,198 @@
+//! The air-gap lab as a test: `scripts/airgap-lab --drill` builds the reference topology in
+//! network namespaces, runs the operator's whole procedure (bundler build on the internet side,
+//! installer apply on the admin, installer node on two nodes, NAT on then off) and the seed's
+//! checks from the nodes; the drill stops each admin service in turn and requires exactly the
+//! checks that depend on it to fail. Afterwards nothing the lab made may be left: namespaces,
+//! interfaces, mounts, processes, the work directory.
+//!
+//! Needs root, the tools from scripts/install-test-deps, and the Kubespray wheels once from
+//! PyPI (cached under target/airgap-lab-cache).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct LabRun {
+    ok: bool,
+    output: String,
+    lab_id: String,
+    lab_dir: PathBuf,
+}
+
+fn run_lab(args: &[&str], extra_env: &[(&str, &str)]) -> LabRun {
+    let tmp = tempfile::Builder::new()
+        .prefix("airgap-lab-test")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let lab_dir = tmp.path().join("lab");
+    let mut cmd = Command::new(workspace().join("scripts/airgap-lab"));
+    cmd.args(args)
+        .env("PROFILE", "debug")
+        .env("LAB_DIR", &lab_dir);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run scripts/airgap-lab");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lab_id = output
+        .split("namespaces kol")
+        .nth(1)
+        .and_then(|rest| rest.split('-').next())
+        .unwrap_or_else(|| panic!("the lab did not say its namespaces:\n{output}"))
+        .to_string();
+    LabRun {
+        ok: out.status.success(),
+        output,
+        lab_id,
+        lab_dir,
+    }
+}
+
+/// The result lines: (status, round, host, check).
+fn results(output: &str) -> Vec<(String, String, String, String)> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("PASS ") || l.starts_with("FAIL "))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].into(), f[1].into(), f[2].into(), f[3].into())
+        })
+        .collect()
+}
+
+fn status_of(
+    results: &[(String, String, String, String)],
+    round: &str,
+    host: &str,
+    check: &str,
+) -> String {
+    results
+        .iter()
+        .find(|r| r.1 == round && r.2 == host && r.3 == check)
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| format!("missing {round} {host} {check}"))
+}
+
+fn assert_nothing_left(run: &LabRun) {
+    let netns = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        !netns.contains(&format!("kol{}-", run.lab_id)),
+        "namespaces left behind:\n{netns}"
+    );
+    let links = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["-o", "link"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        !links.contains(&format!("k{}", run.lab_id)),
+        "interfaces left behind:\n{links}"
+    );
+    let lab = run.lab_dir.to_string_lossy().to_string();
+    let mounts = fs_err::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&lab), "mounts left behind:\n{mounts}");
+    for entry in fs_err::read_dir("/proc").unwrap() {
+        let path = entry.unwrap().path();
+        if let Ok(cmdline) = std::fs::read(path.join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            assert!(
+                !cmdline.contains(&lab),
+                "process left behind: {} {cmdline}",
+                path.display()
+            );
+        }
+    }
+    assert!(!run.lab_dir.exists(), "work dir left behind: {lab}");
+}
+
+#[test]
+fn airgap_lab_passes_with_the_gap_closed_and_each_check_fails_without_its_service() {
+    let run = run_lab(&["--drill"], &[]);
+    assert!(run.ok, "the lab failed:\n{}", run.output);
+    let r = results(&run.output);
+    assert!(
+        r.iter().all(|l| l.0 == "PASS"),
+        "a check failed:\n{}",
+        run.output
+    );
+    for node in ["node1", "node2"] {
+        for check in ["dns-site", "dns-outside", "ntp", "dnf", "internet"] {
+            assert_eq!(
+                status_of(&r, "nat-on", node, check),
+                "PASS",
+                "{}",
+                run.output
+            );
+        }
+        for check in ["dns-site", "dns-outside", "ntp", "dnf", "internet-cut"] {
+            assert_eq!(
+                status_of(&r, "nat-off", node, check),
+                "PASS",
+                "{}",
+                run.output
+            );
+        }
+    }
+    assert_eq!(status_of(&r, "nat-on", "node1", "pip"), "PASS");
+    assert_eq!(status_of(&r, "nat-off", "node1", "pip"), "PASS");
+    assert_eq!(status_of(&r, "nat-on", "admin", "status"), "PASS");
+    assert_eq!(status_of(&r, "nat-off", "admin", "status"), "PASS");
+    // The drill's lines say whether each check failed as expected with its service stopped.
+    for (service, broken, status_failing) in [
+        (
+            "named",
+            &["dns-site", "dns-outside"][..],
+            "failing: dns-site dns-outside ",
+        ),
+        ("chronyd", &["ntp"][..], "failing: ntp "),
+        // Without nginx, status cannot even fetch the node files that list the repos.
+        ("nginx", &["dnf", "pip"][..], "failing: http-node-files "),
+    ] {
+        let status = run
+            .output
+            .lines()
+            .find(|l| l.contains(&format!(" drill-{service} admin ")) && l.contains(" status "))
+            .unwrap_or_else(|| panic!("no drill status line for {service}:\n{}", run.output));
+        assert!(
+            status.starts_with("PASS") && status.contains(status_failing),
+            "installer status with {service} stopped should report {status_failing:?}: {status}"
+        );
+        for check in ["dns-site", "dns-outside", "ntp", "dnf", "pip"] {
+            let line = run
+                .output
+                .lines()
+                .find(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() > 3
+                        && f[1] == format!("drill-{service}")
+                        && f[2] == "node1"
+                        && f[3] == check
+                })
+                .unwrap_or_else(|| panic!("no drill line for {service}/{check}:\n{}", run.output));
+            assert!(line.starts_with("PASS"), "{line}");
+            assert_eq!(
+                line.contains("failed as expected"),
+                broken.contains(&check),
+                "with {service} stopped, {check}: {line}"
+            );
+        }
+    }
+    assert_nothing_left(&run);
+}
