@@ -27,8 +27,8 @@ options {
 zone "$LAB_OUTSIDE_ZONE" { type primary; file "$d/outside.zone"; };
 EOF
   cat >"$d/outside.zone" <<EOF
-\$TTL 60
-@   IN SOA ns1.$LAB_OUTSIDE_ZONE. hostmaster.$LAB_OUTSIDE_ZONE. (1 60 60 600 60)
+\$TTL 1
+@   IN SOA ns1.$LAB_OUTSIDE_ZONE. hostmaster.$LAB_OUTSIDE_ZONE. (1 60 60 600 1)
     IN NS  ns1.$LAB_OUTSIDE_ZONE.
 ns1 IN A   203.0.113.1
 www IN A   $LAB_OUTSIDE_ADDR

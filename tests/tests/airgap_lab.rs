@@ -80,31 +80,26 @@ fn status_of(
         .unwrap_or_else(|| format!("missing {round} {host} {check}"))
 }
 
+fn stdout_of(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn assert_nothing_left(run: &LabRun) {
-    let netns = String::from_utf8_lossy(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .to_string();
-    assert!(
-        !netns.contains(&format!("kol{}-", run.lab_id)),
-        "namespaces left behind:\n{netns}"
-    );
-    let links = String::from_utf8_lossy(
-        &Command::new("ip")
-            .args(["-o", "link"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .to_string();
-    assert!(
-        !links.contains(&format!("k{}", run.lab_id)),
-        "interfaces left behind:\n{links}"
-    );
+    for (what, listing, marker) in [
+        (
+            "namespaces",
+            stdout_of("ip", &["netns", "list"]),
+            format!("kol{}-", run.lab_id),
+        ),
+        (
+            "interfaces",
+            stdout_of("ip", &["-o", "link"]),
+            format!("k{}", run.lab_id),
+        ),
+    ] {
+        assert!(!listing.contains(&marker), "{what} left behind:\n{listing}");
+    }
     let lab = run.lab_dir.to_string_lossy().to_string();
     let mounts = fs_err::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&lab), "mounts left behind:\n{mounts}");
@@ -164,6 +159,12 @@ fn airgap_lab_passes_with_the_gap_closed_and_each_check_fails_without_its_servic
         ("chronyd", &["ntp"][..], "failing: ntp "),
         // Without nginx, status cannot even fetch the node files that list the repos.
         ("nginx", &["dnf", "pip"][..], "failing: http-node-files "),
+        // The outside DNS gone: only outside names fail; the site's own keep resolving.
+        (
+            "upstream-dns",
+            &["dns-outside"][..],
+            "failing: dns-outside ",
+        ),
     ] {
         let status = run
             .output
