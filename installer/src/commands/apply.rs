@@ -184,7 +184,8 @@ fn service_step(
     if !installer::actions::Condition::Systemd.holds() {
         println!(
             "systemd is not running: start named, chronyd and nginx yourself, e.g.\n  \
-             named -u named && chronyd && nginx"
+             named -u {} -c /etc/named.conf && chronyd -f /etc/chrony.conf && nginx",
+            named_user()
         );
     }
     Ok(if failed {
@@ -192,4 +193,15 @@ fn service_step(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The account named drops to: `named` on Rocky/RHEL, `bind` on Debian.
+fn named_user() -> &'static str {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let has = |user: &str| passwd.lines().any(|l| l.split(':').next() == Some(user));
+    if !has("named") && has("bind") {
+        "bind"
+    } else {
+        "named"
+    }
 }
