@@ -26,6 +26,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
+pub mod harness;
 pub mod localbundle;
 pub mod mirror;
 pub mod peridot;

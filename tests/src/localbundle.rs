@@ -4,6 +4,7 @@
 //! `pypi/files/` with one PyPI target per arch whose lock comes from each wheel's METADATA.
 //! The apply tests, `scripts/bench-apply` and the demo use it where fetching is beside the point.
 
+use crate::pypi_index::normalize;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -181,21 +182,6 @@ fn header(meta: &str, key: &str) -> Option<String> {
     meta.lines()
         .take_while(|l| !l.is_empty())
         .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_string))
-}
-
-/// Normalized project name (PEP 503).
-fn normalize(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !out.ends_with('-') {
-                out.push('-');
-            }
-        } else {
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
 }
 
 fn wheel_metadata(path: &Path) -> Result<String> {

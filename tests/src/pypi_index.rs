@@ -78,7 +78,8 @@ impl IndexContent {
     }
 }
 
-fn normalize(name: &str) -> String {
+/// Normalized project name (PEP 503): runs of `-`, `_`, `.` become one `-`, lowercase.
+pub fn normalize(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         if matches!(c, '-' | '_' | '.') {
@@ -86,7 +87,7 @@ fn normalize(name: &str) -> String {
                 out.push('-');
             }
         } else {
-            out.push(c.to_ascii_lowercase());
+            out.extend(c.to_lowercase());
         }
     }
     out

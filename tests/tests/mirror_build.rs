@@ -3,7 +3,7 @@
 //! over dependencies, hostile mirrors are survived or refused, and a killed build resumes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bundle::progress::NoProgress;
@@ -47,16 +47,7 @@ fn build_cmd(
     cmd
 }
 
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use e2e::harness::assert_success as ok;
 
 fn extract(bundle: &Path, dest: &Path) -> bundle::BundleManifest {
     bundle::read::extract(bundle, dest, None, &NoProgress).expect("bundle extracts")

@@ -3,16 +3,17 @@
 //! as Rocky 10 ships it, uv) and the Kubespray wheels fetched once from PyPI, a bundle built from
 //! those wheels, and running `installer apply`.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use bundle::manifest::{BundleManifest, ToolInfo, Totals};
+pub use e2e::harness::{free_port, run_ok};
 
 /// Kubespray master requirements (reference/pypi-index.md §4).
 pub const KUBESPRAY_REQUIREMENTS: &str = "ansible==11.13.0\nbcrypt<6\ncryptography==50.0.0\n\
@@ -39,20 +40,6 @@ pub fn cache_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/apply-test-cache");
     fs_err::create_dir_all(&dir).unwrap();
     dir
-}
-
-pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// A venv under the cache with `packages` installed from PyPI (created once).
@@ -138,15 +125,6 @@ pub fn base_manifest(created: &str) -> BundleManifest {
         files: vec![],
         totals: Totals::default(),
     }
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released; nginx takes it right after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `installer apply BUNDLE --root ROOT` serving on 127.0.0.1:PORT, plus `extra` flags.

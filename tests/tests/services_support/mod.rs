@@ -2,28 +2,18 @@
 //! test and killed when it ends, network namespaces created and removed by the test, and
 //! helpers to write generated files and compare trees.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use installer::desired::DesiredFile;
 use installer::services::{ServedContent, ServedRepo};
 use installer::site::SiteConfig;
 
-/// A loopback port free for both TCP and UDP right now.
-pub fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+pub use e2e::harness::{free_port, run_ok};
 
 /// Kills and reaps a process the test started.
 pub struct ChildGuard {
@@ -92,18 +82,6 @@ impl Drop for Netns {
             .args(["netns", "del", &self.name])
             .status();
     }
-}
-
-pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// Polls `probe` until it returns Some, for at most `limit`; the limit only bounds a hang, no
