@@ -18,6 +18,8 @@ pub mod progress;
 pub mod read;
 mod scan;
 pub mod sign;
+mod sink;
+mod source;
 pub mod summary;
 mod tarfmt;
 mod tree;

@@ -48,9 +48,9 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
     }
     if let Some(pypi) = &pypi {
         let events = ResolutionLines { quiet: sel.quiet };
-        add_pypi_part(&mut parts, pypi, &fetcher, &events, &reporter)?;
+        add_pypi_part(&mut parts, pypi, &fetcher, &events)?;
     }
-    let written = pack(parts, &args.output, &opts, &reporter)?;
+    let written = pack(parts, &args.output, &opts, &fetcher, &reporter)?;
     if !sel.quiet {
         eprintln!(
             "downloaded {:.1} MiB (the rest came from the cache at {})",

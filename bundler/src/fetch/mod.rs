@@ -169,6 +169,11 @@ impl Fetcher {
         self.runtime.block_on(future)
     }
 
+    /// Downloads in flight at once (`--jobs`).
+    pub fn jobs(&self) -> usize {
+        self.settings.jobs.max(1)
+    }
+
     pub fn cache(&self) -> &Cache {
         &self.cache
     }

@@ -15,6 +15,14 @@ pub struct ReleaseKey {
     pub pinned: Option<String>,
 }
 
+impl std::fmt::Debug for ReleaseKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseKey")
+            .field("pinned", &self.pinned)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ReleaseKey {
     /// Load an ASCII-armored public key. When `pin` is given (the release file's fingerprint),
     /// only the certificate with that fingerprint is accepted.
