@@ -35,6 +35,7 @@ use crate::sink::OutputSink;
 use crate::source::{Chunk, read_sources};
 use crate::tarfmt::{file_headers, padding};
 
+pub use crate::reuse::reuse_if_up_to_date;
 pub use crate::tree::{file_kind, hash_file, pack_tree};
 
 /// Default zstd level. RPMs and wheels are already compressed, so higher levels cost time and
@@ -79,6 +80,9 @@ pub struct WrittenBundle {
     /// Size of the bundle file in bytes.
     pub size: u64,
     pub signed: bool,
+    /// The bundle already at the output path was kept: it held exactly this content (see
+    /// [`reuse_if_up_to_date`]) and nothing was rewritten.
+    pub reused: bool,
 }
 
 /// The exact bytes stored as `manifest.json` (and signed): pretty JSON and a final newline.
@@ -235,6 +239,7 @@ where
         sha256,
         size,
         signed: opts.signing_key.is_some(),
+        reused: false,
     })
 }
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
 use bundle::progress::{NoProgress, Reporter};
-use bundle::write::{WriteOptions, WrittenBundle, write_bundle_streaming};
+use bundle::write::{WriteOptions, WrittenBundle, reuse_if_up_to_date, write_bundle_streaming};
 use futures::StreamExt;
 
 use super::{BuildError, BuildParts, Source, manifest_for};
@@ -39,6 +39,12 @@ struct Ready {
 /// With gpgcheck on and no pinned fingerprint (`--gpg-key`), the manifest's `key_fingerprint`
 /// is the one the first package's signature names, so that package is fetched and verified
 /// before the manifest is written.
+///
+/// When the bundle already at `output` holds exactly this manifest (its `created` aside) and
+/// checks out in full, it is kept and nothing is downloaded or rewritten
+/// ([`bundle::write::reuse_if_up_to_date`]; `reused` is set in the result). A package that
+/// entered a kept bundle had its signature verified when that bundle was built: the manifest
+/// pins the bytes of every package and of the key, and so the result of the check.
 pub fn pack(
     mut parts: BuildParts,
     output: &Path,
@@ -96,7 +102,11 @@ pub fn pack(
         let rpm = parts.rpm.as_mut().expect("observe implies an rpm section");
         rpm.key_fingerprint = done[first].signer.clone();
     }
-    let manifest = manifest_for(&parts);
+    let mut manifest = manifest_for(&parts);
+    if let Some(kept) = reuse_if_up_to_date(output, &mut manifest, opts) {
+        reporter.finished();
+        return Ok(kept);
+    }
 
     let (tx, rx) = mpsc::channel::<PathBuf>();
     let (fed, written) = std::thread::scope(|scope| {

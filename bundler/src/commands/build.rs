@@ -13,6 +13,10 @@ use super::selection::SelectionArgs;
 
 /// Build a bundle: RPM repos (and PyPI wheels) with a checksummed manifest.
 ///
+/// Files are packed as they are downloaded and verified. When the output file already holds
+/// exactly what this build would write (the same manifest apart from its creation time, every
+/// file re-hashed, and a matching .sha256 file), it is kept and nothing is rewritten.
+///
 /// Examples:
 ///   bundler build --release 10 -o rocky10.tar.zst
 ///   bundler build --release 10 --arch x86_64 --arch aarch64 --kubespray master
@@ -59,11 +63,16 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
         );
     }
     println!(
-        "{} ({} bytes, sha256 {}{})",
+        "{} ({} bytes, sha256 {}{}{})",
         written.path.display(),
         written.size,
         written.sha256,
-        if written.signed { ", signed" } else { "" }
+        if written.signed { ", signed" } else { "" },
+        if written.reused {
+            "; already up to date, nothing rewritten"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
