@@ -1,10 +1,9 @@
 //! Header-signature verification of downloaded packages against the release key (or the key
-//! given with `--gpg-key`), in parallel. An unsigned package, a signature by another key, or a
+//! given with `--gpg-key`); the build runs one check per package on tokio's blocking pool as
+//! each download completes. An unsigned package, a signature by another key, or a
 //! header that does not match its digests fails the build, naming the package.
 
-use std::path::{Path, PathBuf};
-
-use rayon::prelude::*;
+use std::path::Path;
 
 use super::RpmMetaError;
 
@@ -67,22 +66,5 @@ impl ReleaseKey {
         Ok(signatures
             .iter()
             .find_map(|s| s.fingerprint().map(str::to_ascii_uppercase)))
-    }
-
-    /// Verify many packages in parallel; the first failure (in input order) is returned.
-    /// On success, the fingerprint of the key that signed them (pinned or observed).
-    pub fn verify_all(
-        &self,
-        packages: &[(String, PathBuf)],
-    ) -> Result<Option<String>, RpmMetaError> {
-        let results: Vec<_> = packages
-            .par_iter()
-            .map(|(name, path)| self.verify(path, name))
-            .collect();
-        let mut seen = None;
-        for r in results {
-            seen = seen.or(r?);
-        }
-        Ok(self.pinned.clone().or(seen))
     }
 }
