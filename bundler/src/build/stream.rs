@@ -145,7 +145,8 @@ pub fn pack(
 }
 
 /// Fetch one file (from the cache when it is there) and, for a package, verify its header
-/// signature on the blocking pool so that checks run in parallel with the downloads.
+/// signature on the blocking pool so that checks run in parallel with the downloads. A check
+/// this package already passed with this key (recorded in the cache) is not redone.
 async fn fetch_verified(
     fetcher: &Fetcher,
     download: &Download,
@@ -156,10 +157,20 @@ async fn fetch_verified(
     let fetched = fetcher.fetch(download, reporter).await?;
     let signer = match (signed_package, verifier) {
         (Some(package), Some(key)) => {
-            let (key, path, package) = (key.clone(), fetched.path.clone(), package.to_string());
-            tokio::task::spawn_blocking(move || key.verify(&path, &package))
-                .await
-                .expect("signature check does not panic")?
+            let cache = fetcher.cache();
+            match cache.signature_passed(&key.check_id, &fetched.sha256) {
+                Some(signer) => signer,
+                None => {
+                    let (checker, path, package) =
+                        (key.clone(), fetched.path.clone(), package.to_string());
+                    let signer =
+                        tokio::task::spawn_blocking(move || checker.verify(&path, &package))
+                            .await
+                            .expect("signature check does not panic")?;
+                    cache.record_signature(&key.check_id, &fetched.sha256, signer.as_deref())?;
+                    signer
+                }
+            }
         }
         _ => None,
     };

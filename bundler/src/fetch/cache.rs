@@ -2,6 +2,12 @@
 //! (named by its own sha256), a download in progress at `<cache>/partial/<sha256>.part` (named by
 //! the sha256 it is expected to have). A re-run finds what it already has by hash alone, so it
 //! fetches only what is new, and a killed run resumes its partial files with Range requests.
+//!
+//! It also remembers passed signature checks, at `<cache>/signatures/<check id>/<sha256>`
+//! (holding the signer's fingerprint, possibly empty): the result of checking a package's header
+//! signature depends only on the package's bytes (its sha256) and on the key (the check id, a
+//! hash of the key file and the pin), so a warm rebuild does not redo 2,000 RSA checks. Only
+//! passes are recorded; a failure is checked again every time.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +51,40 @@ impl Cache {
             Ok(meta) if meta.is_file() && meta.len() == size => Some(path),
             _ => None,
         }
+    }
+
+    /// The recorded result of a passed signature check of the package `sha256` with the key
+    /// `check_id`: Some(signer fingerprint, if the signature named one), None if never passed.
+    pub fn signature_passed(&self, check_id: &str, sha256: &str) -> Option<Option<String>> {
+        let recorded = std::fs::read_to_string(self.signature_path(check_id, sha256)).ok()?;
+        let mut lines = recorded.lines();
+        if lines.next() != Some("passed") {
+            return None;
+        }
+        Some(lines.next().filter(|f| !f.is_empty()).map(str::to_string))
+    }
+
+    /// Record that the package `sha256` passed its signature check with the key `check_id`.
+    pub fn record_signature(
+        &self,
+        check_id: &str,
+        sha256: &str,
+        signer: Option<&str>,
+    ) -> Result<(), FetchError> {
+        let path = self.signature_path(check_id, sha256);
+        let dir = path
+            .parent()
+            .expect("signature records live in a directory");
+        fs_err::create_dir_all(dir).map_err(FetchError::Io)?;
+        // Written whole under a temporary name and renamed, so a record is never half there.
+        let tmp = dir.join(format!("{sha256}.tmp-{}", std::process::id()));
+        fs_err::write(&tmp, format!("passed\n{}\n", signer.unwrap_or_default()))
+            .and_then(|()| fs_err::rename(&tmp, &path))
+            .map_err(FetchError::Io)
+    }
+
+    fn signature_path(&self, check_id: &str, sha256: &str) -> PathBuf {
+        self.root.join("signatures").join(check_id).join(sha256)
     }
 
     /// Bytes of a partial download present for this hash.
@@ -96,5 +136,31 @@ mod tests {
         cache.admit(&part, hash).unwrap();
         assert!(cache.lookup(hash, 3).is_some());
         assert!(cache.lookup(hash, 4).is_none(), "size mismatch is a miss");
+    }
+
+    #[test]
+    fn signature_results_are_per_key_and_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        assert_eq!(cache.signature_passed("key1", "pkg"), None);
+        cache.record_signature("key1", "pkg", Some("ABCD")).unwrap();
+        cache.record_signature("key1", "other", None).unwrap();
+        assert_eq!(
+            cache.signature_passed("key1", "pkg"),
+            Some(Some("ABCD".into()))
+        );
+        assert_eq!(cache.signature_passed("key1", "other"), Some(None));
+        assert_eq!(cache.signature_passed("key2", "pkg"), None, "another key");
+        assert_eq!(
+            cache.signature_passed("key1", "pkg2"),
+            None,
+            "another package"
+        );
+        fs_err::write(cache.signature_path("key1", "pkg"), "garbage").unwrap();
+        assert_eq!(
+            cache.signature_passed("key1", "pkg"),
+            None,
+            "unreadable record"
+        );
     }
 }

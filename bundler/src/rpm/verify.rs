@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use sha2::Digest;
+
 use super::RpmMetaError;
 
 /// The key packages must be signed with.
@@ -12,12 +14,16 @@ pub struct ReleaseKey {
     verifier: rpm::signature::pgp::Verifier,
     /// Uppercase hex fingerprint the release definition pins, if any.
     pub pinned: Option<String>,
+    /// Names exactly what a check depends on besides the package: sha256 over the key file's
+    /// bytes and the pin. Keys the cache of check results ([`crate::fetch::Cache`]).
+    pub check_id: String,
 }
 
 impl std::fmt::Debug for ReleaseKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReleaseKey")
             .field("pinned", &self.pinned)
+            .field("check_id", &self.check_id)
             .finish_non_exhaustive()
     }
 }
@@ -45,7 +51,15 @@ impl ReleaseKey {
             }
             None => None,
         };
-        Ok(Self { verifier, pinned })
+        let mut id = sha2::Sha256::new();
+        id.update(armored.as_bytes());
+        id.update([0]);
+        id.update(pinned.as_deref().unwrap_or_default().as_bytes());
+        Ok(Self {
+            verifier,
+            check_id: hex::encode(id.finalize()),
+            pinned,
+        })
     }
 
     /// Verify one package's header signature; returns the signer's fingerprint when the
