@@ -117,7 +117,7 @@ pub(crate) async fn http_attempt(
         hasher = Sha256::new();
         have = 0;
     }
-    let mut file = tokio::fs::OpenOptions::new()
+    let file = tokio::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .append(append)
@@ -125,6 +125,11 @@ pub(crate) async fn http_attempt(
         .open(partial)
         .await
         .map_err(AttemptError::Local)?;
+    // Body chunks arrive in pieces of a few KiB and every write to a tokio file is a hop to the
+    // blocking pool; gathering them into 1 MiB writes cut the cold build's system time (see
+    // docs/BENCHMARKS.md, issue 3). What is buffered is flushed below before the outcome is
+    // looked at, so a failed attempt still keeps every byte it received for the Range resume.
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut received = 0u64;
     let mut stream = response.bytes_stream();
     let mut outcome = Ok(());
