@@ -24,7 +24,7 @@ use bundle::write::{WriteOptions, WrittenBundle, reuse_if_up_to_date, write_bund
 use futures::StreamExt;
 
 use super::{BuildError, BuildParts, Source, manifest_for};
-use crate::fetch::{Download, Fetcher};
+use crate::fetch::{Download, Fetcher, SignatureRecords};
 use crate::rpm::verify::ReleaseKey;
 
 /// A downloaded and verified file: where it is, and the fingerprint its signature names.
@@ -57,6 +57,34 @@ pub fn pack(
             "nothing to bundle: every part was skipped (--no-rpm and --no-pypi?)".into(),
         ));
     }
+    let verifier = parts.verifier.clone().map(|key| {
+        let records = fetcher.cache().signature_records(&key.check_id);
+        (key, records)
+    });
+    let result = stream_into(
+        &mut parts,
+        output,
+        opts,
+        fetcher,
+        verifier.as_ref(),
+        reporter,
+    );
+    // Passed checks are worth keeping even when the build failed on another file.
+    let saved = verifier.map_or(Ok(()), |(_, records)| records.save());
+    let written = result?;
+    saved?;
+    Ok(written)
+}
+
+/// [`pack`] once the signature records are loaded.
+fn stream_into(
+    parts: &mut BuildParts,
+    output: &Path,
+    opts: &WriteOptions,
+    fetcher: &Fetcher,
+    verifier: Option<&(Arc<ReleaseKey>, SignatureRecords)>,
+    reporter: &dyn Reporter,
+) -> Result<WrittenBundle, BuildError> {
     // Each distinct download once, in the order the manifest first needs it.
     let mut unique: Vec<(&Download, Option<&str>)> = Vec::new();
     let mut by_hash: HashMap<&str, usize> = HashMap::new();
@@ -79,8 +107,6 @@ pub fn pack(
     }
     let first_signed = unique.iter().position(|(_, signed)| signed.is_some());
     let total: u64 = unique.iter().map(|(d, _)| d.expected.size).sum();
-    let verifier = parts.verifier.clone();
-    let verifier = verifier.as_ref();
     let fetches = unique
         .iter()
         .map(|&(d, signed)| fetch_verified(fetcher, d, signed, verifier, reporter));
@@ -102,7 +128,7 @@ pub fn pack(
         let rpm = parts.rpm.as_mut().expect("observe implies an rpm section");
         rpm.key_fingerprint = done[first].signer.clone();
     }
-    let mut manifest = manifest_for(&parts);
+    let mut manifest = manifest_for(parts);
     if let Some(kept) = reuse_if_up_to_date(output, &mut manifest, opts) {
         reporter.finished();
         return Ok(kept);
@@ -151,27 +177,23 @@ async fn fetch_verified(
     fetcher: &Fetcher,
     download: &Download,
     signed_package: Option<&str>,
-    verifier: Option<&Arc<ReleaseKey>>,
+    verifier: Option<&(Arc<ReleaseKey>, SignatureRecords)>,
     reporter: &dyn Reporter,
 ) -> Result<Ready, BuildError> {
     let fetched = fetcher.fetch(download, reporter).await?;
     let signer = match (signed_package, verifier) {
-        (Some(package), Some(key)) => {
-            let cache = fetcher.cache();
-            match cache.signature_passed(&key.check_id, &fetched.sha256) {
-                Some(signer) => signer,
-                None => {
-                    let (checker, path, package) =
-                        (key.clone(), fetched.path.clone(), package.to_string());
-                    let signer =
-                        tokio::task::spawn_blocking(move || checker.verify(&path, &package))
-                            .await
-                            .expect("signature check does not panic")?;
-                    cache.record_signature(&key.check_id, &fetched.sha256, signer.as_deref())?;
-                    signer
-                }
+        (Some(package), Some((key, records))) => match records.passed(&fetched.sha256) {
+            Some(signer) => signer,
+            None => {
+                let (checker, path, package) =
+                    (key.clone(), fetched.path.clone(), package.to_string());
+                let signer = tokio::task::spawn_blocking(move || checker.verify(&path, &package))
+                    .await
+                    .expect("signature check does not panic")?;
+                records.record(&fetched.sha256, signer.as_deref());
+                signer
             }
-        }
+        },
         _ => None,
     };
     Ok(Ready {

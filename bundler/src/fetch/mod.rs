@@ -31,7 +31,7 @@ use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
 use attempt::{AttemptError, file_attempt, http_attempt};
-pub use cache::Cache;
+pub use cache::{Cache, SignatureRecords};
 
 /// How the fetcher behaves. Defaults suit a real mirror over the internet.
 #[derive(Debug, Clone)]
