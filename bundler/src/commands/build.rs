@@ -28,7 +28,8 @@ use super::selection::SelectionArgs;
 pub struct BuildArgs {
     #[command(flatten)]
     pub selection: SelectionArgs,
-    /// Output bundle file (a `.sha256` file is written beside it).
+    /// Output bundle file (a `.sha256` file is written beside it). A bundle already there that
+    /// holds exactly what this build would write is checked in full and kept, not rewritten.
     #[arg(short, long, default_value = "bundle.tar.zst", value_name = "FILE")]
     pub output: PathBuf,
     /// Sign the manifest with this ed25519 key (see `installer keygen`).
