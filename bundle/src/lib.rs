@@ -4,7 +4,8 @@
 //! A bundle is one tar stream compressed with zstd. `manifest.json` is the first entry,
 //! `manifest.json.sig` (optional) the second, then every payload file in manifest order.
 //!
-//! - [`write`]: `write_bundle`, `finalize`, `pack_tree`;
+//! - [`write`]: `write_bundle`, `write_bundle_streaming`, `finalize`, `pack_tree`,
+//!   `reuse_if_up_to_date`;
 //! - [`read`]: `read_manifest`, `verify`, `extract`;
 //! - [`sign`]: key files, signing and checking the manifest;
 //! - [`summary`]: counts and sizes per repo and PyPI target, from the manifest alone;
@@ -16,8 +17,11 @@ pub mod manifest;
 pub mod paths;
 pub mod progress;
 pub mod read;
+mod reuse;
 mod scan;
 pub mod sign;
+mod sink;
+mod source;
 pub mod summary;
 mod tarfmt;
 mod tree;

@@ -142,7 +142,9 @@ pub struct FileEntry {
     /// Lowercase hex sha256 of the content.
     pub sha256: String,
     pub kind: FileKind,
-    /// Where the file was fetched from, when it was fetched.
+    /// Where the file is fetched from, when it is fetched: the first (preferred) mirror's URL.
+    /// The bundler writes the manifest before the downloads finish, so a file that a fallback
+    /// mirror served still names the preferred one; its sha256 is what pins it.
     #[serde(default)]
     pub origin: Option<String>,
 }

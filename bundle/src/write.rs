@@ -2,14 +2,19 @@
 //! in manifest order, as one tar stream in one multi-threaded zstd frame.
 //!
 //! The manifest is written first, so the size and sha256 of every file must be known before
-//! packing starts (the bundler learns them while fetching). They are checked again while the
-//! bytes stream into the archive: a source file that changed in between aborts the write and no
-//! bundle is left behind. Files are copied in fixed-size chunks, never whole.
+//! packing starts (the bundler knows them from upstream metadata before it downloads). They are
+//! checked again while the bytes stream into the archive: a source file that differs aborts the
+//! write and no bundle is left behind. Files are copied in fixed-size chunks, never whole.
 //!
-//! Three threads plus zstd's workers share the work: a reader reads and hashes the sources
-//! ahead, the calling thread writes the tar stream into the encoder, and an output thread writes
-//! and hashes the compressed bytes for `<bundle>.sha256`; bounded channels of reused buffers
-//! connect them, so neither sha256 pass stalls the compressor and memory stays bounded.
+//! Sources are either all there ([`write_bundle`]) or handed over one by one, in manifest
+//! order, as they come into existence ([`write_bundle_streaming`]): the bundler packs each
+//! file as soon as it is downloaded and verified, so packing overlaps the download.
+//!
+//! Three threads plus zstd's workers share the work: a reader (`source.rs`) reads and hashes
+//! the sources ahead, the calling thread writes the tar stream into the encoder, and an output
+//! thread (`sink.rs`) writes and hashes the compressed bytes for `<bundle>.sha256`; bounded
+//! channels of reused buffers connect them, so neither sha256 pass stalls the compressor and
+//! memory stays bounded.
 //!
 //! Output is deterministic: entries in manifest order, owner 0:0, no user or group names, mode
 //! 0644, mtime = the manifest's `created`, and the same zstd parameters, so two builds from the
@@ -18,17 +23,19 @@
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{BundleError, EntryProblem};
+use crate::error::BundleError;
 use crate::manifest::{BundleManifest, FORMAT_VERSION, MANIFEST_NAME, SIGNATURE_NAME, Totals};
 use crate::paths::check_manifest;
 use crate::progress::Reporter;
 use crate::sign::{SigningKey, sign_manifest};
+use crate::sink::OutputSink;
+use crate::source::{Chunk, read_sources};
 use crate::tarfmt::{file_headers, padding};
 
+pub use crate::reuse::reuse_if_up_to_date;
 pub use crate::tree::{file_kind, hash_file, pack_tree};
 
 /// Default zstd level. RPMs and wheels are already compressed, so higher levels cost time and
@@ -40,7 +47,7 @@ pub(crate) const CHUNK: usize = 1 << 20;
 
 /// Buffers in flight between two stages of the writer: enough for a stage to run ahead while the
 /// next one is busy, few enough that memory stays at a handful of chunks.
-const BUFFERS: usize = 4;
+pub(crate) const BUFFERS: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
@@ -73,6 +80,9 @@ pub struct WrittenBundle {
     /// Size of the bundle file in bytes.
     pub size: u64,
     pub signed: bool,
+    /// The bundle already at the output path was kept: it held exactly this content (see
+    /// [`reuse_if_up_to_date`]) and nothing was rewritten.
+    pub reused: bool,
 }
 
 /// The exact bytes stored as `manifest.json` (and signed): pretty JSON and a final newline.
@@ -111,7 +121,33 @@ pub fn write_bundle(
     opts: &WriteOptions,
     reporter: &dyn Reporter,
 ) -> Result<WrittenBundle, BundleError> {
-    check_input(manifest, sources)?;
+    check_input(manifest, Some(sources.len()))?;
+    write_bundle_streaming(output, manifest, sources.iter().cloned(), opts, reporter)
+}
+
+/// [`write_bundle`] for sources that become available one by one: the writer takes the local
+/// file of each manifest entry from `sources`, in manifest order, as it needs it, and the
+/// iterator may block until that file exists (a channel's receiver, fed while downloading).
+/// Every file is still checked against its manifest size and sha256 as it streams in.
+///
+/// If `sources` ends before every manifest file was written (say the caller's download failed
+/// and it dropped the sender), or holds more, the write fails with
+/// [`BundleError::InvalidInput`] and nothing is left at `output`. The writer takes one more
+/// item after the last file to make sure there is none, so a channel's sender must be dropped
+/// for the write to finish.
+pub fn write_bundle_streaming<I>(
+    output: &Path,
+    manifest: &BundleManifest,
+    sources: I,
+    opts: &WriteOptions,
+    reporter: &dyn Reporter,
+) -> Result<WrittenBundle, BundleError>
+where
+    I: IntoIterator<Item = PathBuf>,
+    I::IntoIter: Send,
+{
+    let sources = sources.into_iter();
+    check_input(manifest, None)?;
     let (dir, name) = split_output(output)?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!("{name}.tmp-"))
@@ -169,12 +205,18 @@ pub fn write_bundle(
                     }
                     Chunk::EndOfFile => break,
                     Chunk::Failed(e) => return Err(e),
+                    Chunk::Done => unreachable!("the reader sends Done only after the last file"),
                 }
             }
             encoder
                 .write_all(&[0u8; 512][..padding(entry.size)])
                 .map_err(io_err)?;
             reporter.advanced(1, 0);
+        }
+        match data_rx.recv().expect("reader reports before it stops") {
+            Chunk::Done => {}
+            Chunk::Failed(e) => return Err(e),
+            Chunk::Data(..) | Chunk::EndOfFile => unreachable!("the reader sent every file"),
         }
         encoder.write_all(&[0u8; 1024]).map_err(io_err)?;
         let sink = encoder.finish().map_err(io_err)?;
@@ -197,6 +239,7 @@ pub fn write_bundle(
         sha256,
         size,
         signed: opts.signing_key.is_some(),
+        reused: false,
     })
 }
 
@@ -207,7 +250,8 @@ pub fn sidecar_path(bundle: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn check_input(manifest: &BundleManifest, sources: &[PathBuf]) -> Result<(), BundleError> {
+/// Checks the manifest, and the number of sources when it is known up front.
+fn check_input(manifest: &BundleManifest, sources: Option<usize>) -> Result<(), BundleError> {
     let invalid = |reason: String| BundleError::InvalidInput { reason };
     if manifest.format != FORMAT_VERSION {
         return Err(invalid(format!(
@@ -215,10 +259,9 @@ fn check_input(manifest: &BundleManifest, sources: &[PathBuf]) -> Result<(), Bun
             manifest.format
         )));
     }
-    if sources.len() != manifest.files.len() {
+    if let Some(n) = sources.filter(|&n| n != manifest.files.len()) {
         return Err(invalid(format!(
-            "{} source paths for {} manifest files",
-            sources.len(),
+            "{n} source paths for {} manifest files",
             manifest.files.len()
         )));
     }
@@ -248,7 +291,7 @@ fn write_memory_entry(w: &mut impl Write, name: &str, data: &[u8], mtime: u64) -
     w.write_all(&[0u8; 512][..padding(data.len() as u64)])
 }
 
-fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match r.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -276,180 +319,4 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), BundleError> {
     fs_err::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(BundleError::Fs)
-}
-
-/// What the reader thread hands to the tar/zstd stage, in manifest order.
-enum Chunk {
-    /// `buf[..n]` is the next piece of the current file (already hashed).
-    Data(Vec<u8>, usize),
-    /// The current file is complete and matched its manifest size and sha256.
-    EndOfFile,
-    /// The current file could not be read or does not match; nothing follows.
-    Failed(BundleError),
-}
-
-/// The reader stage: reads every source in order, in chunks taken from `free`, hashes it and
-/// checks it against the manifest, and sends the chunks on. Stops when the other side hangs up.
-fn read_sources(
-    manifest: &BundleManifest,
-    sources: &[PathBuf],
-    free: &mpsc::Receiver<Vec<u8>>,
-    out: &mpsc::SyncSender<Chunk>,
-) {
-    for (entry, source) in manifest.files.iter().zip(sources) {
-        let result = read_source(entry, source, free, out);
-        let msg = match result {
-            Ok(true) => Chunk::EndOfFile,
-            // The consumer is gone (it failed): nothing left to do.
-            Ok(false) => return,
-            Err(e) => Chunk::Failed(e),
-        };
-        let failed = matches!(msg, Chunk::Failed(_));
-        if out.send(msg).is_err() || failed {
-            return;
-        }
-    }
-}
-
-/// Streams one source file; Ok(false) when the consumer hung up.
-fn read_source(
-    entry: &crate::manifest::FileEntry,
-    source: &Path,
-    free: &mpsc::Receiver<Vec<u8>>,
-    out: &mpsc::SyncSender<Chunk>,
-) -> Result<bool, BundleError> {
-    let mismatch = |reason| BundleError::SourceMismatch {
-        source_path: source.to_path_buf(),
-        entry: entry.path.clone(),
-        reason,
-    };
-    let mut src = fs_err::File::open(source).map_err(BundleError::Fs)?;
-    let mut hasher = Sha256::new();
-    let mut left = entry.size;
-    while left > 0 {
-        let Ok(mut buf) = free.recv() else {
-            return Ok(false);
-        };
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = read_some(&mut src, &mut buf[..want]).map_err(|e| BundleError::io(source, e))?;
-        if n == 0 {
-            return Err(mismatch(EntryProblem::SizeMismatch {
-                expected: entry.size,
-                actual: entry.size - left,
-            }));
-        }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-        if out.send(Chunk::Data(buf, n)).is_err() {
-            return Ok(false);
-        }
-    }
-    let mut probe = [0u8; 1];
-    if read_some(&mut src, &mut probe).map_err(|e| BundleError::io(source, e))? != 0 {
-        let actual = fs_err::metadata(source).map_or(entry.size + 1, |m| m.len());
-        return Err(mismatch(EntryProblem::Oversize {
-            expected: entry.size,
-            actual,
-        }));
-    }
-    let actual = hex::encode(hasher.finalize());
-    if actual != entry.sha256 {
-        return Err(mismatch(EntryProblem::HashMismatch {
-            expected: entry.sha256.clone(),
-            actual,
-        }));
-    }
-    Ok(true)
-}
-
-/// The zstd encoder's sink: collects the compressed bytes into chunks and hands them to an
-/// output thread that writes them to the file and hashes them for `<bundle>.sha256`, so that
-/// neither the write syscall nor the hash holds up the thread feeding the compressor.
-struct OutputSink {
-    buf: Vec<u8>,
-    full: Option<mpsc::SyncSender<Vec<u8>>>,
-    free: mpsc::Receiver<Vec<u8>>,
-    thread: Option<JoinHandle<io::Result<(std::fs::File, String, u64)>>>,
-}
-
-impl OutputSink {
-    fn new(file: std::fs::File) -> Self {
-        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS + 1);
-        let thread = std::thread::spawn(move || write_output(file, &full_rx, &free_tx));
-        OutputSink {
-            buf: Vec::with_capacity(CHUNK),
-            full: Some(full_tx),
-            free: free_rx,
-            thread: Some(thread),
-        }
-    }
-
-    /// Sends the current chunk to the output thread; on failure, returns that thread's error.
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let next = self
-            .free
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        let chunk = std::mem::replace(&mut self.buf, next);
-        let sent = self.full.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
-        if sent {
-            Ok(())
-        } else {
-            self.join().map(|_| ())
-        }
-    }
-
-    /// Waits for the output thread: the file, the hex sha256 and the size of what was written.
-    fn join(&mut self) -> io::Result<(std::fs::File, String, u64)> {
-        self.full = None;
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(Ok(done))) => Ok(done),
-            Some(Ok(Err(e))) => Err(e),
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => Err(io::Error::other("bundle output thread already stopped")),
-        }
-    }
-
-    fn finish(mut self) -> io::Result<(std::fs::File, String, u64)> {
-        self.send()?;
-        self.join()
-    }
-}
-
-impl Write for OutputSink {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    /// Nothing to do: the output thread writes every chunk it gets, and `finish` sends the last.
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The output stage: writes and hashes every chunk and returns the buffers for reuse.
-fn write_output(
-    mut file: std::fs::File,
-    full: &mpsc::Receiver<Vec<u8>>,
-    free: &mpsc::SyncSender<Vec<u8>>,
-) -> io::Result<(std::fs::File, String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut written = 0u64;
-    for mut chunk in full {
-        file.write_all(&chunk)?;
-        hasher.update(&chunk);
-        written += chunk.len() as u64;
-        chunk.clear();
-        let _ = free.try_send(chunk);
-    }
-    Ok((file, hex::encode(hasher.finalize()), written))
 }

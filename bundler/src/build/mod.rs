@@ -1,23 +1,71 @@
-//! `bundler build` as a library call: run each part (RPM mirror, PyPI wheels), collect their
-//! files, and pack them into one bundle with the manifest.
-//! Nothing is written to the output path unless every file was fetched and verified.
+//! `bundler build` as a library call: each part (RPM mirror, PyPI wheels) reads its metadata
+//! and describes its files (path, size, sha256 from upstream metadata, and where the bytes come
+//! from); then [`stream::pack`] writes the manifest and streams every file into the bundle as
+//! it is downloaded and verified. Nothing is written to the output path unless every file was
+//! fetched and verified.
 
 pub mod pypi;
 pub mod rpm;
+pub mod stream;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bundle::progress::Reporter;
-use bundle::write::{WriteOptions, WrittenBundle, finalize, write_bundle};
-use bundle::{BundleManifest, FORMAT_VERSION, FileEntry, PypiTarget, RpmSection, ToolInfo, Totals};
+use bundle::{BundleManifest, FORMAT_VERSION, FileEntry, FileKind, PypiTarget, RpmSection};
+use bundle::{ToolInfo, Totals};
 use time::OffsetDateTime;
 
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{Download, FetchError, Fetcher};
 use crate::release::ReleaseError;
 use crate::rpm::RpmMetaError;
+use crate::rpm::verify::ReleaseKey;
 
-/// Files a part contributes: the manifest entry and the local file holding its bytes.
-pub type PartFiles = Vec<(FileEntry, PathBuf)>;
+pub use stream::pack;
+
+/// Where a bundle file's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A local file that is already there (metadata and keys in the cache, staged wheels).
+    Local(PathBuf),
+    /// To be fetched while the bundle is written. `signed_package` names the RPM (NEVRA) whose
+    /// header signature must verify against the build's key before the file is packed.
+    Fetch {
+        download: Download,
+        signed_package: Option<String>,
+    },
+}
+
+/// Files a part contributes: the manifest entry and where its bytes come from.
+pub type PartFiles = Vec<(FileEntry, Source)>;
+
+/// A bundle file to fetch: its manifest entry (size and sha256 as upstream promises them,
+/// origin the first mirror's URL) and the download.
+pub(crate) fn to_fetch(
+    path: String,
+    kind: FileKind,
+    download: Download,
+    signed_package: Option<String>,
+) -> (FileEntry, Source) {
+    let origin = download
+        .urls
+        .first()
+        .filter(|u| u.scheme() != "file")
+        .map(ToString::to_string);
+    (
+        FileEntry {
+            path,
+            size: download.expected.size,
+            sha256: download.expected.sha256.clone(),
+            kind,
+            origin,
+        },
+        Source::Fetch {
+            download,
+            signed_package,
+        },
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -50,7 +98,7 @@ impl BuildError {
     }
 }
 
-/// Everything the parts produced, ready to pack.
+/// Everything the parts described, ready to pack.
 #[derive(Debug, Default)]
 pub struct BuildParts {
     pub release: Option<String>,
@@ -58,21 +106,12 @@ pub struct BuildParts {
     pub rpm: Option<RpmSection>,
     pub pypi_targets: Vec<PypiTarget>,
     pub files: PartFiles,
+    /// The key RPM header signatures are checked against (None with `--no-gpgcheck`).
+    pub verifier: Option<Arc<ReleaseKey>>,
 }
 
-/// Assemble the manifest and write the bundle (atomically, with its `.sha256`).
-pub fn pack(
-    parts: BuildParts,
-    output: &std::path::Path,
-    opts: &WriteOptions,
-    reporter: &dyn Reporter,
-) -> Result<WrittenBundle, BuildError> {
-    if parts.files.is_empty() {
-        return Err(BuildError::Usage(
-            "nothing to bundle: every part was skipped (--no-rpm and --no-pypi?)".into(),
-        ));
-    }
-    let (entries, sources): (Vec<FileEntry>, Vec<PathBuf>) = parts.files.into_iter().unzip();
+/// The manifest for `parts` (files in order, totals and id filled in).
+fn manifest_for(parts: &BuildParts) -> BundleManifest {
     let mut manifest = BundleManifest {
         format: FORMAT_VERSION,
         bundle_id: String::new(),
@@ -81,15 +120,15 @@ pub fn pack(
             name: "bundler".into(),
             version: env!("CARGO_PKG_VERSION").into(),
         },
-        release: parts.release,
-        arches: parts.arches,
-        rpm: parts.rpm,
-        pypi_targets: parts.pypi_targets,
-        files: entries,
+        release: parts.release.clone(),
+        arches: parts.arches.clone(),
+        rpm: parts.rpm.clone(),
+        pypi_targets: parts.pypi_targets.clone(),
+        files: parts.files.iter().map(|(e, _)| e.clone()).collect(),
         totals: Totals::default(),
     };
-    finalize(&mut manifest);
-    Ok(write_bundle(output, &manifest, &sources, opts, reporter)?)
+    bundle::write::finalize(&mut manifest);
+    manifest
 }
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible rebuilds), else now; whole seconds.
@@ -102,7 +141,7 @@ fn created_time() -> OffsetDateTime {
     now.replace_nanosecond(0).unwrap_or(now)
 }
 
-/// Run the RPM part into `parts` (a no-op selection never reaches here).
+/// Read the RPM part's metadata and describe its files into `parts` (a no-op selection never reaches here).
 pub fn add_rpm_part(
     parts: &mut BuildParts,
     opts: &rpm::RpmOptions,
@@ -110,14 +149,15 @@ pub fn add_rpm_part(
     reporter: &dyn Reporter,
 ) -> Result<(), BuildError> {
     let plans = rpm::plan(opts, fetcher, reporter)?;
-    let (files, section) = rpm::fetch(opts, &plans, fetcher, reporter)?;
+    let part = rpm::describe(opts, &plans, fetcher)?;
     parts.release = Some(opts.release.release.clone());
     for arch in &opts.arches {
         if !parts.arches.contains(arch) {
             parts.arches.push(arch.clone());
         }
     }
-    parts.rpm = Some(section);
-    parts.files.extend(files);
+    parts.rpm = Some(part.section);
+    parts.files.extend(part.files);
+    parts.verifier = part.verifier;
     Ok(())
 }

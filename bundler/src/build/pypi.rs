@@ -1,14 +1,11 @@
-//! The PyPI part of `bundler build`: resolve the requirements for every target, fetch the
-//! chosen files through the shared fetcher (index sha256 and size checked, cached by content)
-//! and hand the manifest's `pypi_targets` plus the `pypi/files/` entries to the packer.
+//! The PyPI part of `bundler build`: resolve the requirements for every target and hand the
+//! manifest's `pypi_targets` plus the `pypi/files/` entries to the packer, which fetches them
+//! through the shared fetcher (index sha256 and size checked, cached by content).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use bundle::progress::Reporter;
-
-use super::{BuildError, BuildParts};
+use super::{BuildError, BuildParts, Source};
 use crate::fetch::{Download, Expected, Fetcher};
 use crate::pypi::download::{bundle_path, describe, unique_files};
 use crate::pypi::{
@@ -25,20 +22,20 @@ pub fn resolve_pypi(
     Ok(fetcher.block_on(resolve_targets(client, settings, events))?)
 }
 
-/// Resolves, fetches and adds the PyPI part to `parts`; returns the resolutions.
+/// Resolves and describes the PyPI part into `parts` (files pinned by the index are fetched
+/// while the bundle is written); returns the resolutions.
 pub fn add_pypi_part(
     parts: &mut BuildParts,
     settings: &PypiSettings,
     fetcher: &Fetcher,
     events: &dyn PypiReporter,
-    reporter: &dyn Reporter,
 ) -> Result<Vec<ResolvedTarget>, BuildError> {
     let client = Arc::new(IndexClient::new(&settings.index_url)?);
     let resolved = fetcher.block_on(resolve_targets(client.clone(), settings, events))?;
     let unique = unique_files(&resolved)?;
     let requirements = settings.requirements.lines();
     let mut actual: BTreeMap<String, (String, u64)> = BTreeMap::new();
-    let mut local: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let pinned: Option<Vec<Download>> = unique
         .values()
         .map(|file| {
@@ -54,16 +51,24 @@ pub fn add_pypi_part(
         .collect();
     match pinned {
         Some(downloads) => {
-            let fetched =
-                fetcher.block_on(fetcher.fetch_all("PyPI files", &downloads, reporter))?;
-            for (download, fetched) in downloads.iter().zip(fetched) {
-                actual.insert(download.label.clone(), (fetched.sha256, fetched.size));
-                local.insert(download.label.clone(), fetched.path);
+            // Size and sha256 are known from the index: the files are fetched (and checked
+            // against them) while the bundle is written.
+            for download in downloads {
+                let e = &download.expected;
+                actual.insert(download.label.clone(), (e.sha256.clone(), e.size));
+                let label = download.label.clone();
+                sources.insert(
+                    label,
+                    Source::Fetch {
+                        download,
+                        signed_package: None,
+                    },
+                );
             }
         }
         None => {
-            // An HTML index gives no sizes, which the shared fetcher needs; stream these
-            // files into a staging area of the cache instead (sha256 still checked).
+            // An HTML index gives no sizes, which the manifest needs up front; stream these
+            // files into a staging area of the cache now instead (sha256 still checked).
             let staging = fetcher.cache().root().join("pypi-staging");
             let part = fetcher.block_on(download(
                 client.clone(),
@@ -74,7 +79,7 @@ pub fn add_pypi_part(
             ))?;
             for entry in part.files {
                 let filename = entry.path.trim_start_matches("pypi/files/").to_string();
-                local.insert(filename.clone(), staging.join(&entry.path));
+                sources.insert(filename.clone(), Source::Local(staging.join(&entry.path)));
                 actual.insert(filename, (entry.sha256, entry.size));
             }
         }
@@ -88,10 +93,10 @@ pub fn add_pypi_part(
     for entry in part.files {
         let filename = entry.path.trim_start_matches("pypi/files/").to_string();
         debug_assert_eq!(entry.path, bundle_path(&filename));
-        let path = local
+        let source = sources
             .remove(&filename)
-            .expect("every described file was fetched");
-        parts.files.push((entry, path));
+            .expect("every described file has a source");
+        parts.files.push((entry, source));
     }
     for target in &part.targets {
         if !parts.arches.contains(&target.machine) {

@@ -1,15 +1,17 @@
 //! The RPM part of a build: per selected repo and arch, fetch `repomd.xml` (first mirror that
 //! answers), every metadata record it lists (pinned by its sha256), parse primary, select the
-//! packages (everything, or the slim closure), then fetch and verify the packages. The output
-//! is a list of bundle files plus the manifest's `RpmSection`.
+//! packages (everything, or the slim closure), and describe the bundle files: metadata from the
+//! cache, packages to fetch and verify while the bundle is written (`super::stream`), plus the
+//! manifest's `RpmSection`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bundle::progress::Reporter;
 use bundle::{FileEntry, FileKind, RpmRepo, RpmSection, UpstreamRecord};
 use url::Url;
 
-use super::{BuildError, PartFiles};
+use super::{BuildError, PartFiles, Source, to_fetch};
 use crate::fetch::{Download, Expected, Fetched, Fetcher};
 use crate::release::ReleaseDef;
 use crate::rpm::RpmMetaError;
@@ -68,6 +70,11 @@ impl RepoPlan {
         self.selected.iter().map(|&i| &self.all[i])
     }
 
+    /// Downloads of the selected packages.
+    pub fn downloads(&self) -> Result<Vec<Download>, BuildError> {
+        self.selected().map(|p| self.download(p)).collect()
+    }
+
     fn download(&self, pkg: &PrimaryPackage) -> Result<Download, BuildError> {
         let sha256 = pkg.sha256.clone().ok_or_else(|| RpmMetaError::NoSha256 {
             url: self.bases[0].to_string(),
@@ -82,11 +89,6 @@ impl RepoPlan {
                 sha256,
             },
         })
-    }
-
-    /// Downloads of the selected packages.
-    pub fn downloads(&self) -> Result<Vec<Download>, BuildError> {
-        self.selected().map(|p| self.download(p)).collect()
     }
 }
 
@@ -265,38 +267,31 @@ fn record_download(r: &MdRecord, bases: &[Url], repomd_url: &Url) -> Result<Down
     })
 }
 
-/// Fetch and verify the selected packages of every plan; return the bundle files and the
-/// manifest section.
-pub fn fetch(
+/// The RPM part, described before any package is downloaded: every bundle file with its
+/// source, the manifest section, and the key every package's header signature must verify
+/// against (None with `--no-gpgcheck`).
+pub struct RpmPart {
+    pub files: PartFiles,
+    pub section: RpmSection,
+    pub verifier: Option<Arc<ReleaseKey>>,
+}
+
+/// Describe the bundle files of every plan: metadata and the key are already in the cache,
+/// packages are to be fetched (and their signatures verified) while the bundle is written.
+/// Sizes and sha256 come from primary, so the manifest is complete before any download.
+///
+/// `key_fingerprint` is the release definition's pinned fingerprint; with `--gpg-key` nothing
+/// pins it and it is left `None` here for the packer to fill from the first package's
+/// signature (see [`super::stream`]).
+pub fn describe(
     opts: &RpmOptions,
     plans: &[RepoPlan],
     fetcher: &Fetcher,
-    reporter: &dyn Reporter,
-) -> Result<(PartFiles, RpmSection), BuildError> {
+) -> Result<RpmPart, BuildError> {
     let key = release_key(opts, fetcher)?;
-    let mut downloads = Vec::new();
-    for plan in plans {
-        downloads.extend(plan.downloads()?);
-    }
-    let fetched = fetcher.block_on(fetcher.fetch_all("packages", &downloads, reporter))?;
-    let mut fingerprint = key.as_ref().and_then(|(k, _)| k.pinned.clone());
-    if opts.gpgcheck {
-        let (k, _) = key
-            .as_ref()
-            .expect("gpgcheck needs a key; release_key ensures it");
-        let list: Vec<(String, PathBuf)> = plans
-            .iter()
-            .flat_map(|p| p.selected().map(|pkg| pkg.nevra()))
-            .zip(fetched.iter().map(|f| f.path.clone()))
-            .collect();
-        reporter.started("verify signatures", list.len() as u64, 0);
-        fingerprint = k.verify_all(&list)?;
-        reporter.advanced(list.len() as u64, 0);
-        reporter.finished();
-    }
+    let fingerprint = key.as_ref().and_then(|(k, _)| k.pinned.clone());
     let mut files: PartFiles = Vec::new();
     let mut repos = Vec::new();
-    let mut fetched = fetched.into_iter();
     for plan in plans {
         let dir = plan.bundle_dir();
         let mut records = Vec::new();
@@ -312,11 +307,11 @@ pub fn fetch(
         }
         let mut bytes = 0;
         for pkg in plan.selected() {
-            let f = fetched
-                .next()
-                .expect("one fetched file per selected package");
-            bytes += f.size;
-            files.push(entry(format!("{dir}/{}", pkg.href), &f, FileKind::Rpm));
+            let download = plan.download(pkg)?;
+            bytes += download.expected.size;
+            let path = format!("{dir}/{}", pkg.href);
+            let signed = opts.gpgcheck.then(|| pkg.nevra());
+            files.push(to_fetch(path, FileKind::Rpm, download, signed));
         }
         repos.push(RpmRepo {
             id: plan.id.clone(),
@@ -330,7 +325,8 @@ pub fn fetch(
             slim: plan.slim,
         });
     }
-    let key_path = key.map(|(_, f)| {
+    let mut verifier = None;
+    let key_path = key.map(|(k, f)| {
         let path = format!(
             "keys/{}",
             f.url
@@ -339,6 +335,7 @@ pub fn fetch(
                 .unwrap_or("RPM-GPG-KEY")
         );
         files.push(entry(path.clone(), &f, FileKind::Key));
+        verifier = opts.gpgcheck.then(|| Arc::new(k));
         path
     });
     let section = RpmSection {
@@ -348,10 +345,14 @@ pub fn fetch(
         key_fingerprint: fingerprint,
         repos,
     };
-    Ok((files, section))
+    Ok(RpmPart {
+        files,
+        section,
+        verifier,
+    })
 }
 
-fn entry(path: String, f: &Fetched, kind: FileKind) -> (FileEntry, PathBuf) {
+fn entry(path: String, f: &Fetched, kind: FileKind) -> (FileEntry, Source) {
     (
         FileEntry {
             path,
@@ -360,7 +361,7 @@ fn entry(path: String, f: &Fetched, kind: FileKind) -> (FileEntry, PathBuf) {
             kind,
             origin: (f.url.scheme() != "file").then(|| f.url.to_string()),
         },
-        f.path.clone(),
+        Source::Local(f.path.clone()),
     )
 }
 

@@ -13,6 +13,10 @@ use super::selection::SelectionArgs;
 
 /// Build a bundle: RPM repos (and PyPI wheels) with a checksummed manifest.
 ///
+/// Files are packed as they are downloaded and verified. When the output file already holds
+/// exactly what this build would write (the same manifest apart from its creation time, every
+/// file re-hashed, and a matching .sha256 file), it is kept and nothing is rewritten.
+///
 /// Examples:
 ///   bundler build --release 10 -o rocky10.tar.zst
 ///   bundler build --release 10 --arch x86_64 --arch aarch64 --kubespray master
@@ -24,7 +28,8 @@ use super::selection::SelectionArgs;
 pub struct BuildArgs {
     #[command(flatten)]
     pub selection: SelectionArgs,
-    /// Output bundle file (a `.sha256` file is written beside it).
+    /// Output bundle file (a `.sha256` file is written beside it). A bundle already there that
+    /// holds exactly what this build would write is checked in full and kept, not rewritten.
     #[arg(short, long, default_value = "bundle.tar.zst", value_name = "FILE")]
     pub output: PathBuf,
     /// Sign the manifest with this ed25519 key (see `installer keygen`).
@@ -48,9 +53,9 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
     }
     if let Some(pypi) = &pypi {
         let events = ResolutionLines { quiet: sel.quiet };
-        add_pypi_part(&mut parts, pypi, &fetcher, &events, &reporter)?;
+        add_pypi_part(&mut parts, pypi, &fetcher, &events)?;
     }
-    let written = pack(parts, &args.output, &opts, &reporter)?;
+    let written = pack(parts, &args.output, &opts, &fetcher, &reporter)?;
     if !sel.quiet {
         eprintln!(
             "downloaded {:.1} MiB (the rest came from the cache at {})",
@@ -59,11 +64,16 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
         );
     }
     println!(
-        "{} ({} bytes, sha256 {}{})",
+        "{} ({} bytes, sha256 {}{}{})",
         written.path.display(),
         written.size,
         written.sha256,
-        if written.signed { ", signed" } else { "" }
+        if written.signed { ", signed" } else { "" },
+        if written.reused {
+            "; already up to date, nothing rewritten"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

@@ -117,7 +117,7 @@ pub(crate) async fn http_attempt(
         hasher = Sha256::new();
         have = 0;
     }
-    let mut file = tokio::fs::OpenOptions::new()
+    let file = tokio::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .append(append)
@@ -125,6 +125,12 @@ pub(crate) async fn http_attempt(
         .open(partial)
         .await
         .map_err(AttemptError::Local)?;
+    // Body chunks arrive in pieces of a few KiB and every write to a tokio file is a hop to the
+    // blocking pool; gather them into 1 MiB writes. (No wall-time change was measurable on the
+    // benchmark's loopback mirror, where page-cache copies dominate.) What is buffered is
+    // flushed below before the outcome is looked at, so a failed attempt still keeps every
+    // byte it received for the Range resume.
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut received = 0u64;
     let mut stream = response.bytes_stream();
     let mut outcome = Ok(());

@@ -2,8 +2,18 @@
 //! (named by its own sha256), a download in progress at `<cache>/partial/<sha256>.part` (named by
 //! the sha256 it is expected to have). A re-run finds what it already has by hash alone, so it
 //! fetches only what is new, and a killed run resumes its partial files with Range requests.
+//!
+//! It also remembers passed signature checks, in `<cache>/signatures/<check id>` (one line per
+//! package: its sha256 and the signer's fingerprint, or `-`): the result of checking a
+//! package's header signature depends only on the package's bytes (its sha256) and on the key
+//! (the check id, a hash of the key file and the pin), so a warm rebuild does not redo 2,000
+//! signature checks. Only passes are recorded; a failure is checked again every time. The file
+//! is read once and written once per build (whole, then renamed), not once per package.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::FetchError;
 
@@ -47,6 +57,25 @@ impl Cache {
         }
     }
 
+    /// The passed signature checks recorded for the key `check_id` (none if never saved).
+    pub fn signature_records(&self, check_id: &str) -> SignatureRecords {
+        let path = self.root.join("signatures").join(check_id);
+        let known = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let (sha256, signer) = line.split_once(' ')?;
+                let signer = (signer != "-").then(|| signer.to_string());
+                Some((sha256.to_string(), signer))
+            })
+            .collect();
+        SignatureRecords {
+            path,
+            known: Mutex::new(known),
+            added: AtomicBool::new(false),
+        }
+    }
+
     /// Bytes of a partial download present for this hash.
     pub fn partial_len(&self, sha256: &str) -> u64 {
         std::fs::metadata(self.partial_path(sha256)).map_or(0, |m| m.len())
@@ -76,6 +105,58 @@ impl Cache {
     }
 }
 
+/// Passed signature checks for one key: loaded whole by [`Cache::signature_records`], added to
+/// while a build runs (from any thread), and saved whole by [`SignatureRecords::save`].
+#[derive(Debug)]
+pub struct SignatureRecords {
+    path: PathBuf,
+    /// sha256 of a package -> the fingerprint its signature named, if any.
+    known: Mutex<HashMap<String, Option<String>>>,
+    added: AtomicBool,
+}
+
+impl SignatureRecords {
+    /// Some(signer) when the package with this sha256 passed its check with this key before.
+    pub fn passed(&self, sha256: &str) -> Option<Option<String>> {
+        self.known
+            .lock()
+            .expect("not poisoned")
+            .get(sha256)
+            .cloned()
+    }
+
+    /// Remember a passed check (saved by [`SignatureRecords::save`]).
+    pub fn record(&self, sha256: &str, signer: Option<&str>) {
+        self.known
+            .lock()
+            .expect("not poisoned")
+            .insert(sha256.to_string(), signer.map(str::to_string));
+        self.added.store(true, Ordering::Relaxed);
+    }
+
+    /// Write the records (sorted, whole, renamed into place) if any were added.
+    pub fn save(&self) -> Result<(), FetchError> {
+        if !self.added.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut lines: Vec<String> = self
+            .known
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|(sha256, signer)| format!("{sha256} {}\n", signer.as_deref().unwrap_or("-")))
+            .collect();
+        lines.sort();
+        let dir = self.path.parent().expect("records live in a directory");
+        fs_err::create_dir_all(dir).map_err(FetchError::Io)?;
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(format!(".tmp-{}", std::process::id()));
+        fs_err::write(&tmp, lines.concat())
+            .and_then(|()| fs_err::rename(&tmp, &self.path))
+            .map_err(FetchError::Io)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +177,32 @@ mod tests {
         cache.admit(&part, hash).unwrap();
         assert!(cache.lookup(hash, 3).is_some());
         assert!(cache.lookup(hash, 4).is_none(), "size mismatch is a miss");
+    }
+
+    #[test]
+    fn signature_records_are_per_key_and_survive_a_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let records = cache.signature_records("key1");
+        assert_eq!(records.passed("pkg"), None);
+        records.save().unwrap();
+        assert!(
+            !dir.path().join("signatures/key1").exists(),
+            "nothing added"
+        );
+        records.record("pkg", Some("ABCD"));
+        records.record("other", None);
+        records.save().unwrap();
+        let again = cache.signature_records("key1");
+        assert_eq!(again.passed("pkg"), Some(Some("ABCD".into())));
+        assert_eq!(again.passed("other"), Some(None));
+        assert_eq!(again.passed("pkg2"), None, "another package");
+        assert_eq!(
+            cache.signature_records("key2").passed("pkg"),
+            None,
+            "another key"
+        );
+        fs_err::write(dir.path().join("signatures/key1"), "garbage\n").unwrap();
+        assert_eq!(cache.signature_records("key1").passed("pkg"), None);
     }
 }

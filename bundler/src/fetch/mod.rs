@@ -31,7 +31,7 @@ use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
 use attempt::{AttemptError, file_attempt, http_attempt};
-pub use cache::Cache;
+pub use cache::{Cache, SignatureRecords};
 
 /// How the fetcher behaves. Defaults suit a real mirror over the internet.
 #[derive(Debug, Clone)]
@@ -167,6 +167,11 @@ impl Fetcher {
     /// Run a fetcher future to completion from synchronous code.
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
+    }
+
+    /// Downloads in flight at once (`--jobs`).
+    pub fn jobs(&self) -> usize {
+        self.settings.jobs.max(1)
     }
 
     pub fn cache(&self) -> &Cache {

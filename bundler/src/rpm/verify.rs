@@ -1,10 +1,11 @@
 //! Header-signature verification of downloaded packages against the release key (or the key
-//! given with `--gpg-key`), in parallel. An unsigned package, a signature by another key, or a
+//! given with `--gpg-key`); the build runs one check per package on tokio's blocking pool as
+//! each download completes. An unsigned package, a signature by another key, or a
 //! header that does not match its digests fails the build, naming the package.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rayon::prelude::*;
+use sha2::Digest;
 
 use super::RpmMetaError;
 
@@ -13,6 +14,18 @@ pub struct ReleaseKey {
     verifier: rpm::signature::pgp::Verifier,
     /// Uppercase hex fingerprint the release definition pins, if any.
     pub pinned: Option<String>,
+    /// Names exactly what a check depends on besides the package: sha256 over the key file's
+    /// bytes and the pin. Keys the cache of check results ([`crate::fetch::Cache`]).
+    pub check_id: String,
+}
+
+impl std::fmt::Debug for ReleaseKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseKey")
+            .field("pinned", &self.pinned)
+            .field("check_id", &self.check_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ReleaseKey {
@@ -38,7 +51,15 @@ impl ReleaseKey {
             }
             None => None,
         };
-        Ok(Self { verifier, pinned })
+        let mut id = sha2::Sha256::new();
+        id.update(armored.as_bytes());
+        id.update([0]);
+        id.update(pinned.as_deref().unwrap_or_default().as_bytes());
+        Ok(Self {
+            verifier,
+            check_id: hex::encode(id.finalize()),
+            pinned,
+        })
     }
 
     /// Verify one package's header signature; returns the signer's fingerprint when the
@@ -59,22 +80,5 @@ impl ReleaseKey {
         Ok(signatures
             .iter()
             .find_map(|s| s.fingerprint().map(str::to_ascii_uppercase)))
-    }
-
-    /// Verify many packages in parallel; the first failure (in input order) is returned.
-    /// On success, the fingerprint of the key that signed them (pinned or observed).
-    pub fn verify_all(
-        &self,
-        packages: &[(String, PathBuf)],
-    ) -> Result<Option<String>, RpmMetaError> {
-        let results: Vec<_> = packages
-            .par_iter()
-            .map(|(name, path)| self.verify(path, name))
-            .collect();
-        let mut seen = None;
-        for r in results {
-            seen = seen.or(r?);
-        }
-        Ok(self.pinned.clone().or(seen))
     }
 }

@@ -1,0 +1,104 @@
+//! The bundle writer's output stage: the zstd encoder writes into an [`OutputSink`], which
+//! collects compressed bytes into chunks and hands them to a thread that writes them to the file
+//! and hashes them for `<bundle>.sha256`, so that neither the write syscall nor the hash holds
+//! up the thread feeding the compressor.
+
+use std::io::{self, Write};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+
+use crate::write::{BUFFERS, CHUNK};
+
+/// The zstd encoder's sink: collects the compressed bytes into chunks and hands them to an
+/// output thread that writes them to the file and hashes them for `<bundle>.sha256`, so that
+/// neither the write syscall nor the hash holds up the thread feeding the compressor.
+pub(crate) struct OutputSink {
+    buf: Vec<u8>,
+    full: Option<mpsc::SyncSender<Vec<u8>>>,
+    free: mpsc::Receiver<Vec<u8>>,
+    thread: Option<JoinHandle<io::Result<(std::fs::File, String, u64)>>>,
+}
+
+impl OutputSink {
+    pub(crate) fn new(file: std::fs::File) -> Self {
+        let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS + 1);
+        let thread = std::thread::spawn(move || write_output(file, &full_rx, &free_tx));
+        OutputSink {
+            buf: Vec::with_capacity(CHUNK),
+            full: Some(full_tx),
+            free: free_rx,
+            thread: Some(thread),
+        }
+    }
+
+    /// Sends the current chunk to the output thread; on failure, returns that thread's error.
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = self
+            .free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let chunk = std::mem::replace(&mut self.buf, next);
+        let sent = self.full.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            self.join().map(|_| ())
+        }
+    }
+
+    /// Waits for the output thread: the file, the hex sha256 and the size of what was written.
+    fn join(&mut self) -> io::Result<(std::fs::File, String, u64)> {
+        self.full = None;
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(Ok(done))) => Ok(done),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Err(io::Error::other("bundle output thread already stopped")),
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> io::Result<(std::fs::File, String, u64)> {
+        self.send()?;
+        self.join()
+    }
+}
+
+impl Write for OutputSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    /// Nothing to do: the output thread writes every chunk it gets, and `finish` sends the last.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The output stage: writes and hashes every chunk and returns the buffers for reuse.
+fn write_output(
+    mut file: std::fs::File,
+    full: &mpsc::Receiver<Vec<u8>>,
+    free: &mpsc::SyncSender<Vec<u8>>,
+) -> io::Result<(std::fs::File, String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
+    for mut chunk in full {
+        file.write_all(&chunk)?;
+        hasher.update(&chunk);
+        written += chunk.len() as u64;
+        chunk.clear();
+        let _ = free.try_send(chunk);
+    }
+    Ok((file, hex::encode(hasher.finalize()), written))
+}

@@ -1,0 +1,117 @@
+//! The bundle writer's reader stage: reads every source file in manifest order in chunks of
+//! reused buffers, hashes it and checks it against its manifest entry, and hands the chunks to
+//! the stage that feeds the tar stream into zstd. Sources come from an iterator, so a caller
+//! can hand over each file as soon as it exists (the bundler does, while downloading).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{BundleError, EntryProblem};
+use crate::manifest::{BundleManifest, FileEntry};
+use crate::write::read_some;
+
+/// What the reader thread hands to the tar/zstd stage, in manifest order.
+pub(crate) enum Chunk {
+    /// `buf[..n]` is the next piece of the current file (already hashed).
+    Data(Vec<u8>, usize),
+    /// The current file is complete and matched its manifest size and sha256.
+    EndOfFile,
+    /// Every file was sent and the sources held no more.
+    Done,
+    /// A source could not be read or does not match, or the sources ended early or held too
+    /// many; nothing follows.
+    Failed(BundleError),
+}
+
+/// The reader stage: takes the source of every manifest file in order from `sources` (which may
+/// block until the next file is ready), reads it in chunks taken from `free`, hashes it, checks
+/// it against the manifest and sends the chunks on. Stops when the other side hangs up.
+pub(crate) fn read_sources(
+    manifest: &BundleManifest,
+    sources: impl Iterator<Item = PathBuf>,
+    free: &mpsc::Receiver<Vec<u8>>,
+    out: &mpsc::SyncSender<Chunk>,
+) {
+    let mut sources = sources;
+    let expected = manifest.files.len();
+    for (i, entry) in manifest.files.iter().enumerate() {
+        let msg = match sources.next() {
+            None => Chunk::Failed(BundleError::InvalidInput {
+                reason: format!("the sources ended after {i} of {expected} files"),
+            }),
+            Some(source) => match read_source(entry, &source, free, out) {
+                Ok(true) => Chunk::EndOfFile,
+                // The consumer is gone (it failed): nothing left to do.
+                Ok(false) => return,
+                Err(e) => Chunk::Failed(e),
+            },
+        };
+        let failed = matches!(msg, Chunk::Failed(_));
+        if out.send(msg).is_err() || failed {
+            return;
+        }
+    }
+    let last = match sources.next() {
+        None => Chunk::Done,
+        Some(extra) => Chunk::Failed(BundleError::InvalidInput {
+            reason: format!(
+                "more sources than the {expected} manifest files (first extra: {})",
+                extra.display()
+            ),
+        }),
+    };
+    let _ = out.send(last);
+}
+
+/// Streams one source file; Ok(false) when the consumer hung up.
+fn read_source(
+    entry: &FileEntry,
+    source: &Path,
+    free: &mpsc::Receiver<Vec<u8>>,
+    out: &mpsc::SyncSender<Chunk>,
+) -> Result<bool, BundleError> {
+    let mismatch = |reason| BundleError::SourceMismatch {
+        source_path: source.to_path_buf(),
+        entry: entry.path.clone(),
+        reason,
+    };
+    let mut src = fs_err::File::open(source).map_err(BundleError::Fs)?;
+    let mut hasher = Sha256::new();
+    let mut left = entry.size;
+    while left > 0 {
+        let Ok(mut buf) = free.recv() else {
+            return Ok(false);
+        };
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = read_some(&mut src, &mut buf[..want]).map_err(|e| BundleError::io(source, e))?;
+        if n == 0 {
+            return Err(mismatch(EntryProblem::SizeMismatch {
+                expected: entry.size,
+                actual: entry.size - left,
+            }));
+        }
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+        if out.send(Chunk::Data(buf, n)).is_err() {
+            return Ok(false);
+        }
+    }
+    let mut probe = [0u8; 1];
+    if read_some(&mut src, &mut probe).map_err(|e| BundleError::io(source, e))? != 0 {
+        let actual = fs_err::metadata(source).map_or(entry.size + 1, |m| m.len());
+        return Err(mismatch(EntryProblem::Oversize {
+            expected: entry.size,
+            actual,
+        }));
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != entry.sha256 {
+        return Err(mismatch(EntryProblem::HashMismatch {
+            expected: entry.sha256.clone(),
+            actual,
+        }));
+    }
+    Ok(true)
+}

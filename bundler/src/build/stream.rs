@@ -1,0 +1,203 @@
+//! Packing while downloading. Every file's path, size and sha256 are known from upstream
+//! metadata before any package is fetched, so the manifest goes into the bundle first and each
+//! payload file is streamed in, in manifest order, as soon as it is downloaded, checked against
+//! its size and sha256, and (for RPMs) its header signature verified. The download and the pack
+//! overlap instead of running one after the other.
+//!
+//! Downloads are issued in manifest order with at most `--jobs` in flight (a bounded look-ahead)
+//! and identical files (same sha256) are fetched once. The writer runs on its own thread and
+//! takes finished files from a channel; the files are in the cache on disk, so what waits in the
+//! channel is a path each. On any failure the sender is dropped, the writer stops and removes
+//! its temporary file, and the download's error (naming the file and its URLs) is returned: no
+//! bundle is left behind.
+//!
+//! The output is byte-identical to a two-pass build of the same inputs: the manifest is the
+//! same and `bundle::write` writes the same stream whether its sources are all there or arrive
+//! one by one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+
+use bundle::progress::{NoProgress, Reporter};
+use bundle::write::{WriteOptions, WrittenBundle, reuse_if_up_to_date, write_bundle_streaming};
+use futures::StreamExt;
+
+use super::{BuildError, BuildParts, Source, manifest_for};
+use crate::fetch::{Download, Fetcher, SignatureRecords};
+use crate::rpm::verify::ReleaseKey;
+
+/// A downloaded and verified file: where it is, and the fingerprint its signature names.
+struct Ready {
+    path: PathBuf,
+    signer: Option<String>,
+}
+
+/// Write the bundle for `parts` to `output` (atomically, with its `.sha256`), fetching and
+/// verifying what is not local yet while it is written.
+///
+/// With gpgcheck on and no pinned fingerprint (`--gpg-key`), the manifest's `key_fingerprint`
+/// is the one the first package's signature names, so that package is fetched and verified
+/// before the manifest is written.
+///
+/// When the bundle already at `output` holds exactly this manifest (its `created` aside) and
+/// checks out in full, it is kept and nothing is downloaded or rewritten
+/// ([`bundle::write::reuse_if_up_to_date`]; `reused` is set in the result). A package that
+/// entered a kept bundle had its signature verified when that bundle was built: the manifest
+/// pins the bytes of every package and of the key, and so the result of the check.
+pub fn pack(
+    mut parts: BuildParts,
+    output: &Path,
+    opts: &WriteOptions,
+    fetcher: &Fetcher,
+    reporter: &dyn Reporter,
+) -> Result<WrittenBundle, BuildError> {
+    if parts.files.is_empty() {
+        return Err(BuildError::Usage(
+            "nothing to bundle: every part was skipped (--no-rpm and --no-pypi?)".into(),
+        ));
+    }
+    let verifier = parts.verifier.clone().map(|key| {
+        let records = fetcher.cache().signature_records(&key.check_id);
+        (key, records)
+    });
+    let result = stream_into(
+        &mut parts,
+        output,
+        opts,
+        fetcher,
+        verifier.as_ref(),
+        reporter,
+    );
+    // Passed checks are worth keeping even when the build failed on another file.
+    let saved = verifier.map_or(Ok(()), |(_, records)| records.save());
+    let written = result?;
+    saved?;
+    Ok(written)
+}
+
+/// [`pack`] once the signature records are loaded.
+fn stream_into(
+    parts: &mut BuildParts,
+    output: &Path,
+    opts: &WriteOptions,
+    fetcher: &Fetcher,
+    verifier: Option<&(Arc<ReleaseKey>, SignatureRecords)>,
+    reporter: &dyn Reporter,
+) -> Result<WrittenBundle, BuildError> {
+    // Each distinct download once, in the order the manifest first needs it.
+    let mut unique: Vec<(&Download, Option<&str>)> = Vec::new();
+    let mut by_hash: HashMap<&str, usize> = HashMap::new();
+    let mut slots: Vec<Option<usize>> = Vec::with_capacity(parts.files.len());
+    for (_, source) in &parts.files {
+        slots.push(match source {
+            Source::Local(_) => None,
+            Source::Fetch {
+                download,
+                signed_package,
+            } => Some(
+                *by_hash
+                    .entry(download.expected.sha256.as_str())
+                    .or_insert_with(|| {
+                        unique.push((download, signed_package.as_deref()));
+                        unique.len() - 1
+                    }),
+            ),
+        });
+    }
+    let first_signed = unique.iter().position(|(_, signed)| signed.is_some());
+    let total: u64 = unique.iter().map(|(d, _)| d.expected.size).sum();
+    let fetches = unique
+        .iter()
+        .map(|&(d, signed)| fetch_verified(fetcher, d, signed, verifier, reporter));
+    let mut ready = futures::stream::iter(fetches).buffered(fetcher.jobs());
+    let mut done: Vec<Ready> = Vec::with_capacity(unique.len());
+    reporter.started("download, verify and pack", unique.len() as u64, total);
+
+    let observe = parts
+        .rpm
+        .as_ref()
+        .is_some_and(|r| r.gpgcheck && r.key_fingerprint.is_none());
+    if let (true, Some(first)) = (observe, first_signed) {
+        fetcher.block_on(async {
+            while done.len() <= first {
+                done.push(ready.next().await.expect("one result per download")?);
+            }
+            Ok::<_, BuildError>(())
+        })?;
+        let rpm = parts.rpm.as_mut().expect("observe implies an rpm section");
+        rpm.key_fingerprint = done[first].signer.clone();
+    }
+    let mut manifest = manifest_for(parts);
+    if let Some(kept) = reuse_if_up_to_date(output, &mut manifest, opts) {
+        reporter.finished();
+        return Ok(kept);
+    }
+
+    let (tx, rx) = mpsc::channel::<PathBuf>();
+    let (fed, written) = std::thread::scope(|scope| {
+        // The writer reports nothing: the download's progress covers the files it packs.
+        let writer =
+            scope.spawn(|| write_bundle_streaming(output, &manifest, rx, opts, &NoProgress));
+        let fed = fetcher.block_on(async {
+            for ((_, source), slot) in parts.files.iter().zip(&slots) {
+                let path = match (source, slot) {
+                    (Source::Local(path), _) => path.clone(),
+                    (Source::Fetch { .. }, Some(u)) => {
+                        while done.len() <= *u {
+                            done.push(ready.next().await.expect("one result per download")?);
+                        }
+                        done[*u].path.clone()
+                    }
+                    (Source::Fetch { .. }, None) => unreachable!("every fetch has a slot"),
+                };
+                if tx.send(path).is_err() {
+                    break; // The writer failed; its error is the one to report.
+                }
+            }
+            Ok::<_, BuildError>(())
+        });
+        // Ends the writer's sources: after the last file on success, early on failure (the
+        // writer then fails and removes its temporary file).
+        drop(tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (fed, written)
+    });
+    reporter.finished();
+    fed?;
+    Ok(written?)
+}
+
+/// Fetch one file (from the cache when it is there) and, for a package, verify its header
+/// signature on the blocking pool so that checks run in parallel with the downloads. A check
+/// this package already passed with this key (recorded in the cache) is not redone.
+async fn fetch_verified(
+    fetcher: &Fetcher,
+    download: &Download,
+    signed_package: Option<&str>,
+    verifier: Option<&(Arc<ReleaseKey>, SignatureRecords)>,
+    reporter: &dyn Reporter,
+) -> Result<Ready, BuildError> {
+    let fetched = fetcher.fetch(download, reporter).await?;
+    let signer = match (signed_package, verifier) {
+        (Some(package), Some((key, records))) => match records.passed(&fetched.sha256) {
+            Some(signer) => signer,
+            None => {
+                let (checker, path, package) =
+                    (key.clone(), fetched.path.clone(), package.to_string());
+                let signer = tokio::task::spawn_blocking(move || checker.verify(&path, &package))
+                    .await
+                    .expect("signature check does not panic")?;
+                records.record(&fetched.sha256, signer.as_deref());
+                signer
+            }
+        },
+        _ => None,
+    };
+    Ok(Ready {
+        path: fetched.path,
+        signer,
+    })
+}
