@@ -149,10 +149,7 @@ where
     let sources = sources.into_iter();
     check_input(manifest, None)?;
     let (dir, name) = split_output(output)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!("{name}.tmp-"))
-        .tempfile_in(dir)
-        .map_err(|e| BundleError::io(dir, e))?;
+    let tmp = temp_beside(dir, &name)?;
     let file = tmp
         .as_file()
         .try_clone()
@@ -303,16 +300,38 @@ pub(crate) fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> 
 /// Writes a small file next to its final name, syncs it and renames it into place.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), BundleError> {
     let (dir, name) = split_output(path)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!("{name}.tmp-"))
-        .tempfile_in(dir)
-        .map_err(|e| BundleError::io(dir, e))?;
+    let mut tmp = temp_beside(dir, &name)?;
     tmp.write_all(contents)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| BundleError::io(tmp.path(), e))?;
     tmp.persist(path)
         .map_err(|e| BundleError::io(path, e.error))?;
     Ok(())
+}
+
+/// A temp file `<name>.tmp-<pid>-*` in `dir`, after removing the ones a killed run left behind
+/// (a SIGKILL or Ctrl-C skips the cleanup, and a bundle's temp file is as large as the bundle).
+/// A temp file whose process is still alive belongs to a concurrent run and is left alone.
+fn temp_beside(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile, BundleError> {
+    let prefix = format!("{name}.tmp-");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if !Path::new("/proc").join(pid.to_string()).exists() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}{}-", std::process::id()))
+        .tempfile_in(dir)
+        .map_err(|e| BundleError::io(dir, e))
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), BundleError> {

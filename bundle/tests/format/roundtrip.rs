@@ -126,6 +126,39 @@ fn two_builds_are_byte_identical_whatever_the_thread_count() {
     assert_eq!(outputs[0], outputs[2]);
 }
 
+/// A run killed mid-write leaves `<bundle>.tmp-<pid>-*` behind; the next write removes it, but
+/// not the temp file of a run that is still alive.
+#[test]
+fn temp_files_of_dead_runs_are_swept_and_live_ones_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    small_tree(&src);
+    let out = tmp.path().join("b.tar.zst");
+    // No process has this id (it is above the kernel's pid limit).
+    let stale = tmp.path().join("b.tar.zst.tmp-4294967-abc123");
+    let live = tmp
+        .path()
+        .join(format!("b.tar.zst.tmp-{}-def456", std::process::id()));
+    let unrelated = tmp.path().join("other.tar.zst.tmp-4294967-abc123");
+    for f in [&stale, &live, &unrelated] {
+        fs_err::write(f, b"partial").unwrap();
+    }
+    pack_tree(
+        &src,
+        &out,
+        base_manifest(),
+        &WriteOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(!stale.exists(), "the dead run's temp file is removed");
+    assert!(live.exists(), "a live run's temp file is left alone");
+    assert!(
+        unrelated.exists(),
+        "another output's temp file is left alone"
+    );
+}
+
 /// A few thousand small files and two 96 MB sparse files (mostly zeros with data at a few
 /// offsets), so the test stays quick while the big-file paths are exercised.
 #[test]
