@@ -1,7 +1,6 @@
 //! Library behind the `bundler` binary; `main.rs` only parses arguments and calls into here.
 
 pub mod build;
-pub mod commands;
 pub mod fetch;
 pub mod pypi;
 pub mod release;

@@ -1,9 +1,11 @@
 //! `bundler`: builds an air-gap bundle on a host with internet access.
 
+mod commands;
+
 use std::process::ExitCode;
 
-use bundler::commands::{self, build, keygen, plan, pypi};
 use clap::{Parser, Subcommand};
+use commands::{build, keygen, plan, pypi};
 
 #[derive(Parser)]
 #[command(

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::build::pypi::add_pypi_part;
-use crate::build::{BuildError, BuildParts, add_rpm_part, pack};
 use bundle::write::WriteOptions;
+use bundler::build::pypi::add_pypi_part;
+use bundler::build::{BuildError, BuildParts, add_rpm_part, pack};
 use clap::Args;
 
 use super::progress::CliReporter;

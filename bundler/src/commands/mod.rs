@@ -35,8 +35,8 @@ pub mod pypi_args;
 pub mod selection;
 
 /// `finish` for the commands whose library errors carry their own exit status
-/// ([`crate::build::BuildError::exit_code`]: 1 operational, 2 usage, 3 verification).
-pub fn finish_build(result: Result<(), crate::build::BuildError>) -> ExitCode {
+/// ([`bundler::build::BuildError::exit_code`]: 1 operational, 2 usage, 3 verification).
+pub fn finish_build(result: Result<(), bundler::build::BuildError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,10 +1,10 @@
 //! `bundler plan`: read only the metadata and say what a build would download: per repo, and
 //! the PyPI resolution per target with the bytes to fetch.
 
-use crate::build::BuildError;
-use crate::build::pypi::resolve_pypi;
-use crate::build::rpm::plan;
-use crate::pypi::{ResolvedTarget, render_plan};
+use bundler::build::BuildError;
+use bundler::build::pypi::resolve_pypi;
+use bundler::build::rpm::plan;
+use bundler::pypi::{ResolvedTarget, render_plan};
 use clap::Args;
 use serde::Serialize;
 
@@ -109,7 +109,7 @@ fn pypi_json(resolved: &[ResolvedTarget]) -> serde_json::Value {
 
 fn rpm_lines(
     sel: &super::selection::SelectionArgs,
-    fetcher: &crate::fetch::Fetcher,
+    fetcher: &bundler::fetch::Fetcher,
     reporter: &CliReporter,
 ) -> Result<Vec<RepoLine>, BuildError> {
     let opts = sel.rpm_options()?;

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::build::BuildError;
-use crate::pypi::{self, IndexClient, PypiReporter, ResolvedDist};
+use bundler::build::BuildError;
+use bundler::pypi::{self, IndexClient, PypiReporter, ResolvedDist};
 use clap::Args;
 
 use super::pypi_args::PypiArgs;

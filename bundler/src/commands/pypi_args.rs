@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use crate::build::BuildError;
-use crate::pypi::candidates::ResolveOptions;
-use crate::pypi::requirements::default_kubespray_version;
-use crate::pypi::target::TargetDefaults;
-use crate::pypi::{DEFAULT_INDEX_URL, PypiSettings, RequirementSet, Target};
+use bundler::build::BuildError;
+use bundler::pypi::candidates::ResolveOptions;
+use bundler::pypi::requirements::default_kubespray_version;
+use bundler::pypi::target::TargetDefaults;
+use bundler::pypi::{DEFAULT_INDEX_URL, PypiSettings, RequirementSet, Target};
 use clap::Args;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::BuildError;
-use crate::build::rpm::RpmOptions;
-use crate::fetch::{FetchSettings, Fetcher};
-use crate::pypi::PypiSettings;
-use crate::release::ReleaseDef;
+use bundler::build::BuildError;
+use bundler::build::rpm::RpmOptions;
+use bundler::fetch::{FetchSettings, Fetcher};
+use bundler::pypi::PypiSettings;
+use bundler::release::ReleaseDef;
 use clap::Args;
 
 use super::pypi_args::PypiArgs;
