@@ -4,7 +4,9 @@
 //! (with a unified diff of every file it would change) and which a real run executes:
 //!
 //! 1. verify and unpack the bundle into a staging directory on the data filesystem
-//!    (one streaming pass; nothing is unpacked from a bundle that fails a check);
+//!    (one streaming pass; nothing is unpacked from a bundle that fails a check); the unpack
+//!    workers parse each verified RPM's header and read each wheel's metadata as the file lands
+//!    (see `prefetch`), so the next steps do not read the payload again;
 //! 2. per RPM repo: rebuild in staging and switch in atomically, or leave it alone when the
 //!    bundle does not change it;
 //! 3. the PyPI index, the same way;
