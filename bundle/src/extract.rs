@@ -5,6 +5,10 @@
 //!
 //! The destination must not exist: replacing an installed tree is the caller's decision (the
 //! installer's apply plan), not the format's.
+//!
+//! [`extract_observed`] lets the caller look at each file on the worker that wrote it, right
+//! after its sha256 checked out and while it is still in the page cache (an RPM header or a
+//! wheel's metadata is parsed there instead of in a second pass over the unpacked tree).
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -23,12 +27,42 @@ use crate::scan::{FileSink, scan};
 use crate::sign::VerifyingKey;
 use crate::write::sync_dir;
 
+/// Sees every payload file once it is complete in the staging directory and its size and sha256
+/// match the manifest; called on the worker thread that wrote it, several at a time.
+///
+/// `path` is where the file sits now (inside the staging directory, which becomes the
+/// destination only if the whole bundle checks out). The observer may read the file; it must not
+/// change, move or remove it. It cannot fail the extraction: an observer that cannot use a file
+/// keeps that to itself (and its caller falls back to reading the unpacked tree).
+pub trait EntryObserver: Sync {
+    fn verified(&self, entry: &FileEntry, path: &Path);
+}
+
+/// An observer that looks at nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl EntryObserver for NoObserver {
+    fn verified(&self, _: &FileEntry, _: &Path) {}
+}
+
 /// Verifies `bundle` (with `key`, a valid signature is required) and unpacks its payload to
 /// `dest`, which must not exist. Files get mode 0644, directories 0755.
 pub fn extract(
     bundle: &Path,
     dest: &Path,
     key: Option<&VerifyingKey>,
+    reporter: &dyn Reporter,
+) -> Result<BundleManifest, BundleError> {
+    extract_observed(bundle, dest, key, &NoObserver, reporter)
+}
+
+/// [`extract`], showing each verified file to `observer` as it is unpacked.
+pub fn extract_observed(
+    bundle: &Path,
+    dest: &Path,
+    key: Option<&VerifyingKey>,
+    observer: &dyn EntryObserver,
     reporter: &dyn Reporter,
 ) -> Result<BundleManifest, BundleError> {
     if fs_err::symlink_metadata(dest).is_ok() {
@@ -56,7 +90,7 @@ pub fn extract(
         .tempdir_in(parent)
         .map_err(|e| BundleError::io(parent, e))?;
     let sinks = (0..worker_count())
-        .map(|_| StagingSink::new(staging.path()))
+        .map(|_| StagingSink::new(staging.path(), observer))
         .collect();
     scan(stream, &info.manifest, sinks, "extract", reporter)?;
 
@@ -71,24 +105,27 @@ pub fn extract(
 }
 
 /// Writes the files one worker is given under the staging root.
-struct StagingSink {
+struct StagingSink<'a> {
     root: PathBuf,
     made_dirs: HashSet<PathBuf>,
-    file: Option<fs_err::File>,
+    /// The file being written, its path and its manifest entry.
+    current: Option<(fs_err::File, PathBuf, &'a FileEntry)>,
+    observer: &'a dyn EntryObserver,
 }
 
-impl StagingSink {
-    fn new(root: &Path) -> Self {
+impl<'a> StagingSink<'a> {
+    fn new(root: &Path, observer: &'a dyn EntryObserver) -> Self {
         StagingSink {
             root: root.to_path_buf(),
             made_dirs: HashSet::new(),
-            file: None,
+            current: None,
+            observer,
         }
     }
 }
 
-impl FileSink for StagingSink {
-    fn begin(&mut self, entry: &FileEntry) -> Result<(), BundleError> {
+impl<'a> FileSink<'a> for StagingSink<'a> {
+    fn begin(&mut self, entry: &'a FileEntry) -> Result<(), BundleError> {
         // Paths were checked (relative, no `..`, no links in the archive), so joining is safe.
         let target = self.root.join(&entry.path);
         if let Some(dir) = target.parent()
@@ -107,17 +144,19 @@ impl FileSink for StagingSink {
             .mode(0o644)
             .open(&target)
             .map_err(BundleError::Fs)?;
-        self.file = Some(file);
+        self.current = Some((file, target, entry));
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), BundleError> {
-        let file = self.file.as_mut().expect("begin before write");
+        let (file, _, _) = self.current.as_mut().expect("begin before write");
         file.write_all(data).map_err(BundleError::Fs)
     }
 
     fn end(&mut self) -> Result<(), BundleError> {
-        self.file = None;
+        let (file, path, entry) = self.current.take().expect("begin before end");
+        drop(file);
+        self.observer.verified(entry, &path);
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ use crate::scan::{VerifySink, scan};
 use crate::sign::{VerifyingKey, verify_manifest};
 use crate::tarfmt::{self, Next, RawEntry, TarError, padding};
 
-pub use crate::extract::extract;
+pub use crate::extract::{EntryObserver, NoObserver, extract, extract_observed};
 
 /// Largest `manifest.json` accepted (a full Rocky mirror plus wheels needs a few MB).
 pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;

@@ -26,8 +26,8 @@ use crate::write::CHUNK;
 const BUFFERS_PER_WORKER: usize = 4;
 
 /// Where a worker puts the verified bytes of the files it is given, one file at a time.
-pub(crate) trait FileSink: Send {
-    fn begin(&mut self, entry: &FileEntry) -> Result<(), BundleError>;
+pub(crate) trait FileSink<'a>: Send {
+    fn begin(&mut self, entry: &'a FileEntry) -> Result<(), BundleError>;
     fn write(&mut self, data: &[u8]) -> Result<(), BundleError>;
     fn end(&mut self) -> Result<(), BundleError>;
 }
@@ -35,7 +35,7 @@ pub(crate) trait FileSink: Send {
 /// Hashes only.
 pub(crate) struct VerifySink;
 
-impl FileSink for VerifySink {
+impl FileSink<'_> for VerifySink {
     fn begin(&mut self, _: &FileEntry) -> Result<(), BundleError> {
         Ok(())
     }
@@ -75,9 +75,9 @@ impl Failure {
 }
 
 /// Streams every payload entry through `sinks` (one per worker) and checks the archive's end.
-pub(crate) fn scan<S: FileSink>(
+pub(crate) fn scan<'a, S: FileSink<'a>>(
     mut stream: BundleStream,
-    manifest: &BundleManifest,
+    manifest: &'a BundleManifest,
     sinks: Vec<S>,
     what: &str,
     reporter: &dyn Reporter,
@@ -243,11 +243,11 @@ fn entry_error(stream: &BundleStream, entry: &str, reason: EntryProblem) -> Bund
 
 /// One worker: hash and sink whole files, return buffers to the pool. After a failure it only
 /// drains its queue so the feeder never blocks on a full pool.
-fn work<S: FileSink>(
+fn work<'a, S: FileSink<'a>>(
     rx: mpsc::Receiver<Msg>,
     pool: mpsc::SyncSender<Vec<u8>>,
     mut sink: S,
-    files: &[FileEntry],
+    files: &'a [FileEntry],
     bundle: &Path,
     failure: &Failure,
 ) {

@@ -158,3 +158,21 @@ pub fn compress(tar: &[u8]) -> Vec<u8> {
     enc.write_all(tar).unwrap();
     enc.finish().unwrap()
 }
+
+/// An extraction observer that checks, for every file it is shown, that the file at the given
+/// path already holds exactly the bytes the manifest names, and records the entry paths.
+#[derive(Default)]
+pub struct CheckingObserver {
+    pub seen: std::sync::Mutex<Vec<String>>,
+    pub wrong: std::sync::Mutex<Vec<String>>,
+}
+
+impl bundle::read::EntryObserver for CheckingObserver {
+    fn verified(&self, entry: &FileEntry, path: &Path) {
+        let actual = sha256_hex(&fs_err::read(path).unwrap());
+        if actual != entry.sha256 {
+            self.wrong.lock().unwrap().push(entry.path.clone());
+        }
+        self.seen.lock().unwrap().push(entry.path.clone());
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use bundle::read::{extract, verify};
+use bundle::read::{extract, extract_observed, verify};
 use bundle::sign::{SigningKey, VerifyingKey, sign_manifest};
 use bundle::write::{finalize, manifest_bytes};
 use bundle::{BundleManifest, NoProgress};
@@ -414,6 +414,19 @@ fn check_refused(c: &Case, dir: &Path) {
     );
     assert_eq!(listing(dir), before, "{}: extraction left traces", c.name);
     assert!(!dest.exists());
+
+    // An observer is shown only files that checked out, whatever else is wrong.
+    let observer = CheckingObserver::default();
+    let err =
+        extract_observed(&bundle, &dest, c.key.as_ref(), &observer, &NoProgress).expect_err(c.name);
+    assert_eq!(err.to_string(), message, "{}", c.name);
+    let wrong = observer.wrong.into_inner().unwrap();
+    assert!(
+        wrong.is_empty(),
+        "{}: observer saw unverified {wrong:?}",
+        c.name
+    );
+    assert_eq!(listing(dir), before, "{}: extraction left traces", c.name);
 }
 
 #[test]

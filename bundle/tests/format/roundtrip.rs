@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use bundle::read::{extract, read_manifest, verify, verify_detailed};
+use bundle::read::{extract, extract_observed, read_manifest, verify, verify_detailed};
 use bundle::sign::{generate_keypair, load_signing_key, load_verifying_key};
 use bundle::write::{WriteOptions, pack_tree};
 use bundle::{FileKind, NoProgress};
@@ -101,6 +101,16 @@ fn small_tree_round_trips_signed_with_sidecar_checksum() {
         .filter(|n| n.contains("staging") || n.contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let observed = tmp.path().join("observed");
+    let observer = CheckingObserver::default();
+    extract_observed(&out, &observed, None, &observer, &NoProgress).unwrap();
+    assert!(observer.wrong.lock().unwrap().is_empty());
+    let mut seen = observer.seen.into_inner().unwrap();
+    seen.sort();
+    let mut expected: Vec<_> = info.manifest.files.iter().map(|f| f.path.clone()).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every payload file is shown once");
 
     let again = extract(&out, &dest, None, &NoProgress).unwrap_err();
     assert!(again.to_string().contains("already exists"), "{again}");

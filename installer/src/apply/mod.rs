@@ -4,7 +4,9 @@
 //! (with a unified diff of every file it would change) and which a real run executes:
 //!
 //! 1. verify and unpack the bundle into a staging directory on the data filesystem
-//!    (one streaming pass; nothing is unpacked from a bundle that fails a check);
+//!    (one streaming pass; nothing is unpacked from a bundle that fails a check); the unpack
+//!    workers parse each verified RPM's header and read each wheel's metadata as the file lands
+//!    (see `prefetch`), so the next steps do not read the payload again;
 //! 2. per RPM repo: rebuild in staging and switch in atomically, or leave it alone when the
 //!    bundle does not change it;
 //! 3. the PyPI index, the same way;
@@ -23,6 +25,7 @@
 //! uninterrupted apply, and a failed apply leaves the previous trees served.
 
 mod plan;
+mod prefetch;
 mod pypi;
 mod repos;
 mod state;
@@ -215,11 +218,13 @@ pub fn run(
         None => None,
     };
     let extracted = layout.staging.join("bundle");
+    let prefetch = prefetch::Prefetch::new(&plan.repos, plan.pypi.as_ref(), opts.compression);
     let manifest = if plan.needs_payload() {
-        bundle::read::extract(&opts.bundle, &extracted, key.as_ref(), reporter)?
+        bundle::read::extract_observed(&opts.bundle, &extracted, key.as_ref(), &prefetch, reporter)?
     } else {
         bundle::read::verify(&opts.bundle, key.as_ref(), reporter)?
     };
+    let (parsed, metadata) = prefetch.into_parts();
     if manifest != plan.manifest {
         // The bundle changed between planning and unpacking: plan again from what was verified.
         return Err(ApplyError::Bundle(bundle::BundleError::InvalidInput {
@@ -232,12 +237,13 @@ pub fn run(
     state::kill_point("unpacked");
 
     let mut outcome = Outcome::default();
-    for repo in &plan.repos {
+    for (repo, parsed) in plan.repos.iter().zip(parsed) {
         repos::execute(
             repo,
             layout,
             &extracted,
             opts.compression,
+            parsed,
             &repodata::NoReporter,
         )?;
         if repo.unchanged {
@@ -247,7 +253,7 @@ pub fn run(
         }
     }
     if let Some(pypi) = &plan.pypi {
-        pypi::execute(pypi, layout, &extracted)?;
+        pypi::execute(pypi, layout, &extracted, &metadata)?;
         outcome.pypi_rebuilt = !pypi.unchanged;
     }
     for step in &plan.files {

@@ -2,14 +2,14 @@
 //! build the complete new tree (files + index) in staging and switch it in with one atomic
 //! exchange, so pip always sees either the old or the new index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use bundle::BundleManifest;
 
 use super::state::{self, PypiState};
 use super::{ApplyError, Layout};
-use crate::simple_index::{self, IndexFile};
+use crate::simple_index::{self, CoreMetadata, IndexFile};
 
 /// What the PyPI step will do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +86,14 @@ pub fn plan(
     }))
 }
 
-/// Build the planned tree in staging and switch it live.
-pub fn execute(plan: &PypiPlan, layout: &Layout, extracted: &Path) -> Result<(), ApplyError> {
+/// Build the planned tree in staging and switch it live. `metadata` holds the core metadata of
+/// wheels already read during the unpack (by file name).
+pub fn execute(
+    plan: &PypiPlan,
+    layout: &Layout,
+    extracted: &Path,
+    metadata: &HashMap<String, CoreMetadata>,
+) -> Result<(), ApplyError> {
     if plan.unchanged {
         return Ok(());
     }
@@ -104,7 +110,7 @@ pub fn execute(plan: &PypiPlan, layout: &Layout, extracted: &Path) -> Result<(),
             files_dir.join(filename),
         )?;
     }
-    simple_index::build(&stage, plan.files.clone())?;
+    simple_index::build_with_metadata(&stage, plan.files.clone(), metadata)?;
     state::store(
         &stage,
         &PypiState {

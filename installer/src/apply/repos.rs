@@ -4,7 +4,7 @@
 //! built complete in staging (packages moved out of the extracted bundle, kept ones hard-linked
 //! with `--keep-old`, repodata built) and switched in with one atomic exchange.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use bundle::{BundleManifest, FileKind};
@@ -147,12 +147,27 @@ pub fn plan(
     Ok(plans)
 }
 
-/// Build the planned repo in staging and switch it live.
+/// The repodata options `plan`'s repo is built with.
+pub(super) fn repodata_options(
+    plan: &RepoPlan,
+    compression: repodata::Compression,
+) -> repodata::Options {
+    repodata::Options {
+        compression,
+        revision: plan.state.revision,
+        package_time: Some(plan.state.revision),
+        ..repodata::Options::default()
+    }
+}
+
+/// Build the planned repo in staging and switch it live. `parsed` holds packages whose headers
+/// were already parsed during the unpack (by relative path); the rest are read in staging.
 pub fn execute(
     plan: &RepoPlan,
     layout: &Layout,
     extracted: &Path,
     compression: repodata::Compression,
+    parsed: HashMap<String, repodata::Package>,
     reporter: &dyn repodata::Reporter,
 ) -> Result<(), ApplyError> {
     if plan.unchanged {
@@ -161,10 +176,14 @@ pub fn execute(
     let stage = layout.staging.join(format!("repo-{}", plan.id));
     fs_err::create_dir_all(&stage)?;
     let mut files = Vec::with_capacity(plan.packages.len());
+    let mut made_dirs = HashSet::new();
     for (rel, (sha, size, bundle_path)) in &plan.packages {
         let dest = stage.join(rel);
-        if let Some(parent) = dest.parent() {
+        if let Some(parent) = dest.parent()
+            && !made_dirs.contains(parent)
+        {
             fs_err::create_dir_all(parent)?;
+            made_dirs.insert(parent.to_path_buf());
         }
         let mut size = *size;
         match bundle_path {
@@ -208,13 +227,8 @@ pub fn execute(
         }],
         upstream,
     };
-    let options = repodata::Options {
-        compression,
-        revision: plan.state.revision,
-        package_time: Some(plan.state.revision),
-        ..repodata::Options::default()
-    };
-    repodata::build(&input, &options, reporter)?;
+    let options = repodata_options(plan, compression);
+    repodata::build_with_parsed(&input, &options, parsed, reporter)?;
     state::store(&stage, &plan.state)?;
     state::kill_point(&format!("repo-staged:{}", plan.id));
     crate::fsutil::replace_dir(&stage, &plan.live_dir)?;

@@ -47,10 +47,12 @@ mod text;
 mod upstream;
 mod write;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use error::RepodataError;
-pub use packages::{KnownDigest, PackageFile, PackageSet};
+pub use packages::{KnownDigest, PackageFile, PackageSet, parse_package};
+pub use rpmrepo_metadata::Package;
 
 /// Compression for primary/filelists/other, updateinfo and modules (comps is always written
 /// both plain and gzip, as Rocky publishes it).
@@ -155,6 +157,19 @@ pub fn build(
     options: &Options,
     reporter: &dyn Reporter,
 ) -> Result<RepodataOutcome, RepodataError> {
+    build_with_parsed(input, options, HashMap::new(), reporter)
+}
+
+/// [`build`], with packages already parsed by [`parse_package`] (same `options`), keyed by
+/// relative path: those whose sha256 and size match their [`KnownDigest`] are not read again
+/// (apply parses headers while the bundle unpacks). Packages missing from `parsed` are read
+/// from `repo_dir` as usual.
+pub fn build_with_parsed(
+    input: &RepodataInput,
+    options: &Options,
+    parsed: HashMap<String, Package>,
+    reporter: &dyn Reporter,
+) -> Result<RepodataOutcome, RepodataError> {
     check_upstream_location(input)?;
     let repodata_dir = input.repo_dir.join("repodata");
     let merged = packages::merge_sets(&input.package_sets)?;
@@ -169,7 +184,7 @@ pub fn build(
     }
 
     reporter.started(&input.repo_dir, merged.len());
-    let parsed = packages::parse_all(&input.repo_dir, &merged, options, reporter)?;
+    let parsed = packages::parse_all(&input.repo_dir, &merged, parsed, options, reporter)?;
     let staging = install::fresh_staging_dir(&input.repo_dir)?;
     let mut records = write::write_package_records(&staging, &parsed, options)?;
     records.extend(upstream::write_upstream_records(

@@ -4,7 +4,7 @@
 //! reads only the lead, signature and main header of each RPM. The sha256 comes from the bundle
 //! manifest when known; only packages without a known digest are hashed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -139,21 +139,41 @@ fn check_relative_path(relative_path: &str) -> Result<(), RepodataError> {
 }
 
 /// Parse every package (in parallel) and return them in createrepo_c's order: by file name,
-/// then by path.
+/// then by path. A package found in `parsed` (by relative path) with the same sha256 and size
+/// is taken from there instead of being read again.
 pub(crate) fn parse_all(
     repo_dir: &Path,
     packages: &[MergedPackage],
+    mut parsed: HashMap<String, Package>,
     options: &Options,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Package>, RepodataError> {
-    let mut parsed: Vec<(&str, Package)> = packages
-        .par_iter()
+    let mut ready = Vec::with_capacity(parsed.len());
+    let mut to_parse = Vec::with_capacity(packages.len());
+    for package in packages {
+        match parsed.remove(&package.relative_path) {
+            Some(done) if matches_known(&done, package.known.as_ref()) => {
+                reporter.package_done();
+                ready.push((package.relative_path.as_str(), done));
+            }
+            _ => to_parse.push(package),
+        }
+    }
+    let mut parsed: Vec<(&str, Package)> = to_parse
+        .into_par_iter()
         .map(|package| {
-            let result = parse_one(repo_dir, package, options);
+            let path = repo_dir.join(&package.relative_path);
+            let result = parse_package(
+                &path,
+                &package.relative_path,
+                package.known.as_ref(),
+                options,
+            );
             reporter.package_done();
             result.map(|parsed| (package.relative_path.as_str(), parsed))
         })
         .collect::<Result<_, _>>()?;
+    parsed.extend(ready);
     parsed.par_sort_by(|(a, _), (b, _)| file_name(a).cmp(file_name(b)).then(a.cmp(b)));
     Ok(parsed.into_iter().map(|(_, package)| package).collect())
 }
@@ -162,15 +182,28 @@ fn file_name(relative_path: &str) -> &str {
     relative_path.rsplit('/').next().unwrap_or(relative_path)
 }
 
-fn parse_one(
-    repo_dir: &Path,
-    package: &MergedPackage,
+/// True when a package parsed earlier carries exactly the digest the repo now expects.
+fn matches_known(parsed: &Package, known: Option<&KnownDigest>) -> bool {
+    let Some(known) = known else {
+        return false;
+    };
+    parsed.size_package() == known.size
+        && matches!(parsed.checksum(), Checksum::Sha256(sha) if *sha == known.sha256)
+}
+
+/// Parse the RPM at `path` into the record it gets at `relative_path` of a repo (the record
+/// does not depend on where the file sits now, so a caller may parse it before moving it into
+/// the repo). With `known`, the size is checked and the sha256 taken from it, not computed.
+pub fn parse_package(
+    path: &Path,
+    relative_path: &str,
+    known: Option<&KnownDigest>,
     options: &Options,
 ) -> Result<Package, RepodataError> {
-    let path: PathBuf = repo_dir.join(&package.relative_path);
+    let path: PathBuf = path.to_path_buf();
     let file = fs_err::File::open(&path)?;
     let stat = file.metadata()?;
-    let (sha256, size) = match &package.known {
+    let (sha256, size) = match known {
         Some(known) => {
             if known.size != stat.len() {
                 return Err(RepodataError::SizeMismatch {
@@ -200,7 +233,7 @@ fn parse_one(
         checksum: Some(Checksum::Sha256(sha256)),
         size_package: Some(size),
         time_file,
-        location_href: package.relative_path.clone(),
+        location_href: relative_path.to_owned(),
         location_base: None,
     };
     let package_options = PackageOptions {

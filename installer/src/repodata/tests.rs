@@ -102,6 +102,63 @@ fn known_digests_give_the_same_output_as_hashing_public_fixture() {
     );
 }
 
+/// What apply does: headers parsed from another copy of each file (the unpacked bundle, before
+/// the move into the repo) give the same repodata as parsing in place; a parsed package whose
+/// digest does not match the repo's is not used (the file in the repo is parsed instead).
+#[test]
+fn packages_parsed_elsewhere_give_the_same_output_public_fixture() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let repo_a = bzip2_repo(a.path());
+    let repo_b = bzip2_repo(b.path());
+    let known_a = with_digests(&repo_a, PackageSet::scan(&repo_a, "x86_64").unwrap());
+    build(&input(&repo_a, vec![known_a]), &options(), &NoReporter).unwrap();
+
+    let elsewhere = bzip2_repo(&b.path().join("unpacked"));
+    let known_b = with_digests(&repo_b, PackageSet::scan(&repo_b, "x86_64").unwrap());
+    let mut parsed = std::collections::HashMap::new();
+    for file in &known_b.files {
+        let package = parse_package(
+            &elsewhere.join(&file.relative_path),
+            &file.relative_path,
+            file.known.as_ref(),
+            &options(),
+        )
+        .unwrap();
+        parsed.insert(file.relative_path.clone(), package);
+    }
+    // One stale entry: same path, a digest the repo does not expect.
+    let stale_path = known_b.files[0].relative_path.clone();
+    let mut stale = known_b.files[1].known.clone().unwrap();
+    stale.size += 1;
+    let stale = parse_package(
+        &elsewhere.join(&known_b.files[1].relative_path),
+        &stale_path,
+        Some(&stale),
+        &options(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(stale, RepodataError::SizeMismatch { .. }),
+        "{stale}"
+    );
+    let mut wrong = parsed[&known_b.files[1].relative_path].clone();
+    wrong.set_location_href(&stale_path);
+    parsed.insert(stale_path, wrong);
+
+    build_with_parsed(
+        &input(&repo_b, vec![known_b]),
+        &options(),
+        parsed,
+        &NoReporter,
+    )
+    .unwrap();
+    assert_eq!(
+        read_dir_sorted(&repo_a.join("repodata")),
+        read_dir_sorted(&repo_b.join("repodata"))
+    );
+}
+
 #[test]
 fn unchanged_inputs_are_not_rewritten_and_changes_are_public_fixture() {
     let temp = tempfile::tempdir().unwrap();

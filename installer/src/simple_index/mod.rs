@@ -15,7 +15,7 @@
 mod metadata;
 mod render;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -212,14 +212,26 @@ pub struct IndexSummary {
 /// identical files are left alone, so rebuilding an unchanged index touches nothing; pages of
 /// projects no longer listed are removed.
 pub fn build(pypi_dir: &Path, files: Vec<IndexFile>) -> Result<IndexSummary, IndexError> {
+    build_with_metadata(pypi_dir, files, &HashMap::new())
+}
+
+/// [`build`], with the core metadata of some wheels already read (by file name, from the same
+/// bytes that are now in `pypi_dir/files/`); the others are read from their wheel.
+pub fn build_with_metadata(
+    pypi_dir: &Path,
+    files: Vec<IndexFile>,
+    metadata: &HashMap<String, CoreMetadata>,
+) -> Result<IndexSummary, IndexError> {
     let files_dir = pypi_dir.join("files");
     let simple = pypi_dir.join("simple");
     let files: Vec<IndexFile> = files
         .into_par_iter()
         .map(|mut f| -> Result<IndexFile, IndexError> {
             if f.filename.ends_with(".whl") {
-                let wheel = files_dir.join(&f.filename);
-                let meta = read_wheel_metadata(&wheel)?;
+                let meta = match metadata.get(&f.filename) {
+                    Some(meta) => meta.clone(),
+                    None => read_wheel_metadata(&files_dir.join(&f.filename))?,
+                };
                 let side = files_dir.join(format!("{}.metadata", f.filename));
                 write_if_changed(&side, &meta.bytes)?;
                 f.core_metadata = Some(meta.sha256);
