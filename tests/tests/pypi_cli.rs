@@ -263,3 +263,89 @@ fn build_from_an_html_index_without_sizes() {
             .all(|l| l.upload_time.is_none())
     );
 }
+
+/// `--pypi-lock` replays a previous bundle's resolution: after the index gained a newer `app`,
+/// a locked build still bundles exactly the old files (same lock, same bytes), while a fresh
+/// resolution picks the new version.
+#[test]
+fn a_locked_build_fetches_the_recorded_files_even_after_the_index_moved_on() {
+    let server = IndexServer::start(index());
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let build = |args: &[&str]| {
+        let out = bundler(&[&["build", "--no-rpm", "-q"], args].concat(), dir.path());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        bundle::read::verify(
+            &dir.path().join(args[1]),
+            None,
+            &bundle::progress::NoProgress,
+        )
+        .unwrap()
+    };
+    let first = build(&[
+        "-o",
+        "first.tar.zst",
+        "--requirements",
+        "req.txt",
+        "--index-url",
+        &server.url(),
+        "--platform",
+        "x86_64",
+        "--cache",
+        "cache1",
+    ]);
+
+    // The index moves on: app 2.0 appears (on another server; the recorded URLs stay valid).
+    let mut newer = index();
+    newer.add(
+        "app",
+        IndexEntry::new(DistSpec::new("app", "2.0").requires("native>=1").wheel()),
+    );
+    let moved = IndexServer::start(newer);
+    let fresh = build(&[
+        "-o",
+        "fresh.tar.zst",
+        "--requirements",
+        "req.txt",
+        "--index-url",
+        &moved.url(),
+        "--platform",
+        "x86_64",
+        "--cache",
+        "cache2",
+    ]);
+    let versions = |m: &bundle::manifest::BundleManifest| -> Vec<String> {
+        m.pypi_targets[0]
+            .lock
+            .iter()
+            .map(|l| format!("{} {}", l.name, l.version))
+            .collect()
+    };
+    assert!(versions(&fresh).contains(&"app 2.0".to_string()));
+
+    let locked = build(&[
+        "-o",
+        "locked.tar.zst",
+        "--pypi-lock",
+        "first.tar.zst",
+        "--cache",
+        "cache3",
+    ]);
+    assert_eq!(locked.pypi_targets, first.pypi_targets);
+    assert_eq!(locked.files, first.files);
+    assert!(versions(&locked).contains(&"app 1.0".to_string()));
+
+    // A lock replaces resolution: resolution flags with it are a usage error.
+    let clash = bundler(
+        &[
+            "build",
+            "--no-rpm",
+            "--pypi-lock",
+            "first.tar.zst",
+            "--requirements",
+            "req.txt",
+        ],
+        dir.path(),
+    );
+    assert_eq!(clash.status.code(), Some(2), "{}", text(&clash.stderr));
+}

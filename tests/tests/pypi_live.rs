@@ -48,6 +48,7 @@ fn resolve(version: &str) -> BTreeMap<String, BTreeMap<String, String>> {
             .collect(),
         index_url: DEFAULT_INDEX_URL.into(),
         options: ResolveOptions::default(),
+        locked: None,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = Arc::new(IndexClient::new(&settings.index_url).unwrap());

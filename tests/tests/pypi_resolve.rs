@@ -132,6 +132,7 @@ fn resolve_with(
             .collect(),
         index_url: server.url(),
         options,
+        locked: None,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = Arc::new(IndexClient::new(&settings.index_url)?);

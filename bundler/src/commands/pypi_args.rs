@@ -51,12 +51,24 @@ pub struct PypiArgs {
     /// so a later build resolves the same versions.
     #[arg(long, value_name = "TIMESTAMP")]
     pub exclude_newer: Option<String>,
+
+    /// Reuse the PyPI resolution recorded in a previous bundle: fetch exactly its files again
+    /// (URL, size and sha256 as recorded) for its targets and requirements, without resolving.
+    #[arg(
+        long,
+        value_name = "BUNDLE",
+        conflicts_with_all = ["requirements", "kubespray", "platforms", "index_url", "allow_sdist", "pre", "exclude_newer"]
+    )]
+    pub pypi_lock: Option<PathBuf>,
 }
 
 impl PypiArgs {
     /// The settings for the PyPI part. `rpm_arches` is the default platform list (when it is
     /// empty too: the machines of `manifests/pypi-targets.toml`).
     pub fn settings(&self, rpm_arches: &[String]) -> Result<PypiSettings, BuildError> {
+        if let Some(bundle) = &self.pypi_lock {
+            return locked_settings(bundle);
+        }
         let requirements = match (&self.requirements, &self.kubespray) {
             (Some(path), _) => RequirementSet::from_file(path)?,
             (None, Some(version)) => RequirementSet::kubespray(version)?,
@@ -102,8 +114,32 @@ impl PypiArgs {
             targets,
             index_url,
             options,
+            locked: None,
         })
     }
+}
+
+/// Settings that replay `bundle`'s recorded PyPI resolution.
+fn locked_settings(bundle: &std::path::Path) -> Result<PypiSettings, BuildError> {
+    let origin = bundle.display().to_string();
+    let manifest = bundle::read::read_manifest(bundle)
+        .map_err(|e| BuildError::Usage(format!("--pypi-lock {origin}: {e}")))?
+        .manifest;
+    if manifest.pypi_targets.is_empty() {
+        return Err(BuildError::Usage(format!(
+            "--pypi-lock {origin}: that bundle has no PyPI part to reuse"
+        )));
+    }
+    let targets = &manifest.pypi_targets;
+    let requirements = bundler::pypi::lock::recorded_requirements(&origin, targets)?;
+    let resolved = bundler::pypi::lock::resolved_from_lock(&origin, targets)?;
+    Ok(PypiSettings {
+        requirements,
+        targets: resolved.into_iter().map(|r| r.target).collect(),
+        index_url: targets[0].index_url.clone(),
+        options: ResolveOptions::default(),
+        locked: Some((origin, manifest.pypi_targets)),
+    })
 }
 
 fn parse_cutoff(value: &str) -> Result<OffsetDateTime, BuildError> {

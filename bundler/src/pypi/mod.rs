@@ -10,6 +10,7 @@ pub mod candidates;
 pub mod download;
 pub mod html;
 pub mod index;
+pub mod lock;
 pub mod metadata;
 pub mod requirements;
 pub mod resolver;
@@ -103,6 +104,9 @@ pub struct PypiSettings {
     pub targets: Vec<Target>,
     pub index_url: String,
     pub options: ResolveOptions,
+    /// A previous bundle's resolution to reuse instead of resolving (`--pypi-lock`): where it
+    /// came from, and its recorded targets.
+    pub locked: Option<(String, Vec<bundle::manifest::PypiTarget>)>,
 }
 
 /// One target's resolution.
@@ -125,6 +129,13 @@ pub async fn resolve_targets(
     settings: &PypiSettings,
     reporter: &dyn PypiReporter,
 ) -> Result<Vec<ResolvedTarget>, PypiError> {
+    if let Some((origin, targets)) = &settings.locked {
+        let resolved = lock::resolved_from_lock(origin, targets)?;
+        for target in &resolved {
+            reporter.resolved(&target.target.name(), &target.dists);
+        }
+        return Ok(resolved);
+    }
     let handle = tokio::runtime::Handle::current();
     let jobs: Vec<_> = settings
         .targets
