@@ -46,6 +46,36 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
 
+fn args(owned: &[String]) -> Vec<&str> {
+    owned.iter().map(String::as_str).collect()
+}
+
+/// Build flags that resolve `req.txt` against `index` for x86_64 into `output`.
+fn resolving(output: &str, index: &str, cache: &str) -> Vec<String> {
+    [
+        "-o",
+        output,
+        "--requirements",
+        "req.txt",
+        "--index-url",
+        index,
+        "--platform",
+        "x86_64",
+        "--cache",
+        cache,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `bundler build --no-rpm -q ARGS` (ARGS start with `-o FILE`) must succeed; the bundle's
+/// verified manifest.
+fn built(dir: &std::path::Path, args: &[&str]) -> bundle::manifest::BundleManifest {
+    let out = bundler(&[&["build", "--no-rpm", "-q"], args].concat(), dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    bundle::read::verify(&dir.join(args[1]), None, &bundle::progress::NoProgress).unwrap()
+}
+
 #[test]
 fn pypi_command_plans_fetches_and_reports() {
     let server = IndexServer::start(index());
@@ -229,31 +259,10 @@ fn build_from_an_html_index_without_sizes() {
     let server = IndexServer::start(content);
     let dir = tempfile::tempdir().unwrap();
     fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
-    let build = bundler(
-        &[
-            "build",
-            "-o",
-            "b.tar.zst",
-            "--no-rpm",
-            "--requirements",
-            "req.txt",
-            "--index-url",
-            &server.url(),
-            "--platform",
-            "x86_64",
-            "--cache",
-            "cache",
-            "-q",
-        ],
+    let manifest = built(
         dir.path(),
+        &args(&resolving("b.tar.zst", &server.url(), "cache")),
     );
-    assert!(build.status.success(), "{}", text(&build.stderr));
-    let manifest = bundle::read::verify(
-        &dir.path().join("b.tar.zst"),
-        None,
-        &bundle::progress::NoProgress,
-    )
-    .unwrap();
     assert_eq!(manifest.files.len(), 2);
     assert_eq!(manifest.pypi_targets[0].lock.len(), 2);
     assert!(
@@ -272,28 +281,10 @@ fn a_locked_build_fetches_the_recorded_files_even_after_the_index_moved_on() {
     let server = IndexServer::start(index());
     let dir = tempfile::tempdir().unwrap();
     fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
-    let build = |args: &[&str]| {
-        let out = bundler(&[&["build", "--no-rpm", "-q"], args].concat(), dir.path());
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        bundle::read::verify(
-            &dir.path().join(args[1]),
-            None,
-            &bundle::progress::NoProgress,
-        )
-        .unwrap()
-    };
-    let first = build(&[
-        "-o",
-        "first.tar.zst",
-        "--requirements",
-        "req.txt",
-        "--index-url",
-        &server.url(),
-        "--platform",
-        "x86_64",
-        "--cache",
-        "cache1",
-    ]);
+    let first = built(
+        dir.path(),
+        &args(&resolving("first.tar.zst", &server.url(), "cache1")),
+    );
 
     // The index moves on: app 2.0 appears (on another server; the recorded URLs stay valid).
     let mut newer = index();
@@ -302,18 +293,10 @@ fn a_locked_build_fetches_the_recorded_files_even_after_the_index_moved_on() {
         IndexEntry::new(DistSpec::new("app", "2.0").requires("native>=1").wheel()),
     );
     let moved = IndexServer::start(newer);
-    let fresh = build(&[
-        "-o",
-        "fresh.tar.zst",
-        "--requirements",
-        "req.txt",
-        "--index-url",
-        &moved.url(),
-        "--platform",
-        "x86_64",
-        "--cache",
-        "cache2",
-    ]);
+    let fresh = built(
+        dir.path(),
+        &args(&resolving("fresh.tar.zst", &moved.url(), "cache2")),
+    );
     let versions = |m: &bundle::manifest::BundleManifest| -> Vec<String> {
         m.pypi_targets[0]
             .lock
@@ -323,14 +306,17 @@ fn a_locked_build_fetches_the_recorded_files_even_after_the_index_moved_on() {
     };
     assert!(versions(&fresh).contains(&"app 2.0".to_string()));
 
-    let locked = build(&[
-        "-o",
-        "locked.tar.zst",
-        "--pypi-lock",
-        "first.tar.zst",
-        "--cache",
-        "cache3",
-    ]);
+    let locked = built(
+        dir.path(),
+        &[
+            "-o",
+            "locked.tar.zst",
+            "--pypi-lock",
+            "first.tar.zst",
+            "--cache",
+            "cache3",
+        ],
+    );
     assert_eq!(locked.pypi_targets, first.pypi_targets);
     assert_eq!(locked.files, first.files);
     assert!(versions(&locked).contains(&"app 1.0".to_string()));
