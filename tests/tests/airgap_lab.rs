@@ -31,6 +31,8 @@ fn run_lab(args: &[&str]) -> LabRun {
     let mut cmd = Command::new(workspace().join("scripts/airgap-lab"));
     cmd.args(args)
         .env("PROFILE", "debug")
+        // scripts/test built every binary; cargo's build lock is held while tests run.
+        .env("LAB_NO_BUILD", "1")
         .env("LAB_DIR", &lab_dir);
     let out = cmd.output().expect("run scripts/airgap-lab");
     let output = format!(
