@@ -19,7 +19,7 @@ check() {
   shift 4
   log=$LAB_DIR/logs/check-$round-$host-$name.log
   if lab_on "$host" "$@" >"$log" 2>&1; then rc=0; else rc=$?; fi
-  detail=$(grep -v '^\s*$' "$log" | tail -n 1 | cut -c1-100)
+  detail=$(grep -v '^\s*$' "$log" | tail -n 1 | cut -c1-100 || true)
   if [ "$expect" = ok ] && [ $rc -eq 0 ]; then
     lab_result PASS "$round" "$host" "$name" "$detail"
   elif [ "$expect" = fail ] && [ $rc -ne 0 ]; then
