@@ -49,6 +49,18 @@ fn build_cmd(
 
 use e2e::harness::assert_success as ok;
 
+/// Bytes of every repo's repomd.xml: what a build fetches again even with a warm cache.
+fn repomd_bytes(m: &GeneratedMirror) -> u64 {
+    m.repos
+        .iter()
+        .map(|r| {
+            fs_err::metadata(r.path.join("repodata/repomd.xml"))
+                .unwrap()
+                .len()
+        })
+        .sum()
+}
+
 fn extract(bundle: &Path, dest: &Path) -> bundle::BundleManifest {
     bundle::read::extract(bundle, dest, None, &NoProgress).expect("bundle extracts")
 }
@@ -191,15 +203,7 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
     ok(build_cmd(tmp.path(), &m, &server.url(), &again, &[])
         .output()
         .unwrap());
-    let repomd_bytes: u64 = m
-        .repos
-        .iter()
-        .map(|r| {
-            fs_err::metadata(r.path.join("repodata/repomd.xml"))
-                .unwrap()
-                .len()
-        })
-        .sum();
+    let repomd_bytes: u64 = repomd_bytes(&m);
     assert_eq!(
         server.body_bytes() - served,
         repomd_bytes,
@@ -488,15 +492,7 @@ fn sigkill_mid_download_then_rerun_fetches_only_what_was_missing() {
         .output()
         .unwrap());
     let manifest = bundle::read::verify(&out, None, &NoProgress).unwrap();
-    let repomd: u64 = m
-        .repos
-        .iter()
-        .map(|r| {
-            fs_err::metadata(r.path.join("repodata/repomd.xml"))
-                .unwrap()
-                .len()
-        })
-        .sum();
+    let repomd: u64 = repomd_bytes(&m);
     // Everything in the bundle, minus what the killed run left in the cache (whole files,
     // partial ones, and the --gpg-key file it stored), plus repomd.xml which is always fetched
     // fresh.

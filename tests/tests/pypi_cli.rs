@@ -46,6 +46,13 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
 
+/// An index serving `content`, and a work dir holding `req.txt` (asking for `app`).
+fn served_with_requirements(content: IndexContent) -> (IndexServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    (IndexServer::start(content), dir)
+}
+
 fn args(owned: &[String]) -> Vec<&str> {
     owned.iter().map(String::as_str).collect()
 }
@@ -78,9 +85,7 @@ fn built(dir: &std::path::Path, args: &[&str]) -> bundle::manifest::BundleManife
 
 #[test]
 fn pypi_command_plans_fetches_and_reports() {
-    let server = IndexServer::start(index());
-    let dir = tempfile::tempdir().unwrap();
-    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let (server, dir) = served_with_requirements(index());
     let common = [
         "pypi",
         "--requirements",
@@ -167,9 +172,7 @@ fn corrupted_download_exits_with_3() {
     content
         .corrupt
         .push("native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl".into());
-    let server = IndexServer::start(content);
-    let dir = tempfile::tempdir().unwrap();
-    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let (server, dir) = served_with_requirements(content);
     let run = bundler(
         &[
             "pypi",
@@ -200,9 +203,7 @@ fn corrupted_download_exits_with_3() {
 
 #[test]
 fn build_and_plan_carry_the_pypi_part() {
-    let server = IndexServer::start(index());
-    let dir = tempfile::tempdir().unwrap();
-    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let (server, dir) = served_with_requirements(index());
     let pypi = [
         "--no-rpm",
         "--requirements",
@@ -256,9 +257,7 @@ fn build_and_plan_carry_the_pypi_part() {
 fn build_from_an_html_index_without_sizes() {
     let mut content = index();
     content.html_only = true;
-    let server = IndexServer::start(content);
-    let dir = tempfile::tempdir().unwrap();
-    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let (server, dir) = served_with_requirements(content);
     let manifest = built(
         dir.path(),
         &args(&resolving("b.tar.zst", &server.url(), "cache")),
@@ -278,9 +277,7 @@ fn build_from_an_html_index_without_sizes() {
 /// resolution picks the new version.
 #[test]
 fn a_locked_build_fetches_the_recorded_files_even_after_the_index_moved_on() {
-    let server = IndexServer::start(index());
-    let dir = tempfile::tempdir().unwrap();
-    fs_err::write(dir.path().join("req.txt"), "app\n").unwrap();
+    let (server, dir) = served_with_requirements(index());
     let first = built(
         dir.path(),
         &args(&resolving("first.tar.zst", &server.url(), "cache1")),

@@ -18,12 +18,11 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
 
 /// 3 when any error in the chain is a bundle verification failure, else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    let verification = err.chain().any(|cause| {
-        cause
-            .downcast_ref::<bundle::BundleError>()
-            .is_some_and(bundle::BundleError::is_verification_failure)
-    });
-    if verification { 3 } else { 1 }
+    if bundle::BundleError::in_chain(err.as_ref()) {
+        3
+    } else {
+        1
+    }
 }
 
 pub mod build;

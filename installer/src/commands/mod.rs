@@ -47,10 +47,9 @@ pub fn print_installed(installed: &installer::fsutil::Installed) {
 /// The exit status for an error: 3 when any error in the chain is a bundle verification failure
 /// (damaged, tampered or hostile bundle, bad or missing signature, newer format), else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    let verification = err.chain().any(|cause| {
-        cause
-            .downcast_ref::<bundle::BundleError>()
-            .is_some_and(bundle::BundleError::is_verification_failure)
-    });
-    if verification { 3 } else { 1 }
+    if bundle::BundleError::in_chain(err.as_ref()) {
+        3
+    } else {
+        1
+    }
 }

@@ -42,12 +42,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
                 &write_opts(&args)?,
                 &NoProgress,
             )?;
-            println!(
-                "{} {} bytes sha256 {}",
-                written.path.display(),
-                written.size,
-                written.sha256
-            );
+            report(&written);
             Ok(())
         }
         [cmd, dir, manifest_path] if cmd.as_str() == "hash" => {
@@ -87,12 +82,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
                 &write_opts(&args)?,
                 &NoProgress,
             )?;
-            println!(
-                "{} {} bytes sha256 {}",
-                written.path.display(),
-                written.size,
-                written.sha256
-            );
+            report(&written);
             Ok(())
         }
         [cmd, bundle, dest] if cmd.as_str() == "unpack" => {
@@ -193,4 +183,13 @@ where
             ))
         }
     }
+}
+
+fn report(written: &bundle::write::WrittenBundle) {
+    println!(
+        "{} {} bytes sha256 {}",
+        written.path.display(),
+        written.size,
+        written.sha256
+    );
 }
