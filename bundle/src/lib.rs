@@ -11,12 +11,15 @@
 //! - [`summary`]: counts and sizes per repo and PyPI target, from the manifest alone;
 //! - [`paths`]: the path rules; [`progress`]: the `Reporter` seam; [`error`]: `BundleError`.
 
+mod ahead;
+pub mod direct;
 pub mod error;
 mod extract;
 pub mod manifest;
 pub mod paths;
 pub mod progress;
 pub mod read;
+mod readahead;
 mod reuse;
 mod scan;
 pub mod sign;

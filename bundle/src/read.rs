@@ -11,9 +11,10 @@
 //! core while memory stays bounded by a small buffer pool.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 
+use crate::ahead::AheadReader;
 use crate::error::BundleError;
 use crate::manifest::{BundleManifest, FORMAT_VERSION, MANIFEST_NAME, SIGNATURE_NAME};
 use crate::paths::check_manifest;
@@ -22,7 +23,7 @@ use crate::scan::{VerifySink, scan};
 use crate::sign::{VerifyingKey, verify_manifest};
 use crate::tarfmt::{self, Next, RawEntry, TarError, padding};
 
-pub use crate::extract::{EntryObserver, NoObserver, extract, extract_observed};
+pub use crate::extract::{EntryObserver, NoObserver, OBSERVED_HEAD, extract, extract_observed};
 
 /// Largest `manifest.json` accepted (a full Rocky mirror plus wheels needs a few MB).
 pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
@@ -52,7 +53,7 @@ pub struct Verified {
 /// Reads `manifest.json` (and `manifest.json.sig`) from the start of the bundle; the payload
 /// is not read or checked.
 pub fn read_manifest(bundle: &Path) -> Result<ManifestInfo, BundleError> {
-    let (_, info) = BundleStream::open(bundle, true)?;
+    let (_, info) = BundleStream::open(bundle, true, false)?;
     Ok(info)
 }
 
@@ -79,6 +80,21 @@ pub fn verify_detailed(
         signature_checked: key.is_some(),
         manifest: info.manifest,
     })
+}
+
+/// [`verify`] without a key, also hashing the bundle file itself in the same pass: its hex
+/// sha256 and size (what `<bundle>.sha256` records).
+pub(crate) fn verify_and_digest(bundle: &Path) -> Result<(String, u64), BundleError> {
+    let (stream, info) = open_checked_hashing(bundle, None, true)?;
+    let sinks = (0..worker_count()).map(|_| VerifySink).collect();
+    let digest = scan(
+        stream,
+        &info.manifest,
+        sinks,
+        "verify",
+        &crate::progress::NoProgress,
+    )?;
+    Ok(digest.expect("a hashing stream reports its digest"))
 }
 
 /// Parses manifest bytes: `format` first (refusing newer formats with the installer version
@@ -120,7 +136,16 @@ pub(crate) fn open_checked(
     bundle: &Path,
     key: Option<&VerifyingKey>,
 ) -> Result<(BundleStream, ManifestInfo), BundleError> {
-    let (stream, info) = BundleStream::open(bundle, false)?;
+    open_checked_hashing(bundle, key, false)
+}
+
+/// [`open_checked`], hashing the bundle file itself when `digest` is set.
+fn open_checked_hashing(
+    bundle: &Path,
+    key: Option<&VerifyingKey>,
+    digest: bool,
+) -> Result<(BundleStream, ManifestInfo), BundleError> {
+    let (stream, info) = BundleStream::open(bundle, false, digest)?;
     if let Some(key) = key {
         let signature = info
             .signature
@@ -143,26 +168,7 @@ pub(crate) fn worker_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
-/// Remembers real read errors of the bundle file, so that they are not mistaken for a corrupt
-/// stream (the zstd decoder reports both as `io::Error`).
-struct Source {
-    file: std::fs::File,
-    failed: Option<String>,
-}
-
-impl Read for Source {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = self.file.read(buf);
-        if let Err(e) = &result
-            && e.kind() != io::ErrorKind::Interrupted
-        {
-            self.failed = Some(e.to_string());
-        }
-        result
-    }
-}
-
-type Decoder = zstd::stream::read::Decoder<'static, BufReader<Source>>;
+type Decoder = zstd::stream::read::Decoder<'static, AheadReader>;
 
 /// The decompressed tar stream of one bundle, positioned after the manifest and signature.
 pub(crate) struct BundleStream {
@@ -172,16 +178,17 @@ pub(crate) struct BundleStream {
 }
 
 impl BundleStream {
-    fn open(bundle: &Path, lenient_tail: bool) -> Result<(Self, ManifestInfo), BundleError> {
-        let file = fs_err::File::open(bundle).map_err(BundleError::Fs)?;
-        let source = Source {
-            file: file.into_parts().0,
-            failed: None,
-        };
-        let decoder =
-            zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, source))
-                .map(|d| d.single_frame())
-                .map_err(|e| BundleError::io(bundle, e))?;
+    /// Opens `bundle` and reads its manifest (and signature); with `digest`, every byte read
+    /// from the file is hashed for [`BundleStream::finish`].
+    fn open(
+        bundle: &Path,
+        lenient_tail: bool,
+        digest: bool,
+    ) -> Result<(Self, ManifestInfo), BundleError> {
+        let source = AheadReader::open(bundle, digest).map_err(|e| BundleError::io(bundle, e))?;
+        let decoder = zstd::stream::read::Decoder::with_buffer(source)
+            .map(|d| d.single_frame())
+            .map_err(|e| BundleError::io(bundle, e))?;
         let mut stream = BundleStream {
             bundle: bundle.to_path_buf(),
             decoder,
@@ -283,8 +290,9 @@ impl BundleStream {
     }
 
     /// After the first end-of-archive block: only zero blocks (at least one more) up to the end
-    /// of the zstd frame, and the file ends with the frame.
-    pub(crate) fn finish(mut self) -> Result<(), BundleError> {
+    /// of the zstd frame, and the file ends with the frame. Returns the file's hex sha256 and
+    /// size when the stream was opened to hash it.
+    pub(crate) fn finish(mut self) -> Result<Option<(String, u64)>, BundleError> {
         let mut zeros = 0u64;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -311,7 +319,7 @@ impl BundleStream {
         let bundle = self.bundle.clone();
         let mut rest = self.decoder.finish();
         match rest.fill_buf() {
-            Ok([]) => Ok(()),
+            Ok([]) => Ok(rest.digest()),
             Ok(_) => Err(BundleError::CorruptStream {
                 bundle,
                 reason: "garbage after the end of the zstd frame".into(),
@@ -333,7 +341,7 @@ impl BundleStream {
                 self.corrupt(format!("truncated: the archive ends while {doing}"))
             }
             TarError::Malformed(why) => self.corrupt(format!("{why}, while {doing}")),
-            TarError::Read(e) => match &self.decoder.get_ref().get_ref().failed {
+            TarError::Read(e) => match &self.decoder.get_ref().failed {
                 Some(io_error) => BundleError::Io {
                     path: self.bundle.clone(),
                     source: io::Error::other(io_error.clone()),

@@ -10,7 +10,7 @@
 //! - a full [`verify`](crate::read::verify) passes: every payload file is read and hashed
 //!   against that manifest, so the content is checked, not assumed;
 //! - its `<bundle>.sha256` file names it and matches the bundle's own sha256 (hashed in the
-//!   same pass, on another thread).
+//!   same pass, from the bytes the verify reads).
 //!
 //! Anything else (no file, not a bundle, damaged, different content) means "not up to date"
 //! and the caller writes a new bundle as usual, atomically replacing the old one.
@@ -18,10 +18,8 @@
 use std::path::Path;
 
 use crate::manifest::BundleManifest;
-use crate::progress::NoProgress;
-use crate::read::{read_manifest, verify};
+use crate::read::{read_manifest, verify_and_digest};
 use crate::sign::sign_manifest;
-use crate::tree::hash_file;
 use crate::write::{WriteOptions, WrittenBundle, manifest_bytes, sidecar_path};
 
 /// If the bundle at `output` is what writing `manifest` with `opts` would produce (timestamp
@@ -52,13 +50,8 @@ pub fn reuse_if_up_to_date(
     if signature != existing.signature {
         return None;
     }
-    let (verified, own_hash) = std::thread::scope(|scope| {
-        let hasher = scope.spawn(|| hash_file(output).ok());
-        let verified = verify(output, None, &NoProgress).is_ok();
-        (verified, hasher.join().ok().flatten())
-    });
-    let (size, sha256) = own_hash?;
-    if !verified || sha256 != recorded {
+    let (sha256, size) = verify_and_digest(output).ok()?;
+    if sha256 != recorded {
         return None;
     }
     *manifest = candidate;

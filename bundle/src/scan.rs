@@ -74,15 +74,17 @@ impl Failure {
     }
 }
 
-/// Streams every payload entry through `sinks` (one per worker) and checks the archive's end.
+/// Streams every payload entry through `sinks` (one per worker) and checks the archive's end;
+/// returns the bundle file's digest when the stream hashes it.
 pub(crate) fn scan<'a, S: FileSink<'a>>(
     mut stream: BundleStream,
     manifest: &'a BundleManifest,
     sinks: Vec<S>,
     what: &str,
     reporter: &dyn Reporter,
-) -> Result<(), BundleError> {
+) -> Result<Option<(String, u64)>, BundleError> {
     let failure = Failure::default();
+    let mut digest = None;
     let files = &manifest.files;
     let workers = sinks.len().max(1);
     let (pool_tx, pool_rx) = mpsc::sync_channel::<Vec<u8>>(workers * BUFFERS_PER_WORKER);
@@ -110,17 +112,18 @@ pub(crate) fn scan<'a, S: FileSink<'a>>(
         };
         if let Err((i, e)) = feeder.feed(&mut stream) {
             failure.record(i, e);
-        } else if !failure.aborted()
-            && let Err(e) = stream.finish()
-        {
-            failure.record(files.len(), e);
+        } else if !failure.aborted() {
+            match stream.finish() {
+                Ok(d) => digest = d,
+                Err(e) => failure.record(files.len(), e),
+            }
         }
         drop(senders);
     });
     reporter.finished();
     match failure.first.into_inner().expect("failure lock") {
         Some((_, e)) => Err(e),
-        None => Ok(()),
+        None => Ok(digest),
     }
 }
 

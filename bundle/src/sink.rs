@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
+use crate::direct::DirectWriter;
 use crate::write::{BUFFERS, CHUNK};
 
 /// The zstd encoder's sink: collects the compressed bytes into chunks and hands them to an
@@ -85,20 +86,22 @@ impl Write for OutputSink {
     }
 }
 
-/// The output stage: writes and hashes every chunk and returns the buffers for reuse.
+/// The output stage: writes (past the page cache, see [`crate::direct`]) and hashes every chunk
+/// and returns the buffers for reuse.
 fn write_output(
-    mut file: std::fs::File,
+    file: std::fs::File,
     full: &mpsc::Receiver<Vec<u8>>,
     free: &mpsc::SyncSender<Vec<u8>>,
 ) -> io::Result<(std::fs::File, String, u64)> {
+    let mut out = DirectWriter::new(file);
     let mut hasher = Sha256::new();
     let mut written = 0u64;
     for mut chunk in full {
-        file.write_all(&chunk)?;
+        out.write_all(&chunk)?;
         hasher.update(&chunk);
         written += chunk.len() as u64;
         chunk.clear();
         let _ = free.try_send(chunk);
     }
-    Ok((file, hex::encode(hasher.finalize()), written))
+    Ok((out.finish()?, hex::encode(hasher.finalize()), written))
 }

@@ -4,13 +4,38 @@
 //! can hand over each file as soon as it exists (the bundler does, while downloading).
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use sha2::{Digest, Sha256};
 
+use crate::direct::{DirectBuffer, DirectReader};
 use crate::error::{BundleError, EntryProblem};
 use crate::manifest::{BundleManifest, FileEntry};
 use crate::write::read_some;
+
+/// Where one payload file's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A file on disk.
+    File(PathBuf),
+    /// Bytes in memory (a download not read back from disk); `path` is where the same bytes
+    /// are stored, for messages.
+    Memory { data: Arc<Vec<u8>>, path: PathBuf },
+}
+
+impl From<PathBuf> for Input {
+    fn from(path: PathBuf) -> Self {
+        Input::File(path)
+    }
+}
+
+impl Input {
+    fn path(&self) -> &Path {
+        match self {
+            Input::File(path) | Input::Memory { path, .. } => path,
+        }
+    }
+}
 
 /// What the reader thread hands to the tar/zstd stage, in manifest order.
 pub(crate) enum Chunk {
@@ -30,18 +55,19 @@ pub(crate) enum Chunk {
 /// it against the manifest and sends the chunks on. Stops when the other side hangs up.
 pub(crate) fn read_sources(
     manifest: &BundleManifest,
-    sources: impl Iterator<Item = PathBuf>,
+    sources: impl Iterator<Item = Input>,
     free: &mpsc::Receiver<Vec<u8>>,
     out: &mpsc::SyncSender<Chunk>,
 ) {
     let mut sources = sources;
+    let mut spare = Some(DirectBuffer::new());
     let expected = manifest.files.len();
     for (i, entry) in manifest.files.iter().enumerate() {
         let msg = match sources.next() {
             None => Chunk::Failed(BundleError::InvalidInput {
                 reason: format!("the sources ended after {i} of {expected} files"),
             }),
-            Some(source) => match read_source(entry, &source, free, out) {
+            Some(source) => match read_source(entry, &source, &mut spare, free, out) {
                 Ok(true) => Chunk::EndOfFile,
                 // The consumer is gone (it failed): nothing left to do.
                 Ok(false) => return,
@@ -58,26 +84,66 @@ pub(crate) fn read_sources(
         Some(extra) => Chunk::Failed(BundleError::InvalidInput {
             reason: format!(
                 "more sources than the {expected} manifest files (first extra: {})",
-                extra.display()
+                extra.path().display()
             ),
         }),
     };
     let _ = out.send(last);
 }
 
-/// Streams one source file; Ok(false) when the consumer hung up.
+/// Streams one source; Ok(false) when the consumer hung up. What of a file is not in the page
+/// cache is read past it ([`DirectReader`]) with the window in `spare`, which is put back for
+/// the next file.
 fn read_source(
     entry: &FileEntry,
-    source: &Path,
+    input: &Input,
+    spare: &mut Option<DirectBuffer>,
     free: &mpsc::Receiver<Vec<u8>>,
     out: &mpsc::SyncSender<Chunk>,
 ) -> Result<bool, BundleError> {
+    let source = input.path();
     let mismatch = |reason| BundleError::SourceMismatch {
         source_path: source.to_path_buf(),
         entry: entry.path.clone(),
         reason,
     };
-    let mut src = fs_err::File::open(source).map_err(BundleError::Fs)?;
+    if let Input::Memory { data, .. } = input {
+        // Checked like a file: a caller's mix-up must not reach the bundle either.
+        let actual = data.len() as u64;
+        if actual > entry.size {
+            return Err(mismatch(EntryProblem::Oversize {
+                expected: entry.size,
+                actual,
+            }));
+        }
+        if actual < entry.size {
+            return Err(mismatch(EntryProblem::SizeMismatch {
+                expected: entry.size,
+                actual,
+            }));
+        }
+        let mut hasher = Sha256::new();
+        for piece in data.chunks(crate::write::CHUNK) {
+            let Ok(mut buf) = free.recv() else {
+                return Ok(false);
+            };
+            buf[..piece.len()].copy_from_slice(piece);
+            hasher.update(piece);
+            if out.send(Chunk::Data(buf, piece.len())).is_err() {
+                return Ok(false);
+            }
+        }
+        let actual = hex::encode(hasher.finalize());
+        if actual != entry.sha256 {
+            return Err(mismatch(EntryProblem::HashMismatch {
+                expected: entry.sha256.clone(),
+                actual,
+            }));
+        }
+        return Ok(true);
+    }
+    let mut src = DirectReader::open(source, spare.take().unwrap_or_default())
+        .map_err(|e| BundleError::io(source, e))?;
     let mut hasher = Sha256::new();
     let mut left = entry.size;
     while left > 0 {
@@ -113,5 +179,6 @@ fn read_source(
             actual,
         }));
     }
+    *spare = Some(src.into_buffer());
     Ok(true)
 }

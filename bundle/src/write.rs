@@ -30,8 +30,10 @@ use crate::error::BundleError;
 use crate::manifest::{BundleManifest, FORMAT_VERSION, MANIFEST_NAME, SIGNATURE_NAME, Totals};
 use crate::paths::check_manifest;
 use crate::progress::Reporter;
+use crate::readahead::read_ahead;
 use crate::sign::{SigningKey, sign_manifest};
 use crate::sink::OutputSink;
+pub use crate::source::Input;
 use crate::source::{Chunk, read_sources};
 use crate::tarfmt::{file_headers, padding};
 
@@ -143,10 +145,11 @@ pub fn write_bundle_streaming<I>(
     reporter: &dyn Reporter,
 ) -> Result<WrittenBundle, BundleError>
 where
-    I: IntoIterator<Item = PathBuf>,
+    I: IntoIterator,
+    I::Item: Into<Input>,
     I::IntoIter: Send,
 {
-    let sources = sources.into_iter();
+    let sources = sources.into_iter().map(Into::into);
     check_input(manifest, None)?;
     let (dir, name) = split_output(output)?;
     let tmp = temp_beside(dir, &name)?;
@@ -171,6 +174,7 @@ where
         for _ in 0..BUFFERS {
             free_tx.send(vec![0u8; CHUNK]).expect("receiver is alive");
         }
+        let sources = read_ahead(scope, sources);
         scope.spawn(move || read_sources(manifest, sources, &free_rx, &data_tx));
 
         let sink = OutputSink::new(file);

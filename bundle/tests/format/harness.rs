@@ -160,7 +160,8 @@ pub fn compress(tar: &[u8]) -> Vec<u8> {
 }
 
 /// An extraction observer that checks, for every file it is shown, that the file at the given
-/// path already holds exactly the bytes the manifest names, and records the entry paths.
+/// path already holds exactly the bytes the manifest names and that `head` is their start, and
+/// records the entry paths.
 #[derive(Default)]
 pub struct CheckingObserver {
     pub seen: std::sync::Mutex<Vec<String>>,
@@ -168,9 +169,10 @@ pub struct CheckingObserver {
 }
 
 impl bundle::read::EntryObserver for CheckingObserver {
-    fn verified(&self, entry: &FileEntry, path: &Path) {
-        let actual = sha256_hex(&fs_err::read(path).unwrap());
-        if actual != entry.sha256 {
+    fn verified(&self, entry: &FileEntry, path: &Path, head: &[u8]) {
+        let data = fs_err::read(path).unwrap();
+        let head_len = data.len().min(bundle::read::OBSERVED_HEAD);
+        if sha256_hex(&data) != entry.sha256 || head != &data[..head_len] {
             self.wrong.lock().unwrap().push(entry.path.clone());
         }
         self.seen.lock().unwrap().push(entry.path.clone());

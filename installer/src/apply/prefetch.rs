@@ -1,7 +1,8 @@
 //! Per-file work done while the bundle is still unpacking. The unpack shows every file to this
 //! observer on the worker that wrote it, right after its sha256 checked out: RPMs get their
-//! header parsed into the repodata record, wheels get their `METADATA` read, while the file is
-//! still in the page cache and while the decompressing thread keeps the stream going. Once the
+//! header parsed into the repodata record (from the first bytes the unpack still holds in
+//! memory), wheels get their `METADATA` read, while the decompressing thread keeps the stream
+//! going. Once the
 //! last byte is unpacked, repodata and the index only have XML, JSON and HTML left to write.
 //!
 //! Only files of repos and an index that this apply rebuilds are looked at. A file the observer
@@ -105,15 +106,16 @@ impl Prefetch {
 }
 
 impl EntryObserver for Prefetch {
-    fn verified(&self, entry: &FileEntry, path: &Path) {
+    fn verified(&self, entry: &FileEntry, path: &Path, head: &[u8]) {
         match self.wanted.get(&entry.path) {
             Some(Want::Rpm { repo, relative }) => {
                 let known = KnownDigest {
                     sha256: entry.sha256.clone(),
                     size: entry.size,
                 };
+                let options = &self.options[*repo];
                 if let Ok(package) =
-                    repodata::parse_package(path, relative, Some(&known), &self.options[*repo])
+                    repodata::parse_package_with_head(path, head, relative, Some(&known), options)
                 {
                     let mut found = self.found.lock().expect("prefetch lock");
                     found.packages[*repo].insert(relative.clone(), package);

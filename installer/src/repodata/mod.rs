@@ -51,7 +51,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use error::RepodataError;
-pub use packages::{KnownDigest, PackageFile, PackageSet, parse_package};
+pub use packages::{KnownDigest, PackageFile, PackageSet, parse_package, parse_package_with_head};
 pub use rpmrepo_metadata::Package;
 
 /// Compression for primary/filelists/other, updateinfo and modules (comps is always written

@@ -5,7 +5,7 @@
 //! manifest when known; only packages without a known digest are hashed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -200,8 +200,21 @@ pub fn parse_package(
     known: Option<&KnownDigest>,
     options: &Options,
 ) -> Result<Package, RepodataError> {
+    parse_package_with_head(path, &[], relative_path, known, options)
+}
+
+/// [`parse_package`] for a file whose first bytes are still in memory (`head`, a prefix of the
+/// file, possibly all of it): the header is read from there and only what lies past `head`
+/// from disk.
+pub fn parse_package_with_head(
+    path: &Path,
+    head: &[u8],
+    relative_path: &str,
+    known: Option<&KnownDigest>,
+    options: &Options,
+) -> Result<Package, RepodataError> {
     let path: PathBuf = path.to_path_buf();
-    let file = fs_err::File::open(&path)?;
+    let mut file = fs_err::File::open(&path)?;
     let stat = file.metadata()?;
     let (sha256, size) = match known {
         Some(known) => {
@@ -224,8 +237,13 @@ pub fn parse_package(
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    let header = rpm::PackageMetadata::parse(&mut BufReader::with_capacity(64 * 1024, file))
-        .map_err(|source| RepodataError::RpmHeader {
+    let head = &head[..head
+        .len()
+        .min(usize::try_from(stat.len()).unwrap_or(usize::MAX))];
+    file.seek(SeekFrom::Start(head.len() as u64))?;
+    let mut reader = head.chain(BufReader::with_capacity(64 * 1024, file));
+    let header =
+        rpm::PackageMetadata::parse(&mut reader).map_err(|source| RepodataError::RpmHeader {
             path: path.clone(),
             source,
         })?;

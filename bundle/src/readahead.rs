@@ -1,0 +1,92 @@
+//! Read-ahead for the bundle writer's file sources. Source files not in the page cache are read
+//! past it ([`crate::direct`]), and such reads are synchronous: read one after the other by the
+//! thread that also hashes them, 2,000 small cache files left the disk idle while hashing and
+//! the CPU idle while reading (a warm `bundler build` went from 2.5 s to 3.0 s). Here a few threads
+//! each read every few-th file whole into memory, ahead of the reader stage, and hand it on as
+//! [`Input::Memory`] in the original order; the reader stage hashes and checks it as before.
+//!
+//! Only files up to [`READ_AHEAD_MAX`] are read ahead, so memory stays bounded; larger ones,
+//! and any file that cannot be read here, pass on as paths and the reader stage streams them
+//! (and reports their errors) as before.
+
+use std::io::Read;
+use std::sync::{Arc, mpsc};
+
+use crate::direct::{DirectBuffer, DirectReader};
+use crate::source::Input;
+
+/// Threads reading ahead: enough to keep a few requests in flight on the device.
+const READERS: usize = 3;
+/// Files each thread may have read and not yet handed on.
+const DEPTH: usize = 2;
+/// Largest file read ahead whole.
+pub(crate) const READ_AHEAD_MAX: u64 = 16 << 20;
+
+/// Runs `sources` through the read-ahead threads (spawned in `scope`) and returns the inputs in
+/// the same order. Dropping the returned iterator stops the threads at their next send.
+pub(crate) fn read_ahead<'scope, 'env, I>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    sources: I,
+) -> impl Iterator<Item = Input> + Send + 'scope
+where
+    I: Iterator<Item = Input> + Send + 'scope,
+{
+    let mut to_workers = Vec::with_capacity(READERS);
+    let mut from_workers = Vec::with_capacity(READERS);
+    for _ in 0..READERS {
+        let (job_tx, job_rx) = mpsc::sync_channel::<Input>(DEPTH);
+        let (done_tx, done_rx) = mpsc::sync_channel::<Input>(DEPTH);
+        scope.spawn(move || {
+            let mut spare = Some(DirectBuffer::new());
+            for input in job_rx {
+                if done_tx.send(load(input, &mut spare)).is_err() {
+                    return;
+                }
+            }
+        });
+        to_workers.push(job_tx);
+        from_workers.push(done_rx);
+    }
+    // The dispatcher deals the sources out in turn, so item i is with worker i % READERS.
+    scope.spawn(move || {
+        for (i, input) in sources.enumerate() {
+            if to_workers[i % READERS].send(input).is_err() {
+                return;
+            }
+        }
+    });
+    let mut next = 0usize;
+    std::iter::from_fn(move || {
+        let item = from_workers[next % READERS].recv().ok();
+        next += 1;
+        item
+    })
+}
+
+/// A small file read whole into memory; anything else as it came.
+fn load(input: Input, spare: &mut Option<DirectBuffer>) -> Input {
+    let Input::File(path) = input else {
+        return input;
+    };
+    let Ok(mut reader) = DirectReader::open(&path, spare.take().unwrap_or_default()) else {
+        return Input::File(path);
+    };
+    let size = match reader.file().metadata() {
+        Ok(m) if m.len() <= READ_AHEAD_MAX => m.len(),
+        _ => {
+            *spare = Some(reader.into_buffer());
+            return Input::File(path);
+        }
+    };
+    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let read = reader.read_to_end(&mut data);
+    *spare = Some(reader.into_buffer());
+    match read {
+        // A file that changed size since the check is the reader stage's to report.
+        Ok(n) if n as u64 == size => Input::Memory {
+            data: Arc::new(data),
+            path,
+        },
+        _ => Input::File(path),
+    }
+}
