@@ -184,6 +184,7 @@ fn plan_repo(
             size: bytes.len() as u64,
             sha256,
             from_cache: false,
+            data: None,
         },
     }];
     // The detached signature is optional upstream; carry it when the mirror has it.
@@ -199,6 +200,7 @@ fn plan_repo(
                 size: asc.len() as u64,
                 sha256,
                 from_cache: false,
+                data: None,
             },
         });
     }
@@ -406,5 +408,6 @@ fn key_file(path: std::path::PathBuf, url: Url, bytes: &[u8], sha256: String) ->
         size: bytes.len() as u64,
         sha256,
         from_cache: false,
+        data: None,
     }
 }

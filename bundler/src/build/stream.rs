@@ -6,10 +6,11 @@
 //!
 //! Downloads are issued in manifest order with at most `--jobs` in flight (a bounded look-ahead)
 //! and identical files (same sha256) are fetched once. The writer runs on its own thread and
-//! takes finished files from a channel; the files are in the cache on disk, so what waits in the
-//! channel is a path each. On any failure the sender is dropped, the writer stops and removes
-//! its temporary file, and the download's error (naming the file and its URLs) is returned: no
-//! bundle is left behind.
+//! takes finished files from a bounded channel. A file the fetcher downloaded into memory is
+//! handed over as those bytes (the signature check reads them too), so a cold build does not
+//! read its own cache back; anything else is handed over as its path in the cache. On any
+//! failure the sender is dropped, the writer stops and removes its temporary file, and the
+//! download's error (naming the file and its URLs) is returned: no bundle is left behind.
 //!
 //! The output is byte-identical to a two-pass build of the same inputs: the manifest is the
 //! same and `bundle::write` writes the same stream whether its sources are all there or arrive
@@ -20,16 +21,24 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
 use bundle::progress::{NoProgress, Reporter};
-use bundle::write::{WriteOptions, WrittenBundle, reuse_if_up_to_date, write_bundle_streaming};
+use bundle::write::{
+    Input, WriteOptions, WrittenBundle, reuse_if_up_to_date, write_bundle_streaming,
+};
 use futures::StreamExt;
 
 use super::{BuildError, BuildParts, Source, manifest_for};
 use crate::fetch::{Download, Fetcher, SignatureRecords};
 use crate::rpm::verify::ReleaseKey;
 
-/// A downloaded and verified file: where it is, and the fingerprint its signature names.
+/// Files waiting for the writer, at most: with downloads kept in memory (up to 16 MiB each)
+/// this bounds what a writer slower than the network holds.
+const WAITING: usize = 8;
+
+/// A downloaded and verified file: where it is, its bytes when the download kept them (taken
+/// by the first manifest entry that needs them), and the fingerprint its signature names.
 struct Ready {
     path: PathBuf,
+    data: Option<Arc<Vec<u8>>>,
     signer: Option<String>,
 }
 
@@ -134,24 +143,33 @@ fn stream_into(
         return Ok(kept);
     }
 
-    let (tx, rx) = mpsc::channel::<PathBuf>();
+    let (tx, rx) = mpsc::sync_channel::<Input>(WAITING);
     let (fed, written) = std::thread::scope(|scope| {
         // The writer reports nothing: the download's progress covers the files it packs.
         let writer =
             scope.spawn(|| write_bundle_streaming(output, &manifest, rx, opts, &NoProgress));
         let fed = fetcher.block_on(async {
             for ((_, source), slot) in parts.files.iter().zip(&slots) {
-                let path = match (source, slot) {
-                    (Source::Local(path), _) => path.clone(),
+                let input = match (source, slot) {
+                    (Source::Local(path), _) => Input::File(path.clone()),
                     (Source::Fetch { .. }, Some(u)) => {
                         while done.len() <= *u {
                             done.push(ready.next().await.expect("one result per download")?);
                         }
-                        done[*u].path.clone()
+                        let ready = &mut done[*u];
+                        match ready.data.take() {
+                            Some(data) => Input::Memory {
+                                data,
+                                path: ready.path.clone(),
+                            },
+                            None => Input::File(ready.path.clone()),
+                        }
                     }
                     (Source::Fetch { .. }, None) => unreachable!("every fetch has a slot"),
                 };
-                if tx.send(path).is_err() {
+                // Blocks while WAITING files wait: the downloads in flight are not polled
+                // meanwhile, which is the point (their bytes wait in the socket buffers).
+                if tx.send(input).is_err() {
                     break; // The writer failed; its error is the one to report.
                 }
             }
@@ -187,9 +205,13 @@ async fn fetch_verified(
             None => {
                 let (checker, path, package) =
                     (key.clone(), fetched.path.clone(), package.to_string());
-                let signer = tokio::task::spawn_blocking(move || checker.verify(&path, &package))
-                    .await
-                    .expect("signature check does not panic")?;
+                let data = fetched.data.clone();
+                let signer = tokio::task::spawn_blocking(move || match data {
+                    Some(data) => checker.verify_bytes(&data, &path, &package),
+                    None => checker.verify(&path, &package),
+                })
+                .await
+                .expect("signature check does not panic")?;
                 records.record(&fetched.sha256, signer.as_deref());
                 signer
             }
@@ -198,6 +220,7 @@ async fn fetch_verified(
     };
     Ok(Ready {
         path: fetched.path,
+        data: fetched.data,
         signer,
     })
 }

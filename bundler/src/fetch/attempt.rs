@@ -6,6 +6,9 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
+
+use bundle::direct::BufferPool;
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -68,6 +71,18 @@ fn hash_prefix(partial: &Path) -> std::io::Result<(Sha256, u64)> {
     Ok((hasher, len))
 }
 
+/// Files up to this size that start from nothing are received into memory, then written to the
+/// cache in one go past the page cache, and handed on in memory (the bundle writer and the
+/// signature check take them from there instead of reading the cache back). Larger files, and
+/// resumed ones, stream into their partial file as they arrive.
+pub(crate) const KEEP_IN_MEMORY: u64 = 16 << 20;
+
+/// A successful attempt: body bytes received, and the whole file when it was kept in memory.
+pub(crate) struct Received {
+    pub bytes: u64,
+    pub body: Option<Vec<u8>>,
+}
+
 /// Fetch `url` into `partial`, resuming from what is there. On success the partial file holds
 /// exactly the expected bytes.
 pub(crate) async fn http_attempt(
@@ -75,8 +90,9 @@ pub(crate) async fn http_attempt(
     url: &Url,
     expected: &Expected,
     partial: &Path,
+    pool: &Arc<BufferPool>,
     reporter: &dyn Reporter,
-) -> Result<u64, AttemptError> {
+) -> Result<Received, AttemptError> {
     let part = partial.to_path_buf();
     let (mut hasher, mut have) = tokio::task::spawn_blocking(move || hash_prefix(&part))
         .await
@@ -85,7 +101,10 @@ pub(crate) async fn http_attempt(
     if have == expected.size {
         // A run killed between the last byte and the move into the cache.
         if hex::encode(hasher.clone().finalize()) == expected.sha256 {
-            return Ok(0);
+            return Ok(Received {
+                bytes: 0,
+                body: None,
+            });
         }
         have = expected.size + 1;
     }
@@ -116,6 +135,9 @@ pub(crate) async fn http_attempt(
     if !append {
         hasher = Sha256::new();
         have = 0;
+        if expected.size <= KEEP_IN_MEMORY {
+            return receive_in_memory(response, expected, partial, pool, reporter).await;
+        }
     }
     let file = tokio::fs::OpenOptions::new()
         .create(true)
@@ -174,7 +196,78 @@ pub(crate) async fn http_attempt(
             expected.sha256
         )));
     }
-    Ok(received)
+    Ok(Received {
+        bytes: received,
+        body: None,
+    })
+}
+
+/// The body of a fresh download of at most [`KEEP_IN_MEMORY`] bytes, gathered in memory and
+/// checked there. Only a verified body is written to `partial`, in one go with `O_DIRECT`; after
+/// a network failure what did arrive is written (buffered) so that the next attempt resumes.
+async fn receive_in_memory(
+    response: reqwest::Response,
+    expected: &Expected,
+    partial: &Path,
+    pool: &Arc<BufferPool>,
+    reporter: &dyn Reporter,
+) -> Result<Received, AttemptError> {
+    let size = usize::try_from(expected.size).expect("at most KEEP_IN_MEMORY");
+    let mut body = Vec::with_capacity(size);
+    let mut hasher = Sha256::new();
+    let mut stream = response.bytes_stream();
+    let mut outcome = Ok(());
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                outcome = Err(classify_reqwest(&e));
+                break;
+            }
+        };
+        if body.len() + chunk.len() > size {
+            let _ = tokio::fs::remove_file(partial).await;
+            return Err(AttemptError::Mismatch(format!(
+                "more than the expected {} bytes",
+                expected.size
+            )));
+        }
+        hasher.update(&chunk);
+        body.extend_from_slice(&chunk);
+        reporter.advanced(0, chunk.len() as u64);
+    }
+    let received = body.len() as u64;
+    if outcome.is_err() || body.len() < size {
+        // Kept: the next attempt resumes from here.
+        tokio::fs::write(partial, &body)
+            .await
+            .map_err(AttemptError::Local)?;
+        outcome?;
+        return Err(AttemptError::Transient(format!(
+            "truncated body: {received} of {} bytes",
+            expected.size
+        )));
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != expected.sha256 {
+        let _ = tokio::fs::remove_file(partial).await;
+        return Err(AttemptError::Mismatch(format!(
+            "sha256 mismatch: expected {}, got {actual}",
+            expected.sha256
+        )));
+    }
+    let (path, pool) = (partial.to_path_buf(), pool.clone());
+    let body = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&path)?;
+        pool.write_file(file, &body).map(|_| body)
+    })
+    .await
+    .expect("cache write does not panic")
+    .map_err(AttemptError::Local)?;
+    Ok(Received {
+        bytes: received,
+        body: Some(body),
+    })
 }
 
 /// Copy a `file://` source into `partial`, hashing as it goes.

@@ -23,14 +23,16 @@ mod cache;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bundle::direct::BufferPool;
 use bundle::progress::Reporter;
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
-use attempt::{AttemptError, file_attempt, http_attempt};
+use attempt::{AttemptError, Received, file_attempt, http_attempt};
 pub use cache::{Cache, SignatureRecords};
 
 /// How the fetcher behaves. Defaults suit a real mirror over the internet.
@@ -88,6 +90,9 @@ pub struct Fetched {
     pub size: u64,
     pub sha256: String,
     pub from_cache: bool,
+    /// The file's bytes, when this fetch downloaded it into memory (see
+    /// `attempt::KEEP_IN_MEMORY`): the same bytes as the file at `path`, already checked.
+    pub data: Option<Arc<Vec<u8>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +141,8 @@ pub struct Fetcher {
     settings: FetchSettings,
     runtime: tokio::runtime::Runtime,
     downloaded: AtomicU64,
+    /// Write windows for the cache files written past the page cache.
+    pool: Arc<BufferPool>,
 }
 
 impl Fetcher {
@@ -161,6 +168,7 @@ impl Fetcher {
             settings,
             runtime,
             downloaded: AtomicU64::new(0),
+            pool: Arc::default(),
         })
     }
 
@@ -201,11 +209,17 @@ impl Fetcher {
         }
         let total: u64 = unique.iter().map(|d| d.expected.size).sum();
         reporter.started(what, unique.len() as u64, total);
-        let fetched: Vec<Fetched> =
-            futures::stream::iter(unique.iter().map(|d| self.fetch(d, reporter)))
-                .buffered(self.settings.jobs.max(1))
-                .try_collect()
-                .await?;
+        // Bodies kept in memory are dropped as each fetch ends: these results are held together.
+        let fetch = |d| async move {
+            self.fetch(d, reporter).await.map(|mut f| {
+                f.data = None;
+                f
+            })
+        };
+        let fetched: Vec<Fetched> = futures::stream::iter(unique.iter().copied().map(fetch))
+            .buffered(self.settings.jobs.max(1))
+            .try_collect()
+            .await?;
         reporter.finished();
         let by_hash: HashMap<&str, &Fetched> =
             fetched.iter().map(|f| (f.sha256.as_str(), f)).collect();
@@ -232,7 +246,7 @@ impl Fetcher {
         })?;
         if let Some(path) = self.cache.lookup(&d.expected.sha256, d.expected.size) {
             reporter.advanced(1, d.expected.size);
-            return Ok(self.fetched(path, first.clone(), d, true));
+            return Ok(self.fetched(path, first.clone(), d, true, None));
         }
         let partial = self.cache.partial_path(&d.expected.sha256);
         let mut failures = Vec::new();
@@ -244,10 +258,11 @@ impl Fetcher {
             let mut round_mismatch = false;
             for url in &d.urls {
                 match self.fetch_from(url, d, &partial, reporter).await {
-                    Ok(()) => {
+                    Ok(body) => {
                         let path = self.cache.admit(&partial, &d.expected.sha256)?;
                         reporter.advanced(1, 0);
-                        return Ok(self.fetched(path, url.clone(), d, false));
+                        let data = body.map(Arc::new);
+                        return Ok(self.fetched(path, url.clone(), d, false, data));
                     }
                     Err(AttemptError::Local(e)) => return Err(FetchError::Io(e)),
                     Err(AttemptError::Mismatch(r)) => {
@@ -271,25 +286,34 @@ impl Fetcher {
         })
     }
 
-    fn fetched(&self, path: PathBuf, url: Url, d: &Download, from_cache: bool) -> Fetched {
+    fn fetched(
+        &self,
+        path: PathBuf,
+        url: Url,
+        d: &Download,
+        from_cache: bool,
+        data: Option<Arc<Vec<u8>>>,
+    ) -> Fetched {
         Fetched {
             path,
             url,
             size: d.expected.size,
             sha256: d.expected.sha256.clone(),
             from_cache,
+            data,
         }
     }
 
     /// All attempts against one URL: retry transient failures with backoff; give up on this
-    /// URL at the first permanent failure or mismatch.
+    /// URL at the first permanent failure or mismatch. On success, the body when it was
+    /// received into memory.
     async fn fetch_from(
         &self,
         url: &Url,
         d: &Download,
         partial: &std::path::Path,
         reporter: &dyn Reporter,
-    ) -> Result<(), AttemptError> {
+    ) -> Result<Option<Vec<u8>>, AttemptError> {
         let mut delay = self.settings.backoff;
         let mut attempt = 0;
         loop {
@@ -299,17 +323,19 @@ impl Fetcher {
                 tokio::task::spawn_blocking(move || file_attempt(&url, &expected, &partial))
                     .await
                     .expect("copy task does not panic")
+                    .map(|bytes| Received { bytes, body: None })
             } else {
-                http_attempt(&self.client, url, &d.expected, partial, reporter).await
+                let pool = &self.pool;
+                http_attempt(&self.client, url, &d.expected, partial, pool, reporter).await
             };
             match result {
-                Ok(n) => {
+                Ok(Received { bytes, body }) => {
                     if url.scheme() == "file" {
                         // HTTP attempts report bytes as they stream; a copy reports at the end.
-                        reporter.advanced(0, n);
+                        reporter.advanced(0, bytes);
                     }
-                    self.downloaded.fetch_add(n, Ordering::Relaxed);
-                    return Ok(());
+                    self.downloaded.fetch_add(bytes, Ordering::Relaxed);
+                    return Ok(body);
                 }
                 Err(AttemptError::Transient(reason)) if attempt < self.settings.retries => {
                     tracing::debug!(%url, %reason, attempt, "retrying");

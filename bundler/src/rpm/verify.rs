@@ -71,6 +71,37 @@ impl ReleaseKey {
             reason,
         };
         let meta = rpm::PackageMetadata::open(path).map_err(|e| fail(e.to_string()))?;
+        self.check(&meta, path, package)
+    }
+
+    /// [`ReleaseKey::verify`] for a package whose bytes are in memory (`path` is where they are
+    /// stored, for messages).
+    pub fn verify_bytes(
+        &self,
+        data: &[u8],
+        path: &Path,
+        package: &str,
+    ) -> Result<Option<String>, RpmMetaError> {
+        let meta =
+            rpm::PackageMetadata::parse(&mut &data[..]).map_err(|e| RpmMetaError::Signature {
+                package: package.to_string(),
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        self.check(&meta, path, package)
+    }
+
+    fn check(
+        &self,
+        meta: &rpm::PackageMetadata,
+        path: &Path,
+        package: &str,
+    ) -> Result<Option<String>, RpmMetaError> {
+        let fail = |reason: String| RpmMetaError::Signature {
+            package: package.to_string(),
+            path: path.to_path_buf(),
+            reason,
+        };
         let signatures = meta.signatures().map_err(|e| fail(e.to_string()))?;
         if signatures.is_empty() {
             return Err(fail("the package is not signed".into()));
