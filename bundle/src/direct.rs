@@ -46,6 +46,11 @@ impl DirectBuffer {
     fn window(&mut self) -> &mut [u8] {
         &mut self.store[self.start..self.start + DIRECT_CHUNK]
     }
+
+    /// The first `n` bytes of the window.
+    pub(crate) fn filled(&self, n: usize) -> &[u8] {
+        &self.store[self.start..self.start + n]
+    }
 }
 
 impl Default for DirectBuffer {
@@ -303,48 +308,8 @@ impl DirectReader {
         Ok(())
     }
 
-    /// Whether the page cache holds all of the next window, asked with `cachestat(2)` (Linux
-    /// 6.5+), which unlike a non-blocking read does not start a readahead when it does not.
-    /// Where the call does not exist, nothing counts as cached.
     fn cached(&self, offset: u64) -> bool {
-        #[repr(C)]
-        struct Range {
-            off: u64,
-            len: u64,
-        }
-        #[repr(C)]
-        #[derive(Default)]
-        struct Stat {
-            nr_cache: u64,
-            nr_dirty: u64,
-            nr_writeback: u64,
-            nr_evicted: u64,
-            nr_recently_evicted: u64,
-        }
-        const SYS_CACHESTAT: libc::c_long = 451;
-        let page = 4096u64;
-        let end = (offset + DIRECT_CHUNK as u64).min(self.size);
-        if end <= offset {
-            return true; // At the end: a plain read says so.
-        }
-        let range = Range {
-            off: offset,
-            len: end - offset,
-        };
-        let mut stat = Stat::default();
-        // SAFETY: cachestat reads `range` and writes `stat`, both live for the call; the
-        // descriptor is open.
-        let rc = unsafe {
-            libc::syscall(
-                SYS_CACHESTAT,
-                self.file.as_raw_fd(),
-                &range as *const Range,
-                &mut stat as *mut Stat,
-                0u32,
-            )
-        };
-        let pages = end.div_ceil(page) - offset / page;
-        rc == 0 && stat.nr_cache >= pages
+        window_cached(&self.file, offset, self.size)
     }
 }
 
@@ -376,6 +341,79 @@ impl Read for DirectReader {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// Whether the page cache holds all of the window at `offset` of a file of `size` bytes, asked with `cachestat(2)` (Linux
+/// 6.5+), which unlike a non-blocking read does not start a readahead when it does not.
+/// Where the call does not exist, nothing counts as cached.
+pub(crate) fn window_cached(file: &File, offset: u64, size: u64) -> bool {
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    const SYS_CACHESTAT: libc::c_long = 451;
+    let page = 4096u64;
+    let end = (offset + DIRECT_CHUNK as u64).min(size);
+    if end <= offset {
+        return true; // At the end: a plain read says so.
+    }
+    let range = Range {
+        off: offset,
+        len: end - offset,
+    };
+    let mut stat = Stat::default();
+    // SAFETY: cachestat reads `range` and writes `stat`, both live for the call; the
+    // descriptor is open.
+    let rc = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file.as_raw_fd(),
+            &range as *const Range,
+            &mut stat as *mut Stat,
+            0u32,
+        )
+    };
+    let pages = end.div_ceil(page) - offset / page;
+    rc == 0 && stat.nr_cache >= pages
+}
+
+/// Reads the window at `offset` (a multiple of [`DIRECT_CHUNK`]) of a file of `size` bytes into
+/// `buf`: from the page cache when it holds it all, else through `direct` (the same file opened
+/// with `O_DIRECT`) when there is one. Returns the bytes read (short only at the end).
+pub(crate) fn read_window_at(
+    file: &File,
+    direct: Option<&File>,
+    size: u64,
+    buf: &mut DirectBuffer,
+    offset: u64,
+) -> io::Result<usize> {
+    if let Some(direct) = direct.filter(|_| !window_cached(file, offset, size)) {
+        match pread(direct, buf.window(), offset) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            other => return other,
+        }
+    }
+    pread(file, buf.window(), offset)
+}
+
+/// Opens `path` with `O_DIRECT`, when its filesystem allows.
+pub(crate) fn open_direct(path: &std::path::Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
 }
 
 /// `pread` of `buf` at `offset`, retried on EINTR.

@@ -99,7 +99,9 @@ pub fn extract_observed(
         .prefix(&format!(".{name}.staging-"))
         .tempdir_in(parent)
         .map_err(|e| BundleError::io(parent, e))?;
-    let sinks = (0..worker_count())
+    // Twice the hashing workers: each also waits for its synchronous direct writes, and while
+    // one waits another hashes.
+    let sinks = (0..2 * worker_count())
         .map(|_| StagingSink::new(staging.path(), observer))
         .collect();
     scan(stream, &info.manifest, sinks, "extract", reporter)?;

@@ -86,6 +86,7 @@ fn load(input: Input, spare: &mut Option<DirectBuffer>) -> Input {
         Ok(n) if n as u64 == size => Input::Memory {
             data: Arc::new(data),
             path,
+            sha256: None,
         },
         _ => Input::File(path),
     }

@@ -25,7 +25,7 @@ pub(crate) struct OutputSink {
 impl OutputSink {
     pub(crate) fn new(file: std::fs::File) -> Self {
         let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS + 1);
+        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(2 * BUFFERS + 1);
         let thread = std::thread::spawn(move || write_output(file, &full_rx, &free_tx));
         OutputSink {
             buf: Vec::with_capacity(CHUNK),
@@ -86,22 +86,39 @@ impl Write for OutputSink {
     }
 }
 
-/// The output stage: writes (past the page cache, see [`crate::direct`]) and hashes every chunk
-/// and returns the buffers for reuse.
+/// The output stage: hashes every chunk and hands it to a writer thread that writes it (past
+/// the page cache, see [`crate::direct`]) and returns the buffer for reuse. Hash and write run
+/// on their own threads: a direct write waits for the disk, and in line with the hash the two
+/// took about 2 ms per MiB, the slowest stage of a warm `bundler build`.
 fn write_output(
     file: std::fs::File,
     full: &mpsc::Receiver<Vec<u8>>,
     free: &mpsc::SyncSender<Vec<u8>>,
 ) -> io::Result<(std::fs::File, String, u64)> {
-    let mut out = DirectWriter::new(file);
-    let mut hasher = Sha256::new();
-    let mut written = 0u64;
-    for mut chunk in full {
-        out.write_all(&chunk)?;
-        hasher.update(&chunk);
-        written += chunk.len() as u64;
-        chunk.clear();
-        let _ = free.try_send(chunk);
-    }
-    Ok((out.finish()?, hex::encode(hasher.finalize()), written))
+    let (to_writer, chunks) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> io::Result<std::fs::File> {
+            let mut out = DirectWriter::new(file);
+            for mut chunk in chunks {
+                out.write_all(&chunk)?;
+                chunk.clear();
+                let _ = free.try_send(chunk);
+            }
+            out.finish()
+        });
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        for chunk in full {
+            hasher.update(&chunk);
+            written += chunk.len() as u64;
+            if to_writer.send(chunk).is_err() {
+                break; // The writer failed; join says why.
+            }
+        }
+        drop(to_writer);
+        let file = writer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        Ok((file, hex::encode(hasher.finalize()), written))
+    })
 }

@@ -19,8 +19,15 @@ pub enum Input {
     /// A file on disk.
     File(PathBuf),
     /// Bytes in memory (a download not read back from disk); `path` is where the same bytes
-    /// are stored, for messages.
-    Memory { data: Arc<Vec<u8>>, path: PathBuf },
+    /// are stored, for messages. `sha256` is the hex digest the caller computed over exactly
+    /// these bytes as it received them, when it did: the writer then compares it with the
+    /// manifest entry instead of hashing the bytes a second time in the same process (a mix-up
+    /// of files is still caught); without it the bytes are hashed like a file's.
+    Memory {
+        data: Arc<Vec<u8>>,
+        path: PathBuf,
+        sha256: Option<String>,
+    },
 }
 
 impl From<PathBuf> for Input {
@@ -107,7 +114,7 @@ fn read_source(
         entry: entry.path.clone(),
         reason,
     };
-    if let Input::Memory { data, .. } = input {
+    if let Input::Memory { data, sha256, .. } = input {
         // Checked like a file: a caller's mix-up must not reach the bundle either.
         let actual = data.len() as u64;
         if actual > entry.size {
@@ -122,17 +129,30 @@ fn read_source(
                 actual,
             }));
         }
-        let mut hasher = Sha256::new();
+        let mut hasher = sha256.is_none().then(Sha256::new);
+        if let Some(known) = sha256
+            && *known != entry.sha256
+        {
+            return Err(mismatch(EntryProblem::HashMismatch {
+                expected: entry.sha256.clone(),
+                actual: known.clone(),
+            }));
+        }
         for piece in data.chunks(crate::write::CHUNK) {
             let Ok(mut buf) = free.recv() else {
                 return Ok(false);
             };
             buf[..piece.len()].copy_from_slice(piece);
-            hasher.update(piece);
+            if let Some(h) = &mut hasher {
+                h.update(piece);
+            }
             if out.send(Chunk::Data(buf, piece.len())).is_err() {
                 return Ok(false);
             }
         }
+        let Some(hasher) = hasher else {
+            return Ok(true);
+        };
         let actual = hex::encode(hasher.finalize());
         if actual != entry.sha256 {
             return Err(mismatch(EntryProblem::HashMismatch {

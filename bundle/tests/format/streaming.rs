@@ -123,3 +123,69 @@ fn an_extra_source_or_a_changed_file_leaves_no_bundle() {
     );
     assert!(leftovers(tmp.path(), "b.tar.zst").is_empty());
 }
+
+#[test]
+fn bytes_in_memory_give_the_same_bundle_and_are_checked_too() {
+    use bundle::write::Input;
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let (manifest, sources) = inputs(&tmp.path().join("src"));
+    let opts = WriteOptions::default();
+    let from_files = tmp.path().join("a.tar.zst");
+    write_bundle(&from_files, &manifest, &sources, &opts, &NoProgress).unwrap();
+
+    // Every other file from memory, half of those with the digest their producer computed.
+    let memory = |i: usize, data: Vec<u8>, sha256: Option<String>| Input::Memory {
+        data: Arc::new(data),
+        path: sources[i].clone(),
+        sha256,
+    };
+    let mixed = |data_for: &dyn Fn(usize) -> Vec<u8>, sha_for: &dyn Fn(usize) -> String| {
+        (0..sources.len())
+            .map(|i| match i % 4 {
+                0 => memory(i, data_for(i), Some(sha_for(i))),
+                2 => memory(i, data_for(i), None),
+                _ => Input::File(sources[i].clone()),
+            })
+            .collect::<Vec<_>>()
+    };
+    let data = |i: usize| fs_err::read(&sources[i]).unwrap();
+    let sha = |i: usize| manifest.files[i].sha256.clone();
+    let out = tmp.path().join("b.tar.zst");
+    write_bundle_streaming(&out, &manifest, mixed(&data, &sha), &opts, &NoProgress).unwrap();
+    assert_eq!(
+        fs_err::read(&from_files).unwrap(),
+        fs_err::read(&out).unwrap()
+    );
+
+    // A producer digest that is not the entry's: refused without hashing (file 4).
+    let wrong_sha = |i: usize| if i == 4 { "0".repeat(64) } else { sha(i) };
+    let bad = tmp.path().join("c.tar.zst");
+    let err = write_bundle_streaming(
+        &bad,
+        &manifest,
+        mixed(&data, &wrong_sha),
+        &opts,
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, BundleError::SourceMismatch { entry, .. } if entry.ends_with("p-4.rpm")),
+        "{err}"
+    );
+    // Changed bytes without a producer digest: hashed and refused (file 6).
+    let changed = |i: usize| {
+        let mut d = data(i);
+        if i == 6 {
+            d[100] ^= 1;
+        }
+        d
+    };
+    let err = write_bundle_streaming(&bad, &manifest, mixed(&changed, &sha), &opts, &NoProgress)
+        .unwrap_err();
+    assert!(
+        matches!(&err, BundleError::SourceMismatch { entry, .. } if entry.ends_with("p-6.rpm")),
+        "{err}"
+    );
+    assert!(leftovers(tmp.path(), "c.tar.zst").is_empty());
+}

@@ -38,6 +38,7 @@ const WAITING: usize = 8;
 /// by the first manifest entry that needs them), and the fingerprint its signature names.
 struct Ready {
     path: PathBuf,
+    sha256: String,
     data: Option<Arc<Vec<u8>>>,
     signer: Option<String>,
 }
@@ -158,9 +159,11 @@ fn stream_into(
                         }
                         let ready = &mut done[*u];
                         match ready.data.take() {
+                            // Hashed by the fetcher as it arrived and found equal to this.
                             Some(data) => Input::Memory {
                                 data,
                                 path: ready.path.clone(),
+                                sha256: Some(ready.sha256.clone()),
                             },
                             None => Input::File(ready.path.clone()),
                         }
@@ -220,6 +223,7 @@ async fn fetch_verified(
     };
     Ok(Ready {
         path: fetched.path,
+        sha256: fetched.sha256,
         data: fetched.data,
         signer,
     })
