@@ -23,7 +23,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use fs_err::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::direct::{DirectBuffer, DirectWriter};
+use crate::direct::{DIRECT_CHUNK, DirectBuffer, DirectWriter};
 use crate::error::BundleError;
 use crate::manifest::{BundleManifest, FileEntry};
 use crate::progress::Reporter;
@@ -39,8 +39,9 @@ pub const OBSERVED_HEAD: usize = 256 * 1024;
 /// match the manifest; called on the worker thread that wrote it, several at a time.
 ///
 /// `path` is where the file sits now (inside the staging directory, which becomes the
-/// destination only if the whole bundle checks out); `head` holds its first bytes (all of it
-/// when it is no longer than [`OBSERVED_HEAD`]), so that most headers need no read from disk.
+/// destination only if the whole bundle checks out); `head` holds its first bytes: all of it
+/// when it is no longer than [`crate::direct::DIRECT_CHUNK`] (1 MiB), else its first
+/// [`OBSERVED_HEAD`] bytes, so that most headers need no read from disk.
 /// The observer may read the file; it must not change, move or remove it. It cannot fail the
 /// extraction: an observer that cannot use a file keeps that to itself (and its caller falls
 /// back to reading the unpacked tree).
@@ -170,9 +171,13 @@ impl<'a> FileSink<'a> for StagingSink<'a> {
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), BundleError> {
-        let (writer, path, _) = self.current.as_mut().expect("begin before write");
-        let room = OBSERVED_HEAD - self.head.len();
-        self.head.extend_from_slice(&data[..room.min(data.len())]);
+        let (writer, path, entry) = self.current.as_mut().expect("begin before write");
+        // A file that fits the write window is still in it at the end; only larger ones keep a
+        // copy of their start.
+        if entry.size > DIRECT_CHUNK as u64 {
+            let room = OBSERVED_HEAD - self.head.len();
+            self.head.extend_from_slice(&data[..room.min(data.len())]);
+        }
         writer
             .write_all(data)
             .map_err(|e| BundleError::io(path.as_path(), e))
@@ -184,8 +189,12 @@ impl<'a> FileSink<'a> for StagingSink<'a> {
             .finish_reusing()
             .map_err(|e| BundleError::io(&path, e))?;
         drop(file);
+        let head = match usize::try_from(entry.size) {
+            Ok(size) if size <= DIRECT_CHUNK => buffer.filled(size),
+            _ => &self.head[..],
+        };
+        self.observer.verified(entry, &path, head);
         self.spare = Some(buffer);
-        self.observer.verified(entry, &path, &self.head);
         Ok(())
     }
 }

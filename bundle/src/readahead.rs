@@ -19,8 +19,9 @@ use crate::source::Input;
 const READERS: usize = 3;
 /// Files each thread may have read and not yet handed on.
 const DEPTH: usize = 2;
-/// Largest file read ahead whole.
-pub(crate) const READ_AHEAD_MAX: u64 = 16 << 20;
+/// Largest file read ahead whole: with up to nine files held by the threads and their channels,
+/// 36 MiB at most; most RPMs and wheels are well under it, and larger files stream.
+pub(crate) const READ_AHEAD_MAX: u64 = 4 << 20;
 
 /// Runs `sources` through the read-ahead threads (spawned in `scope`) and returns the inputs in
 /// the same order. Dropping the returned iterator stops the threads at their next send.

@@ -160,7 +160,8 @@ pub fn compress(tar: &[u8]) -> Vec<u8> {
 }
 
 /// An extraction observer that checks, for every file it is shown, that the file at the given
-/// path already holds exactly the bytes the manifest names and that `head` is their start, and
+/// path already holds exactly the bytes the manifest names and that `head` is their start (long
+/// enough), and
 /// records the entry paths.
 #[derive(Default)]
 pub struct CheckingObserver {
@@ -171,8 +172,13 @@ pub struct CheckingObserver {
 impl bundle::read::EntryObserver for CheckingObserver {
     fn verified(&self, entry: &FileEntry, path: &Path, head: &[u8]) {
         let data = fs_err::read(path).unwrap();
-        let head_len = data.len().min(bundle::read::OBSERVED_HEAD);
-        if sha256_hex(&data) != entry.sha256 || head != &data[..head_len] {
+        // At least the first OBSERVED_HEAD bytes, all of a file that fits the 1 MiB window.
+        let at_least = if data.len() <= bundle::direct::DIRECT_CHUNK {
+            data.len()
+        } else {
+            bundle::read::OBSERVED_HEAD
+        };
+        if sha256_hex(&data) != entry.sha256 || head.len() < at_least || !data.starts_with(head) {
             self.wrong.lock().unwrap().push(entry.path.clone());
         }
         self.seen.lock().unwrap().push(entry.path.clone());

@@ -30,7 +30,7 @@ use super::{BuildError, BuildParts, Source, manifest_for};
 use crate::fetch::{Download, Fetcher, SignatureRecords};
 use crate::rpm::verify::ReleaseKey;
 
-/// Files waiting for the writer, at most: with downloads kept in memory (up to 16 MiB each)
+/// Files waiting for the writer, at most: with downloads kept in memory (up to 4 MiB each)
 /// this bounds what a writer slower than the network holds.
 const WAITING: usize = 8;
 

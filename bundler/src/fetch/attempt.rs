@@ -75,7 +75,10 @@ fn hash_prefix(partial: &Path) -> std::io::Result<(Sha256, u64)> {
 /// cache in one go past the page cache, and handed on in memory (the bundle writer and the
 /// signature check take them from there instead of reading the cache back). Larger files, and
 /// resumed ones, stream into their partial file as they arrive.
-pub(crate) const KEEP_IN_MEMORY: u64 = 16 << 20;
+///
+/// 4 MiB: with `--jobs` downloads in flight, as many finished ahead of the writer and 8 waiting
+/// for it, that bounds what is held to about 100 MiB at the default of 8 jobs.
+pub(crate) const KEEP_IN_MEMORY: u64 = 4 << 20;
 
 /// A successful attempt: body bytes received, and the whole file when it was kept in memory.
 pub(crate) struct Received {
