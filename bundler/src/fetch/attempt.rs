@@ -159,21 +159,10 @@ pub(crate) async fn http_attempt(
     let mut received = 0u64;
     let mut stream = response.bytes_stream();
     let mut outcome = Ok(());
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                outcome = Err(classify_reqwest(&e));
-                break;
-            }
-        };
+    while let Some(chunk) = next_piece(&mut stream, &mut outcome).await {
         if have + received + chunk.len() as u64 > expected.size {
             drop(file);
-            let _ = tokio::fs::remove_file(partial).await;
-            return Err(AttemptError::Mismatch(format!(
-                "more than the expected {} bytes",
-                expected.size
-            )));
+            return Err(overlong(expected, partial).await);
         }
         hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(AttemptError::Local)?;
@@ -183,9 +172,42 @@ pub(crate) async fn http_attempt(
     file.flush().await.map_err(AttemptError::Local)?;
     drop(file);
     outcome?;
-    let total = have + received;
+    check_body(have + received, hasher, expected, partial).await?;
+    Ok(Received {
+        bytes: received,
+        body: None,
+    })
+}
+
+/// The next piece of a response body; a network error ends the body and is kept in `outcome`.
+async fn next_piece<T>(
+    stream: &mut (impl futures::Stream<Item = reqwest::Result<T>> + Unpin),
+    outcome: &mut Result<(), AttemptError>,
+) -> Option<T> {
+    match stream.next().await? {
+        Ok(piece) => Some(piece),
+        Err(e) => {
+            *outcome = Err(classify_reqwest(&e));
+            None
+        }
+    }
+}
+
+/// A body longer than expected: never accepted, and its partial file is removed.
+async fn overlong(expected: &Expected, partial: &Path) -> AttemptError {
+    let _ = tokio::fs::remove_file(partial).await;
+    AttemptError::Mismatch(format!("more than the expected {} bytes", expected.size))
+}
+
+/// The end of a body of `total` bytes: a short one stays in `partial` for the next attempt to
+/// resume (transient); a complete one with the wrong sha256 is removed (mismatch).
+async fn check_body(
+    total: u64,
+    hasher: Sha256,
+    expected: &Expected,
+    partial: &Path,
+) -> Result<(), AttemptError> {
     if total < expected.size {
-        // Kept: the next attempt resumes from here.
         return Err(AttemptError::Transient(format!(
             "truncated body: {total} of {} bytes",
             expected.size
@@ -199,10 +221,7 @@ pub(crate) async fn http_attempt(
             expected.sha256
         )));
     }
-    Ok(Received {
-        bytes: received,
-        body: None,
-    })
+    Ok(())
 }
 
 /// The body of a fresh download of at most [`KEEP_IN_MEMORY`] bytes, gathered in memory and
@@ -220,20 +239,9 @@ async fn receive_in_memory(
     let mut hasher = Sha256::new();
     let mut stream = response.bytes_stream();
     let mut outcome = Ok(());
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                outcome = Err(classify_reqwest(&e));
-                break;
-            }
-        };
+    while let Some(chunk) = next_piece(&mut stream, &mut outcome).await {
         if body.len() + chunk.len() > size {
-            let _ = tokio::fs::remove_file(partial).await;
-            return Err(AttemptError::Mismatch(format!(
-                "more than the expected {} bytes",
-                expected.size
-            )));
+            return Err(overlong(expected, partial).await);
         }
         hasher.update(&chunk);
         body.extend_from_slice(&chunk);
@@ -246,19 +254,8 @@ async fn receive_in_memory(
             .await
             .map_err(AttemptError::Local)?;
         outcome?;
-        return Err(AttemptError::Transient(format!(
-            "truncated body: {received} of {} bytes",
-            expected.size
-        )));
     }
-    let actual = hex::encode(hasher.finalize());
-    if actual != expected.sha256 {
-        let _ = tokio::fs::remove_file(partial).await;
-        return Err(AttemptError::Mismatch(format!(
-            "sha256 mismatch: expected {}, got {actual}",
-            expected.sha256
-        )));
-    }
+    check_body(received, hasher, expected, partial).await?;
     let (path, pool) = (partial.to_path_buf(), pool.clone());
     let body = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::create(&path)?;
