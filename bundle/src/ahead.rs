@@ -52,12 +52,11 @@ impl AheadReader {
     /// Opens `path` and starts reading it; with `digest`, every byte is hashed as it is taken.
     pub(crate) fn open(path: &Path, digest: bool) -> io::Result<Self> {
         let file = Arc::new(File::open(path)?);
-        let size = file.metadata()?.len();
-        let direct = Arc::new(open_direct(path));
+        let meta = file.metadata()?;
         let mut full = Vec::with_capacity(READERS);
         let mut free = Vec::with_capacity(READERS);
-        let mut threads = Vec::with_capacity(READERS);
-        for first in 0..READERS {
+        let mut ends = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
             let (full_tx, full_rx) = mpsc::sync_channel::<Filled>(WINDOWS);
             let (free_tx, free_rx) = mpsc::sync_channel::<DirectBuffer>(WINDOWS);
             for _ in 0..WINDOWS {
@@ -65,13 +64,24 @@ impl AheadReader {
                     .send(DirectBuffer::new())
                     .expect("room for every window");
             }
-            let (file, direct) = (file.clone(), direct.clone());
-            threads.push(std::thread::spawn(move || {
-                let direct = direct.as_ref().as_ref();
-                read_ahead(&file, direct, size, first, &full_tx, &free_rx);
-            }));
             full.push(full_rx);
             free.push(free_tx);
+            ends.push((full_tx, free_rx));
+        }
+        let mut threads = Vec::with_capacity(READERS);
+        if meta.is_file() {
+            let (size, direct) = (meta.len(), Arc::new(open_direct(path)));
+            for (first, (full_tx, free_rx)) in ends.into_iter().enumerate() {
+                let (file, direct) = (file.clone(), direct.clone());
+                threads.push(std::thread::spawn(move || {
+                    let direct = direct.as_ref().as_ref();
+                    read_ahead(&file, direct, size, first, &full_tx, &free_rx);
+                }));
+            }
+        } else {
+            // A pipe or a device (`installer verify /dev/stdin`): no size, no positional
+            // reads; one thread reads it in order and deals the windows out the same way.
+            threads.push(std::thread::spawn(move || read_in_order(&file, &ends)));
         }
         let (to_hasher, hasher) = if digest {
             let (tx, rx) = mpsc::sync_channel(READERS * WINDOWS);
@@ -199,6 +209,38 @@ impl Read for AheadReader {
     }
 }
 
+/// The reading thread for a file that is not a regular file: window `i` filled by plain reads
+/// and sent to the channels of reader `i % READERS`.
+fn read_in_order(
+    mut file: &File,
+    ends: &[(mpsc::SyncSender<Filled>, mpsc::Receiver<DirectBuffer>)],
+) {
+    for index in 0.. {
+        let (full, free) = &ends[index % READERS];
+        let Ok(mut window) = free.recv() else {
+            return;
+        };
+        let mut n = 0;
+        let read = loop {
+            match file.read(&mut window.window()[n..]) {
+                Ok(0) => break Ok(n),
+                Ok(k) => {
+                    n += k;
+                    if n == DIRECT_CHUNK {
+                        break Ok(n);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let last = !matches!(read, Ok(n) if n > 0);
+        if full.send(read.map(|n| (window, n))).is_err() || last {
+            return;
+        }
+    }
+}
+
 /// One reading thread: windows `first`, `first + READERS`, ... in order, into free windows; a
 /// window of length 0 marks the end. Stops when the other side hangs up.
 fn read_ahead(
@@ -244,5 +286,56 @@ fn read_ahead(
             }
         }
         index += READERS as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipe_is_read_in_order_to_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let data: Vec<u8> = (0..3 * DIRECT_CHUNK + 12345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let writer = {
+            let (fifo, data) = (fifo.clone(), data.clone());
+            // Small writes, so that the reader sees short reads from the pipe.
+            std::thread::spawn(move || {
+                let mut out = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+                for piece in data.chunks(70_000) {
+                    std::io::Write::write_all(&mut out, piece).unwrap();
+                }
+            })
+        };
+        let mut reader = AheadReader::open(&fifo, true).unwrap();
+        let mut back = Vec::new();
+        reader.read_to_end(&mut back).unwrap();
+        writer.join().unwrap();
+        assert!(back == data);
+        let (sha, len) = reader.digest().unwrap();
+        assert_eq!(len, data.len() as u64);
+        assert_eq!(sha, hex::encode(Sha256::digest(&data)));
+    }
+
+    #[test]
+    fn a_file_is_read_whole_by_the_alternating_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for len in [0, 1, DIRECT_CHUNK, 2 * DIRECT_CHUNK, 5 * DIRECT_CHUNK + 7] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            std::fs::write(&path, &data).unwrap();
+            let mut reader = AheadReader::open(&path, true).unwrap();
+            let mut back = Vec::new();
+            reader.read_to_end(&mut back).unwrap();
+            assert!(back == data, "len {len}");
+            let (sha, n) = reader.digest().unwrap();
+            assert_eq!((sha, n), (hex::encode(Sha256::digest(&data)), len as u64));
+        }
     }
 }

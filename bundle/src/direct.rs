@@ -43,7 +43,7 @@ impl DirectBuffer {
         DirectBuffer { store, start }
     }
 
-    fn window(&mut self) -> &mut [u8] {
+    pub(crate) fn window(&mut self) -> &mut [u8] {
         &mut self.store[self.start..self.start + DIRECT_CHUNK]
     }
 
