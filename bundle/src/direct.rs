@@ -1,5 +1,6 @@
 //! Bulk files written once and not read back soon (the bundle itself, the payload unpacked by
-//! `extract`) go to disk with `O_DIRECT`, past the page cache.
+//! `extract`) go to disk with `O_DIRECT`, past the page cache, and bulk reads take from the page
+//! cache only what it already holds ([`DirectReader`]).
 //!
 //! Why: every byte written through the page cache is first copied into a newly allocated cache
 //! page. On the virtual machines these tools run on, a page the host reclaimed while it was free
@@ -233,28 +234,26 @@ pub struct DirectReader {
     offset: u64,
     /// The file's size when it was opened.
     size: u64,
+    /// Not a regular file (a pipe): plain reads in order, no offsets.
+    stream: bool,
     eof: bool,
 }
 
 impl DirectReader {
     /// Opens `path` for reading with the window `buf`.
     pub fn open(path: &std::path::Path, buf: DirectBuffer) -> io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
         let file = File::open(path)?;
-        let size = file.metadata()?.len();
-        let direct = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-            .ok();
+        let meta = file.metadata()?;
+        let stream = !meta.is_file();
         Ok(DirectReader {
             file,
-            direct,
+            direct: if stream { None } else { open_direct(path) },
             buf,
             pos: 0,
             len: 0,
             offset: 0,
-            size,
+            size: meta.len(),
+            stream,
             eof: false,
         })
     }
@@ -267,12 +266,6 @@ impl DirectReader {
     /// The window, for the next file.
     pub fn into_buffer(self) -> DirectBuffer {
         self.buf
-    }
-
-    /// What was read into the window and not yet consumed (never refills).
-    pub fn buffered(&self) -> &[u8] {
-        let start = self.buf.start;
-        &self.buf.store[start + self.pos..start + self.len]
     }
 
     /// Refills the window from `offset`.
@@ -301,7 +294,16 @@ impl DirectReader {
                 Err(e) => return Err(e),
             }
         }
-        let n = pread(&self.file, self.buf.window(), offset)?;
+        let n = if self.stream {
+            loop {
+                match (&self.file).read(self.buf.window()) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other?,
+                }
+            }
+        } else {
+            pread(&self.file, self.buf.window(), offset)?
+        };
         self.eof = n == 0;
         self.len = n;
         self.offset += n as u64;
@@ -541,6 +543,25 @@ mod tests {
                 assert_eq!(r.read(&mut buf).unwrap(), 0, "stays at the end");
             }
         }
+    }
+
+    #[test]
+    fn the_reader_takes_a_pipe_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let data = pattern(2 * DIRECT_CHUNK + 99);
+        let writer = {
+            let (fifo, data) = (fifo.clone(), data.clone());
+            std::thread::spawn(move || std::fs::write(fifo, data).unwrap())
+        };
+        let mut r = DirectReader::open(&fifo, DirectBuffer::new()).unwrap();
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).unwrap();
+        writer.join().unwrap();
+        assert!(back == data);
     }
 
     #[test]

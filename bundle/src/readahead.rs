@@ -73,7 +73,7 @@ fn load(input: Input, spare: &mut Option<DirectBuffer>) -> Input {
         return Input::File(path);
     };
     let size = match reader.file().metadata() {
-        Ok(m) if m.len() <= READ_AHEAD_MAX => m.len(),
+        Ok(m) if m.is_file() && m.len() <= READ_AHEAD_MAX => m.len(),
         _ => {
             *spare = Some(reader.into_buffer());
             return Input::File(path);
