@@ -297,9 +297,7 @@ mod tests {
     fn a_pipe_is_read_in_order_to_the_end() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: c is a valid NUL-terminated path for the duration of the call.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        crate::direct::tests::make_fifo(&fifo);
         let data: Vec<u8> = (0..3 * DIRECT_CHUNK + 12345)
             .map(|i| (i % 251) as u8)
             .collect();

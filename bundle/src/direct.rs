@@ -66,7 +66,7 @@ pub struct BufferPool(std::sync::Mutex<Vec<DirectBuffer>>);
 
 impl BufferPool {
     /// A kept window, or a new one.
-    pub fn take(&self) -> DirectBuffer {
+    fn take(&self) -> DirectBuffer {
         self.0
             .lock()
             .expect("buffer pool")
@@ -75,7 +75,7 @@ impl BufferPool {
     }
 
     /// Keeps `buf` for the next [`BufferPool::take`].
-    pub fn put(&self, buf: DirectBuffer) {
+    fn put(&self, buf: DirectBuffer) {
         self.0.lock().expect("buffer pool").push(buf);
     }
 
@@ -177,14 +177,12 @@ impl DirectWriter {
         match self.file.write_all(window) {
             Ok(()) => {}
             // A filesystem that accepted the flag but not the request: go on buffered, from
-            // the first byte the failed call did not write (a whole number of blocks).
+            // the first byte the failed call did not write (the file position is there).
             Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
                 set_direct(&self.file, false)?;
                 self.direct = false;
                 let done = self.file.stream_position()?.saturating_sub(self.written);
                 let done = usize::try_from(done).unwrap_or(len).min(len);
-                self.file
-                    .seek(SeekFrom::Start(self.written + done as u64))?;
                 let rest = &self.buf.window()[done..len];
                 self.file.write_all(rest)?;
             }
@@ -258,9 +256,9 @@ impl DirectReader {
         })
     }
 
-    /// The ordinary descriptor (for `metadata` and the like).
-    pub fn file(&self) -> &File {
-        &self.file
+    /// The file's size when opened; None for a pipe or device.
+    pub fn size(&self) -> Option<u64> {
+        (!self.stream).then_some(self.size)
     }
 
     /// The window, for the next file.
@@ -271,29 +269,6 @@ impl DirectReader {
     /// Refills the window from `offset`.
     fn fill(&mut self) -> io::Result<()> {
         self.pos = 0;
-        self.len = 0;
-        let offset = self.offset;
-        // Past the cache only what is not in it: reading cached pages from the disk again
-        // would be slower than copying them.
-        if let Some(direct) = self.direct.as_ref().filter(|_| !self.cached(offset)) {
-            // Whole blocks from the block the offset falls in.
-            let aligned = offset - offset % ALIGN as u64;
-            let skip = (offset - aligned) as usize;
-            match pread(direct, self.buf.window(), aligned) {
-                Ok(n) => {
-                    if n <= skip {
-                        self.eof = true;
-                    } else {
-                        self.pos = skip;
-                        self.len = n;
-                        self.offset = aligned + n as u64;
-                    }
-                    return Ok(());
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.direct = None,
-                Err(e) => return Err(e),
-            }
-        }
         let n = if self.stream {
             loop {
                 match (&self.file).read(self.buf.window()) {
@@ -302,30 +277,19 @@ impl DirectReader {
                 }
             }
         } else {
-            pread(&self.file, self.buf.window(), offset)?
+            // Offsets stay multiples of the window: every read but the last is whole.
+            read_window_at(
+                &self.file,
+                self.direct.as_ref(),
+                self.size,
+                &mut self.buf,
+                self.offset,
+            )?
         };
         self.eof = n == 0;
         self.len = n;
         self.offset += n as u64;
         Ok(())
-    }
-
-    fn cached(&self, offset: u64) -> bool {
-        window_cached(&self.file, offset, self.size)
-    }
-}
-
-impl io::BufRead for DirectReader {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.pos == self.len && !self.eof {
-            self.fill()?;
-        }
-        let start = self.buf.start;
-        Ok(&self.buf.store[start + self.pos..start + self.len])
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.len);
     }
 }
 
@@ -345,10 +309,10 @@ impl Read for DirectReader {
     }
 }
 
-/// Whether the page cache holds all of the window at `offset` of a file of `size` bytes, asked with `cachestat(2)` (Linux
-/// 6.5+), which unlike a non-blocking read does not start a readahead when it does not.
-/// Where the call does not exist, nothing counts as cached.
-pub(crate) fn window_cached(file: &File, offset: u64, size: u64) -> bool {
+/// Whether the page cache holds all of the window at `offset` of a file of `size` bytes, asked
+/// with `cachestat(2)` (Linux 6.5+), which unlike a non-blocking read does not start a readahead
+/// when it does not. Where the call does not exist, nothing counts as cached.
+fn window_cached(file: &File, offset: u64, size: u64) -> bool {
     #[repr(C)]
     struct Range {
         off: u64,
@@ -450,7 +414,7 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn pattern(len: usize) -> Vec<u8> {
@@ -545,13 +509,18 @@ mod tests {
         }
     }
 
+    /// A new named pipe at `path`.
+    pub(crate) fn make_fifo(path: &std::path::Path) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
     #[test]
     fn the_reader_takes_a_pipe_too() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: c is a valid NUL-terminated path for the duration of the call.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        make_fifo(&fifo);
         let data = pattern(2 * DIRECT_CHUNK + 99);
         let writer = {
             let (fifo, data) = (fifo.clone(), data.clone());
@@ -566,13 +535,12 @@ mod tests {
 
     #[test]
     fn the_reader_mixes_cached_and_uncached_parts() {
-        // Written past the cache, then the middle read through it: the reader gets the cached
-        // part from memory and the rest from the disk, at unaligned offsets in between.
+        // Written past the cache, then part of the second window read through it: the reader
+        // gets that window from memory only if all of it is cached, the others from the disk.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mixed");
         let data = pattern(3 * DIRECT_CHUNK + 1234);
-        let w = DirectWriter::new(File::create(&path).unwrap());
-        let mut w = w;
+        let mut w = DirectWriter::new(File::create(&path).unwrap());
         w.write_all(&data).unwrap();
         drop(w.finish().unwrap());
         let mut middle = vec![0u8; 5000];

@@ -72,29 +72,32 @@ pub fn verify_detailed(
     key: Option<&VerifyingKey>,
     reporter: &dyn Reporter,
 ) -> Result<Verified, BundleError> {
-    let (stream, info) = open_checked(bundle, key)?;
-    let sinks = (0..worker_count()).map(|_| VerifySink).collect();
-    scan(stream, &info.manifest, sinks, "verify", reporter)?;
-    Ok(Verified {
-        signed: info.signature.is_some(),
-        signature_checked: key.is_some(),
-        manifest: info.manifest,
-    })
+    verify_pass(bundle, key, false, reporter).map(|(verified, _)| verified)
 }
 
 /// [`verify`] without a key, also hashing the bundle file itself in the same pass: its hex
 /// sha256 and size (what `<bundle>.sha256` records).
 pub(crate) fn verify_and_digest(bundle: &Path) -> Result<(String, u64), BundleError> {
-    let (stream, info) = open_checked_hashing(bundle, None, true)?;
-    let sinks = (0..worker_count()).map(|_| VerifySink).collect();
-    let digest = scan(
-        stream,
-        &info.manifest,
-        sinks,
-        "verify",
-        &crate::progress::NoProgress,
-    )?;
+    let (_, digest) = verify_pass(bundle, None, true, &crate::progress::NoProgress)?;
     Ok(digest.expect("a hashing stream reports its digest"))
+}
+
+/// The verify pass; with `digest`, also the bundle file's own sha256 and size.
+fn verify_pass(
+    bundle: &Path,
+    key: Option<&VerifyingKey>,
+    digest: bool,
+    reporter: &dyn Reporter,
+) -> Result<(Verified, Option<(String, u64)>), BundleError> {
+    let (stream, info) = open_checked_hashing(bundle, key, digest)?;
+    let sinks = (0..worker_count()).map(|_| VerifySink).collect();
+    let digest = scan(stream, &info.manifest, sinks, "verify", reporter)?;
+    let verified = Verified {
+        signed: info.signature.is_some(),
+        signature_checked: key.is_some(),
+        manifest: info.manifest,
+    };
+    Ok((verified, digest))
 }
 
 /// Parses manifest bytes: `format` first (refusing newer formats with the installer version

@@ -72,8 +72,8 @@ fn load(input: Input, spare: &mut Option<DirectBuffer>) -> Input {
     let Ok(mut reader) = DirectReader::open(&path, spare.take().unwrap_or_default()) else {
         return Input::File(path);
     };
-    let size = match reader.file().metadata() {
-        Ok(m) if m.is_file() && m.len() <= READ_AHEAD_MAX => m.len(),
+    let size = match reader.size() {
+        Some(size) if size <= READ_AHEAD_MAX => size,
         _ => {
             *spare = Some(reader.into_buffer());
             return Input::File(path);

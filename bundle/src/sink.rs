@@ -1,7 +1,7 @@
 //! The bundle writer's output stage: the zstd encoder writes into an [`OutputSink`], which
-//! collects compressed bytes into chunks and hands them to a thread that writes them to the file
-//! and hashes them for `<bundle>.sha256`, so that neither the write syscall nor the hash holds
-//! up the thread feeding the compressor.
+//! collects compressed bytes into chunks and hands them to a thread that hashes them for
+//! `<bundle>.sha256` and passes them to one that writes them to the file, so that neither the
+//! write nor the hash holds up the thread feeding the compressor.
 
 use std::io::{self, Write};
 use std::sync::mpsc;
@@ -12,9 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::direct::DirectWriter;
 use crate::write::{BUFFERS, CHUNK};
 
-/// The zstd encoder's sink: collects the compressed bytes into chunks and hands them to an
-/// output thread that writes them to the file and hashes them for `<bundle>.sha256`, so that
-/// neither the write syscall nor the hash holds up the thread feeding the compressor.
+/// The zstd encoder's sink: collects the compressed bytes into chunks for the output stage.
 pub(crate) struct OutputSink {
     buf: Vec<u8>,
     full: Option<mpsc::SyncSender<Vec<u8>>>,
@@ -88,8 +86,8 @@ impl Write for OutputSink {
 
 /// The output stage: hashes every chunk and hands it to a writer thread that writes it (past
 /// the page cache, see [`crate::direct`]) and returns the buffer for reuse. Hash and write run
-/// on their own threads: a direct write waits for the disk, and in line with the hash the two
-/// took about 2 ms per MiB, the slowest stage of a warm `bundler build`.
+/// on their own threads because a direct write waits for the disk (1 MiB writes of 512 MiB took
+/// 0.68 s here with `dd oflag=direct`), and the hash need not wait with it.
 fn write_output(
     file: std::fs::File,
     full: &mpsc::Receiver<Vec<u8>>,

@@ -114,6 +114,17 @@ fn read_source(
         entry: entry.path.clone(),
         reason,
     };
+    // `actual` is the hex sha256 of what the source holds.
+    let check_sha256 = |actual: String| {
+        if actual == entry.sha256 {
+            Ok(true)
+        } else {
+            Err(mismatch(EntryProblem::HashMismatch {
+                expected: entry.sha256.clone(),
+                actual,
+            }))
+        }
+    };
     if let Input::Memory { data, sha256, .. } = input {
         // Checked like a file: a caller's mix-up must not reach the bundle either.
         let actual = data.len() as u64;
@@ -129,15 +140,10 @@ fn read_source(
                 actual,
             }));
         }
-        let mut hasher = sha256.is_none().then(Sha256::new);
-        if let Some(known) = sha256
-            && *known != entry.sha256
-        {
-            return Err(mismatch(EntryProblem::HashMismatch {
-                expected: entry.sha256.clone(),
-                actual: known.clone(),
-            }));
+        if let Some(known) = sha256 {
+            check_sha256(known.clone())?;
         }
+        let mut hasher = sha256.is_none().then(Sha256::new);
         for piece in data.chunks(crate::write::CHUNK) {
             let Ok(mut buf) = free.recv() else {
                 return Ok(false);
@@ -150,17 +156,10 @@ fn read_source(
                 return Ok(false);
             }
         }
-        let Some(hasher) = hasher else {
-            return Ok(true);
+        return match hasher {
+            Some(hasher) => check_sha256(hex::encode(hasher.finalize())),
+            None => Ok(true),
         };
-        let actual = hex::encode(hasher.finalize());
-        if actual != entry.sha256 {
-            return Err(mismatch(EntryProblem::HashMismatch {
-                expected: entry.sha256.clone(),
-                actual,
-            }));
-        }
-        return Ok(true);
     }
     let mut src = DirectReader::open(source, spare.take().unwrap_or_default())
         .map_err(|e| BundleError::io(source, e))?;
@@ -192,13 +191,7 @@ fn read_source(
             actual,
         }));
     }
-    let actual = hex::encode(hasher.finalize());
-    if actual != entry.sha256 {
-        return Err(mismatch(EntryProblem::HashMismatch {
-            expected: entry.sha256.clone(),
-            actual,
-        }));
-    }
+    check_sha256(hex::encode(hasher.finalize()))?;
     *spare = Some(src.into_buffer());
     Ok(true)
 }

@@ -10,11 +10,12 @@
 //! order, as they come into existence ([`write_bundle_streaming`]): the bundler packs each
 //! file as soon as it is downloaded and verified, so packing overlaps the download.
 //!
-//! Three threads plus zstd's workers share the work: a reader (`source.rs`) reads and hashes
-//! the sources ahead, the calling thread writes the tar stream into the encoder, and an output
-//! thread (`sink.rs`) writes and hashes the compressed bytes for `<bundle>.sha256`; bounded
-//! channels of reused buffers connect them, so neither sha256 pass stalls the compressor and
-//! memory stays bounded.
+//! Stages on their own threads plus zstd's workers share the work: read-ahead threads
+//! (`readahead.rs`) load small source files, a reader (`source.rs`) hashes and checks every
+//! source, the calling thread writes the tar stream into the encoder, and the output stage
+//! (`sink.rs`) hashes the compressed bytes for `<bundle>.sha256` on one thread and writes them
+//! past the page cache on another; bounded channels of reused buffers connect them, so neither
+//! sha256 pass stalls the compressor and memory stays bounded.
 //!
 //! Output is deterministic: entries in manifest order, owner 0:0, no user or group names, mode
 //! 0644, mtime = the manifest's `created`, and the same zstd parameters, so two builds from the

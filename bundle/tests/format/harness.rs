@@ -8,6 +8,18 @@ use std::path::{Path, PathBuf};
 use bundle::{BundleManifest, FORMAT_VERSION, FileEntry, FileKind, ToolInfo, Totals};
 use sha2::{Digest, Sha256};
 
+/// Packs the tree at `src` into `out` with the base manifest and default options.
+pub fn pack_default(src: &Path, out: &Path) -> bundle::write::WrittenBundle {
+    bundle::write::pack_tree(
+        src,
+        out,
+        base_manifest(),
+        &bundle::write::WriteOptions::default(),
+        &bundle::NoProgress,
+    )
+    .unwrap()
+}
+
 pub fn base_manifest() -> BundleManifest {
     BundleManifest {
         format: FORMAT_VERSION,
@@ -161,8 +173,7 @@ pub fn compress(tar: &[u8]) -> Vec<u8> {
 
 /// An extraction observer that checks, for every file it is shown, that the file at the given
 /// path already holds exactly the bytes the manifest names and that `head` is their start (long
-/// enough), and
-/// records the entry paths.
+/// enough), and records the entry paths.
 #[derive(Default)]
 pub struct CheckingObserver {
     pub seen: std::sync::Mutex<Vec<String>>,

@@ -153,14 +153,7 @@ fn temp_files_of_dead_runs_are_swept_and_live_ones_kept() {
     for f in [&stale, &live, &unrelated] {
         fs_err::write(f, b"partial").unwrap();
     }
-    pack_tree(
-        &src,
-        &out,
-        base_manifest(),
-        &WriteOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    pack_default(&src, &out);
     assert!(!stale.exists(), "the dead run's temp file is removed");
     assert!(live.exists(), "a live run's temp file is left alone");
     assert!(
@@ -191,14 +184,7 @@ fn many_files_and_large_sparse_files_round_trip_byte_identical() {
         }
     }
     let out = tmp.path().join("big.tar.zst");
-    pack_tree(
-        &src,
-        &out,
-        base_manifest(),
-        &WriteOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    pack_default(&src, &out);
     let manifest = verify(&out, None, &NoProgress).unwrap();
     assert_eq!(manifest.totals.files, 3002);
 
@@ -252,14 +238,7 @@ fn real_rpms_and_repodata_round_trip_public_fixture() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("fixtures.tar.zst");
-    pack_tree(
-        &fixtures,
-        &out,
-        base_manifest(),
-        &WriteOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    pack_default(&fixtures, &out);
     let manifest = verify(&out, None, &NoProgress).unwrap();
     assert!(manifest.files.iter().any(|f| f.kind == FileKind::Rpm));
     assert!(manifest.files.iter().any(|f| f.kind == FileKind::Repodata));

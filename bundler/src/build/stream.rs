@@ -38,7 +38,6 @@ const WAITING: usize = 8;
 /// by the first manifest entry that needs them), and the fingerprint its signature names.
 struct Ready {
     path: PathBuf,
-    sha256: String,
     data: Option<Arc<Vec<u8>>>,
     signer: Option<String>,
 }
@@ -163,7 +162,7 @@ fn stream_into(
                             Some(data) => Input::Memory {
                                 data,
                                 path: ready.path.clone(),
-                                sha256: Some(ready.sha256.clone()),
+                                sha256: Some(unique[*u].0.expected.sha256.clone()),
                             },
                             None => Input::File(ready.path.clone()),
                         }
@@ -223,7 +222,6 @@ async fn fetch_verified(
     };
     Ok(Ready {
         path: fetched.path,
-        sha256: fetched.sha256,
         data: fetched.data,
         signer,
     })

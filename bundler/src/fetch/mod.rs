@@ -217,7 +217,7 @@ impl Fetcher {
             })
         };
         let fetched: Vec<Fetched> = futures::stream::iter(unique.iter().copied().map(fetch))
-            .buffered(self.settings.jobs.max(1))
+            .buffered(self.jobs())
             .try_collect()
             .await?;
         reporter.finished();

@@ -65,13 +65,7 @@ impl ReleaseKey {
     /// Verify one package's header signature; returns the signer's fingerprint when the
     /// signature names it.
     pub fn verify(&self, path: &Path, package: &str) -> Result<Option<String>, RpmMetaError> {
-        let fail = |reason: String| RpmMetaError::Signature {
-            package: package.to_string(),
-            path: path.to_path_buf(),
-            reason,
-        };
-        let meta = rpm::PackageMetadata::open(path).map_err(|e| fail(e.to_string()))?;
-        self.check(&meta, path, package)
+        self.check(rpm::PackageMetadata::open(path), path, package)
     }
 
     /// [`ReleaseKey::verify`] for a package whose bytes are in memory (`path` is where they are
@@ -82,18 +76,13 @@ impl ReleaseKey {
         path: &Path,
         package: &str,
     ) -> Result<Option<String>, RpmMetaError> {
-        let meta =
-            rpm::PackageMetadata::parse(&mut &data[..]).map_err(|e| RpmMetaError::Signature {
-                package: package.to_string(),
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        self.check(&meta, path, package)
+        self.check(rpm::PackageMetadata::parse(&mut &data[..]), path, package)
     }
 
+    /// Checks the signature of a parsed header (or reports why it could not be parsed).
     fn check(
         &self,
-        meta: &rpm::PackageMetadata,
+        meta: Result<rpm::PackageMetadata, rpm::Error>,
         path: &Path,
         package: &str,
     ) -> Result<Option<String>, RpmMetaError> {
@@ -102,6 +91,7 @@ impl ReleaseKey {
             path: path.to_path_buf(),
             reason,
         };
+        let meta = meta.map_err(|e| fail(e.to_string()))?;
         let signatures = meta.signatures().map_err(|e| fail(e.to_string()))?;
         if signatures.is_empty() {
             return Err(fail("the package is not signed".into()));

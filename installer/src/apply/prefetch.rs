@@ -2,8 +2,8 @@
 //! observer on the worker that wrote it, right after its sha256 checked out: RPMs get their
 //! header parsed into the repodata record (from the first bytes the unpack still holds in
 //! memory), wheels get their `METADATA` read, while the decompressing thread keeps the stream
-//! going. Once the
-//! last byte is unpacked, repodata and the index only have XML, JSON and HTML left to write.
+//! going. Once the last byte is unpacked, repodata and the index only have XML, JSON and HTML
+//! left to write.
 //!
 //! Only files of repos and an index that this apply rebuilds are looked at. A file the observer
 //! cannot parse is simply not recorded: the repodata or index step then reads it from the
