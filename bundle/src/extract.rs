@@ -100,9 +100,11 @@ pub fn extract_observed(
         .prefix(&format!(".{name}.staging-"))
         .tempdir_in(parent)
         .map_err(|e| BundleError::io(parent, e))?;
-    // Twice the hashing workers: each also waits for its synchronous direct writes, and while
-    // one waits another hashes.
-    let sinks = (0..2 * worker_count())
+    // Each worker hashes a file and then waits for its synchronous direct write, so the number
+    // of workers is the number of writes in flight: writing 2,000 files of 256 KiB with
+    // `O_DIRECT` here ran at 430 MB/s from one thread, 640 MB/s from four and 900 MB/s from
+    // eight. Eight also keep every core hashing (`worker_count` is at most 4).
+    let sinks = (0..UNPACK_WORKERS.max(worker_count()))
         .map(|_| StagingSink::new(staging.path(), observer))
         .collect();
     scan(stream, &info.manifest, sinks, "extract", reporter)?;
@@ -116,6 +118,9 @@ pub fn extract_observed(
     sync_dir(parent)?;
     Ok(info.manifest)
 }
+
+/// Unpack workers (see `extract_observed`).
+const UNPACK_WORKERS: usize = 8;
 
 /// Writes the files one worker is given under the staging root.
 struct StagingSink<'a> {
@@ -208,13 +213,7 @@ fn c_path(path: &Path) -> Result<CString, BundleError> {
 /// Flushes everything written to the staging directory's filesystem in one call, instead of an
 /// fsync per file.
 fn syncfs(dir: &Path) -> Result<(), BundleError> {
-    let handle = fs_err::File::open(dir).map_err(BundleError::Fs)?;
-    let fd = std::os::fd::AsRawFd::as_raw_fd(handle.file());
-    // SAFETY: fd is an open descriptor owned by `handle` for the duration of the call.
-    if unsafe { libc::syncfs(fd) } != 0 {
-        return Err(BundleError::io(dir, std::io::Error::last_os_error()));
-    }
-    Ok(())
+    crate::direct::sync_filesystem(dir).map_err(|e| BundleError::io(dir, e))
 }
 
 /// Renames `from` to `to`, failing if `to` appeared meanwhile (plain rename would silently
