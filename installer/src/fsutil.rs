@@ -89,9 +89,40 @@ pub fn compare(path: &Path, contents: &[u8], mode: u32) -> Result<FileChange, Fs
     }
 }
 
+/// When the files a writer creates reach the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Each file and its directory are fsynced as they are written: the tree is live while it
+    /// is built.
+    #[default]
+    EachFile,
+    /// Nothing is fsynced here: the tree is a staging tree, and its owner syncs the whole
+    /// filesystem once ([`sync_filesystem`]) before switching it live. Each fsync costs a
+    /// device flush; apply's staging trees took 180 of them.
+    Staged,
+}
+
+/// Makes everything written to the filesystem holding `dir` durable, in one call.
+pub fn sync_filesystem(dir: &Path) -> Result<(), FsError> {
+    bundle::direct::sync_filesystem(dir).map_err(|source| FsError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
 /// Write `contents` to `path` so that a reader (or a crash) sees either the old file or the
 /// whole new one: temp file in the same directory, fsync, rename over, fsync the directory.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsError> {
+    write_atomic_as(path, contents, mode, Durability::EachFile)
+}
+
+/// [`write_atomic`], with the fsyncs left out for a [`Durability::Staged`] tree.
+pub fn write_atomic_as(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    durability: Durability,
+) -> Result<(), FsError> {
     let parent = parent_of(path);
     fs_err::create_dir_all(parent)?;
     let wrap = |source| FsError::Write {
@@ -106,6 +137,10 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FsErr
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(wrap)?;
+    if durability == Durability::Staged {
+        tmp.persist(path).map_err(|e| wrap(e.error))?;
+        return Ok(());
+    }
     tmp.as_file().sync_all().map_err(wrap)?;
     tmp.persist(path).map_err(|e| wrap(e.error))?;
     sync_dir(parent)

@@ -9,6 +9,7 @@ use bundle::BundleManifest;
 
 use super::state::{self, PypiState};
 use super::{ApplyError, Layout};
+use crate::fsutil::Durability;
 use crate::simple_index::{self, CoreMetadata, IndexFile};
 
 /// What the PyPI step will do.
@@ -110,13 +111,20 @@ pub fn execute(
             files_dir.join(filename),
         )?;
     }
-    simple_index::build_with_metadata(&stage, plan.files.clone(), metadata)?;
+    simple_index::build_with_metadata(
+        &stage,
+        plan.files.clone(),
+        metadata,
+        Durability::Staged,
+    )?;
     state::store(
         &stage,
         &PypiState {
             files: plan.files.clone(),
         },
     )?;
+    // One flush for the whole staged tree (moved wheels, side files, pages), then the switch.
+    crate::fsutil::sync_filesystem(&stage)?;
     state::kill_point("pypi-staged");
     crate::fsutil::replace_dir(&stage, &layout.pypi)?;
     state::kill_point("pypi-switched");

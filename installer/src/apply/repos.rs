@@ -11,7 +11,7 @@ use bundle::{BundleManifest, FileKind};
 
 use super::state::{self, RepoState};
 use super::{ApplyError, Layout};
-use crate::repodata::{self, KnownDigest, PackageFile, PackageSet, UpstreamRecords};
+use crate::repodata::{self, Durability, KnownDigest, PackageFile, PackageSet, UpstreamRecords};
 
 /// One repo the bundle carries (all its arches).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +156,8 @@ pub(super) fn repodata_options(
         compression,
         revision: plan.state.revision,
         package_time: Some(plan.state.revision),
+        // `execute` builds in staging and syncs the filesystem once before the switch.
+        durability: Durability::Staged,
         ..repodata::Options::default()
     }
 }
@@ -230,6 +232,8 @@ pub fn execute(
     let options = repodata_options(plan, compression);
     repodata::build_with_parsed(&input, &options, parsed, reporter)?;
     state::store(&stage, &plan.state)?;
+    // One flush for the whole staged repo (moved packages, repodata, state), then the switch.
+    crate::fsutil::sync_filesystem(&stage)?;
     state::kill_point(&format!("repo-staged:{}", plan.id));
     crate::fsutil::replace_dir(&stage, &plan.live_dir)?;
     state::kill_point(&format!("repo-switched:{}", plan.id));

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil::Durability;
 use crate::simple_index::IndexFile;
 
 /// State file name inside each installed repo directory and the PyPI directory. A dot file:
@@ -50,10 +51,12 @@ pub fn load<T: for<'de> Deserialize<'de>>(dir: &Path) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Write the state file into `dir`, a staging tree: its owner syncs the filesystem before the
+/// tree goes live.
 pub fn store<T: Serialize>(dir: &Path, state: &T) -> Result<(), crate::fsutil::FsError> {
     let mut bytes = serde_json::to_vec_pretty(state).expect("state serializes");
     bytes.push(b'\n');
-    crate::fsutil::write_atomic(&dir.join(STATE_FILE), &bytes, 0o644)
+    crate::fsutil::write_atomic_as(&dir.join(STATE_FILE), &bytes, 0o644, Durability::Staged)
 }
 
 /// Environment variable naming a kill point, for the crash-safety tests only.

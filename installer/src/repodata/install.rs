@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::packages::MergedPackage;
 use super::write::Record;
-use super::{Options, RepodataError, RepodataInput};
+use super::{Durability, Options, RepodataError, RepodataInput};
 
 const DIGEST_FILE: &str = ".input-digest";
 const STAGING_DIR: &str = ".repodata.staging";
@@ -126,16 +126,20 @@ pub(crate) fn fresh_staging_dir(repo_dir: &Path) -> Result<PathBuf, RepodataErro
     Ok(staging)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), RepodataError> {
-    fs_err::File::open(dir)?.sync_all()?;
+fn sync_dir(dir: &Path, durability: Durability) -> Result<(), RepodataError> {
+    if durability == Durability::EachFile {
+        fs_err::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 
-fn write_digest(path: &Path, digest: &str) -> Result<(), RepodataError> {
+fn write_digest(path: &Path, digest: &str, durability: Durability) -> Result<(), RepodataError> {
     let temp = path.with_extension("tmp");
     let file = fs_err::File::create(&temp)?;
     (&file).write_all(format!("{digest}\n").as_bytes())?;
-    file.sync_all()?;
+    if durability == Durability::EachFile {
+        file.sync_all()?;
+    }
     fs_err::rename(&temp, path)?;
     Ok(())
 }
@@ -147,14 +151,15 @@ pub(crate) fn install(
     staging: &Path,
     records: &[Record],
     digest: &str,
+    durability: Durability,
 ) -> Result<(), RepodataError> {
     let repodata = repo_dir.join("repodata");
-    sync_dir(staging)?;
+    sync_dir(staging, durability)?;
     if !repodata.exists() {
-        write_digest(&staging.join(DIGEST_FILE), digest)?;
-        sync_dir(staging)?;
+        write_digest(&staging.join(DIGEST_FILE), digest, durability)?;
+        sync_dir(staging, durability)?;
         fs_err::rename(staging, &repodata)?;
-        sync_dir(repo_dir)?;
+        sync_dir(repo_dir, durability)?;
         return Ok(());
     }
 
@@ -168,9 +173,9 @@ pub(crate) fn install(
             repodata.join(&record.file_name),
         )?;
     }
-    sync_dir(&repodata)?;
+    sync_dir(&repodata, durability)?;
     fs_err::rename(staging.join("repomd.xml"), repodata.join("repomd.xml"))?;
-    sync_dir(&repodata)?;
+    sync_dir(&repodata, durability)?;
 
     let keep: HashSet<&str> = records
         .iter()
@@ -184,8 +189,8 @@ pub(crate) fn install(
             fs_err::remove_file(entry.path())?;
         }
     }
-    write_digest(&digest_path, digest)?;
-    sync_dir(&repodata)?;
+    write_digest(&digest_path, digest, durability)?;
+    sync_dir(&repodata, durability)?;
     fs_err::remove_dir_all(staging)?;
     Ok(())
 }

@@ -38,7 +38,9 @@
 //! - Crash safety: new files are written into `<repo>/.repodata.staging/`, fsynced, moved into
 //!   `repodata/` under content-addressed names, and `repomd.xml` is renamed into place last;
 //!   old records are deleted afterwards. A kill at any point leaves a repomd.xml whose records
-//!   all exist (the old or the new one), and a rerun finishes the job.
+//!   all exist (the old or the new one), and a rerun finishes the job. With
+//!   `Options::durability` set to `Staged` nothing is fsynced here: the caller builds the repo in
+//!   a staging tree and syncs its filesystem once before switching it live (what apply does).
 
 mod error;
 mod install;
@@ -49,6 +51,8 @@ mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+pub use crate::fsutil::Durability;
 
 pub use error::RepodataError;
 pub use packages::{KnownDigest, PackageFile, PackageSet, parse_package, parse_package_with_head};
@@ -85,6 +89,9 @@ pub struct Options {
     pub changelog_limit: usize,
     /// When set, every package's `<time file>` is this value instead of the RPM's mtime.
     pub package_time: Option<u64>,
+    /// fsync each file as it is written (a live repo), or leave that to a caller that builds
+    /// the repo in a staging tree and syncs it once.
+    pub durability: Durability,
 }
 
 impl Default for Options {
@@ -94,6 +101,7 @@ impl Default for Options {
             revision: 0,
             changelog_limit: 10,
             package_time: None,
+            durability: Durability::EachFile,
         }
     }
 }
@@ -194,7 +202,13 @@ pub fn build_with_parsed(
     )?);
     write::sort_records(&mut records);
     write::write_repomd(&staging, &records, options)?;
-    install::install(&input.repo_dir, &staging, &records, &digest)?;
+    install::install(
+        &input.repo_dir,
+        &staging,
+        &records,
+        &digest,
+        options.durability,
+    )?;
     reporter.finished(&input.repo_dir);
 
     Ok(RepodataOutcome {

@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use rpmrepo_metadata::{FilelistsXml, OtherXml, Package, PrimaryXml, utils::create_xml_writer};
 use sha2::{Digest, Sha256};
 
-use super::{Compression, Options, RepodataError};
+use super::{Compression, Durability, Options, RepodataError};
 
 /// One `<data>` record of repomd.xml, its file already in the staging directory.
 #[derive(Clone, Debug)]
@@ -119,7 +119,7 @@ pub(crate) fn write_compressed(
         open.into_inner().map_err(|e| e.into_error())?.finish();
     let (file, checksum, size) = encoder.finish()?.finish();
     let file = file.into_inner().map_err(|e| e.into_error())?;
-    finish_file(&file, options.revision)?;
+    finish_file(&file, options)?;
     drop(file);
     let file_name = format!("{checksum}-{compressed_name}");
     fs_err::rename(&temp_path, dir.join(&file_name))?;
@@ -144,7 +144,7 @@ pub(crate) fn write_plain(
     let file_name = format!("{checksum}-{name}");
     let file = fs_err::File::create(dir.join(&file_name))?;
     (&file).write_all(content)?;
-    finish_file(&file, options.revision)?;
+    finish_file(&file, options)?;
     Ok(Record {
         kind: kind.to_owned(),
         file_name,
@@ -154,11 +154,14 @@ pub(crate) fn write_plain(
     })
 }
 
-/// Set the mtime to the revision (reproducible trees) and make the data durable.
-fn finish_file(file: &fs_err::File, revision: u64) -> Result<(), RepodataError> {
+/// Set the mtime to the revision (reproducible trees) and make the data durable (unless the
+/// caller syncs the whole staged tree later).
+fn finish_file(file: &fs_err::File, options: &Options) -> Result<(), RepodataError> {
     file.file()
-        .set_modified(UNIX_EPOCH + Duration::from_secs(revision))?;
-    file.sync_all()?;
+        .set_modified(UNIX_EPOCH + Duration::from_secs(options.revision))?;
+    if options.durability == Durability::EachFile {
+        file.sync_all()?;
+    }
     Ok(())
 }
 
@@ -282,6 +285,6 @@ pub(crate) fn write_repomd(
     xml.push_str("</repomd>\n");
     let file = fs_err::File::create(dir.join("repomd.xml"))?;
     (&file).write_all(xml.as_bytes())?;
-    finish_file(&file, options.revision)?;
+    finish_file(&file, options)?;
     Ok(())
 }

@@ -25,6 +25,8 @@ pub use render::{API_VERSION, encode_segment, escape_html};
 
 use bundle::manifest::{BundleManifest, FileKind};
 
+pub use crate::fsutil::Durability;
+
 /// Name of the HTML page in each index directory (nginx default and what `file://` pip reads).
 pub const HTML_PAGE: &str = "index.html";
 /// Name of the JSON page in each index directory; nginx maps the PEP 691 Accept type to it.
@@ -212,15 +214,18 @@ pub struct IndexSummary {
 /// identical files are left alone, so rebuilding an unchanged index touches nothing; pages of
 /// projects no longer listed are removed.
 pub fn build(pypi_dir: &Path, files: Vec<IndexFile>) -> Result<IndexSummary, IndexError> {
-    build_with_metadata(pypi_dir, files, &HashMap::new())
+    build_with_metadata(pypi_dir, files, &HashMap::new(), Durability::EachFile)
 }
 
 /// [`build`], with the core metadata of some wheels already read (by file name, from the same
-/// bytes that are now in `pypi_dir/files/`); the others are read from their wheel.
+/// bytes that are now in `pypi_dir/files/`); the others are read from their wheel. With
+/// [`Durability::Staged`] nothing is fsynced: `pypi_dir` is a staging tree that the caller syncs
+/// once before switching it live.
 pub fn build_with_metadata(
     pypi_dir: &Path,
     files: Vec<IndexFile>,
     metadata: &HashMap<String, CoreMetadata>,
+    durability: Durability,
 ) -> Result<IndexSummary, IndexError> {
     let files_dir = pypi_dir.join("files");
     let simple = pypi_dir.join("simple");
@@ -233,7 +238,7 @@ pub fn build_with_metadata(
                     None => read_wheel_metadata(&files_dir.join(&f.filename))?,
                 };
                 let side = files_dir.join(format!("{}.metadata", f.filename));
-                write_if_changed(&side, &meta.bytes)?;
+                write_if_changed(&side, &meta.bytes, durability)?;
                 f.core_metadata = Some(meta.sha256);
             }
             Ok(f)
@@ -246,15 +251,19 @@ pub fn build_with_metadata(
     write_if_changed(
         &simple.join(HTML_PAGE),
         render::root_html(&projects).as_bytes(),
+        durability,
     )?;
     write_if_changed(
         &simple.join(JSON_PAGE),
         render::root_json(&projects).as_bytes(),
+        durability,
     )?;
     for p in &projects {
         let dir = simple.join(&p.name);
-        write_if_changed(&dir.join(HTML_PAGE), render::project_html(p).as_bytes())?;
-        write_if_changed(&dir.join(JSON_PAGE), render::project_json(p).as_bytes())?;
+        let html = render::project_html(p);
+        write_if_changed(&dir.join(HTML_PAGE), html.as_bytes(), durability)?;
+        let json = render::project_json(p);
+        write_if_changed(&dir.join(JSON_PAGE), json.as_bytes(), durability)?;
     }
     let keep: HashSet<&str> = projects.iter().map(|p| p.name.as_str()).collect();
     for entry in fs_err::read_dir(&simple)? {
@@ -273,9 +282,9 @@ pub fn build_with_metadata(
     })
 }
 
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
+fn write_if_changed(path: &Path, bytes: &[u8], durability: Durability) -> Result<(), IndexError> {
     if crate::fsutil::compare(path, bytes, 0o644)?.is_change() {
-        crate::fsutil::write_atomic(path, bytes, 0o644)?;
+        crate::fsutil::write_atomic_as(path, bytes, 0o644, durability)?;
     }
     Ok(())
 }
