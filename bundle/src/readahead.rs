@@ -15,12 +15,14 @@ use std::sync::{Arc, mpsc};
 use crate::direct::{DirectBuffer, DirectReader};
 use crate::source::Input;
 
-/// Threads reading ahead: enough to keep a few requests in flight on the device.
-const READERS: usize = 3;
+/// Threads reading ahead, so requests in flight on the device: reading a warm build's 2,023
+/// cache files with `O_DIRECT` ran at 350 MB/s from three threads and 510 MB/s from eight
+/// (sixteen were slower), and the warm build went from 1.35-1.6 s to 1.15-1.35 s.
+const READERS: usize = 8;
 /// Files each thread may have read and not yet handed on.
-const DEPTH: usize = 2;
-/// Largest file read ahead whole: with up to nine files held by the threads and their channels,
-/// 36 MiB at most; most RPMs and wheels are well under it, and larger files stream.
+const DEPTH: usize = 1;
+/// Largest file read ahead whole: with up to sixteen files held by the threads and their
+/// channels, 64 MiB at most; most RPMs and wheels are well under it, and larger files stream.
 pub(crate) const READ_AHEAD_MAX: u64 = 4 << 20;
 
 /// Runs `sources` through the read-ahead threads (spawned in `scope`) and returns the inputs in
