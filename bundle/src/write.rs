@@ -38,7 +38,7 @@ pub use crate::source::Input;
 use crate::source::{Chunk, read_sources};
 use crate::tarfmt::{file_headers, padding};
 
-pub use crate::reuse::reuse_if_up_to_date;
+pub use crate::reuse::{OutputStamps, reuse_if_up_to_date};
 pub use crate::tree::{file_kind, hash_file, pack_tree};
 
 /// Default zstd level. RPMs and wheels are already compressed, so higher levels cost time and
@@ -84,8 +84,17 @@ pub struct WrittenBundle {
     pub size: u64,
     pub signed: bool,
     /// The bundle already at the output path was kept: it held exactly this content (see
-    /// [`reuse_if_up_to_date`]) and nothing was rewritten.
-    pub reused: bool,
+    /// [`reuse_if_up_to_date`]) and nothing was rewritten. None for a bundle just written.
+    pub reused: Option<Reuse>,
+}
+
+/// How a kept bundle was known to be up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// The file is the one recorded when it was written or last checked, unchanged since.
+    Unchanged,
+    /// Every byte was read and checked.
+    Verified,
 }
 
 /// The exact bytes stored as `manifest.json` (and signed): pretty JSON and a final newline.
@@ -241,7 +250,7 @@ where
         sha256,
         size,
         signed: opts.signing_key.is_some(),
-        reused: false,
+        reused: None,
     })
 }
 

@@ -70,22 +70,40 @@ fn streamed_build_equals_two_pass_and_an_up_to_date_output_is_kept() {
         "streamed and two-pass bundles differ"
     );
 
-    // Same content, another clock: the bundle on disk is kept as it is.
+    // Same content, another clock: the bundle on disk is kept as it is, and since it is the
+    // very file the first build wrote (its stamp in the cache), it is not read again.
     let mtime = |p: &Path| fs_err::metadata(p).unwrap().modified().unwrap();
     let before = mtime(&out);
     let again = build(None, &[]);
     assert!(
-        again.contains("already up to date, nothing rewritten"),
+        again.contains("already up to date (unchanged since it was written), nothing rewritten"),
         "{again}"
     );
     assert_eq!(mtime(&out), before);
     assert!(fs_err::read(&out).unwrap() == streamed);
 
-    // One damaged byte in the payload: the check finds it and the bundle is rebuilt.
+    // Touched (new mtime and ctime), same bytes: checked in full, kept, and stamped again.
+    let file = fs_err::File::options().write(true).open(&out).unwrap();
+    file.file().set_modified(std::time::SystemTime::now()).unwrap();
+    drop(file);
+    let checked = build(None, &[]);
+    assert!(
+        checked.contains("already up to date (checked in full), nothing rewritten"),
+        "{checked}"
+    );
+    let stamped = build(None, &[]);
+    assert!(stamped.contains("(unchanged since it was written)"), "{stamped}");
+
+    // One damaged byte in the payload, with the mtime set back: the ctime still tells, the
+    // full check finds the byte, and the bundle is rebuilt.
+    let touched = mtime(&out);
     let mut damaged = streamed.clone();
     let middle = damaged.len() / 2;
     damaged[middle] ^= 0x40;
     fs_err::write(&out, &damaged).unwrap();
+    let file = fs_err::File::options().write(true).open(&out).unwrap();
+    file.file().set_modified(touched).unwrap();
+    drop(file);
     let rebuilt = build(Some("1700000000"), &[]);
     assert!(!rebuilt.contains("up to date"), "{rebuilt}");
     assert!(fs_err::read(&out).unwrap() == streamed);

@@ -22,7 +22,8 @@ use std::sync::{Arc, mpsc};
 
 use bundle::progress::{NoProgress, Reporter};
 use bundle::write::{
-    Input, WriteOptions, WrittenBundle, reuse_if_up_to_date, write_bundle_streaming,
+    Input, OutputStamps, Reuse, WriteOptions, WrittenBundle, reuse_if_up_to_date,
+    write_bundle_streaming,
 };
 use futures::StreamExt;
 
@@ -49,8 +50,9 @@ struct Ready {
 /// is the one the first package's signature names, so that package is fetched and verified
 /// before the manifest is written.
 ///
-/// When the bundle already at `output` holds exactly this manifest (its `created` aside) and
-/// checks out in full, it is kept and nothing is downloaded or rewritten
+/// When the bundle already at `output` holds exactly this manifest (its `created` aside) and is
+/// unchanged since this tool wrote it (a stamp in the cache's `outputs/`) or checks out in
+/// full, it is kept and nothing is downloaded or rewritten
 /// ([`bundle::write::reuse_if_up_to_date`]; `reused` is set in the result). A package that
 /// entered a kept bundle had its signature verified when that bundle was built: the manifest
 /// pins the bytes of every package and of the key, and so the result of the check.
@@ -138,7 +140,13 @@ fn stream_into(
         rpm.key_fingerprint = done[first].signer.clone();
     }
     let mut manifest = manifest_for(parts);
-    if let Some(kept) = reuse_if_up_to_date(output, &mut manifest, opts) {
+    // A stamp that is missing or cannot be written only costs the next run a full check, so
+    // recording one never fails the build.
+    let stamps = OutputStamps::new(fetcher.cache().root().join("outputs"));
+    if let Some(kept) = reuse_if_up_to_date(output, &mut manifest, opts, Some(&stamps)) {
+        if kept.reused == Some(Reuse::Verified) {
+            let _ = stamps.record(&kept);
+        }
         reporter.finished();
         return Ok(kept);
     }
@@ -187,7 +195,9 @@ fn stream_into(
     });
     reporter.finished();
     fed?;
-    Ok(written?)
+    let written = written?;
+    let _ = stamps.record(&written);
+    Ok(written)
 }
 
 /// Fetch one file (from the cache when it is there) and, for a package, verify its header

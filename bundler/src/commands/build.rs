@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use bundle::write::WriteOptions;
+use bundle::write::{Reuse, WriteOptions};
 use bundler::build::pypi::add_pypi_part;
 use bundler::build::{BuildError, BuildParts, add_rpm_part, pack};
 use clap::Args;
@@ -69,10 +69,12 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
         written.size,
         written.sha256,
         if written.signed { ", signed" } else { "" },
-        if written.reused {
-            "; already up to date, nothing rewritten"
-        } else {
-            ""
+        match written.reused {
+            Some(Reuse::Unchanged) => {
+                "; already up to date (unchanged since it was written), nothing rewritten"
+            }
+            Some(Reuse::Verified) => "; already up to date (checked in full), nothing rewritten",
+            None => "",
         }
     );
     Ok(())
