@@ -167,7 +167,8 @@ impl DirectWriter {
                         set_direct(&self.file, false)?;
                         self.direct = false;
                     }
-                    self.file.write_all(&self.buf.filled(whole + tail)[whole..])?;
+                    self.file
+                        .write_all(&self.buf.filled(whole + tail)[whole..])?;
                     self.written += tail as u64;
                 }
                 debug_assert_eq!(self.written, total);

@@ -84,7 +84,9 @@ fn streamed_build_equals_two_pass_and_an_up_to_date_output_is_kept() {
 
     // Touched (new mtime and ctime), same bytes: checked in full, kept, and stamped again.
     let file = fs_err::File::options().write(true).open(&out).unwrap();
-    file.file().set_modified(std::time::SystemTime::now()).unwrap();
+    file.file()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
     drop(file);
     let checked = build(None, &[]);
     assert!(
@@ -92,7 +94,10 @@ fn streamed_build_equals_two_pass_and_an_up_to_date_output_is_kept() {
         "{checked}"
     );
     let stamped = build(None, &[]);
-    assert!(stamped.contains("(unchanged since it was written)"), "{stamped}");
+    assert!(
+        stamped.contains("(unchanged since it was written)"),
+        "{stamped}"
+    );
 
     // One damaged byte in the payload, with the mtime set back: the ctime still tells, the
     // full check finds the byte, and the bundle is rebuilt.

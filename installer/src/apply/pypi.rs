@@ -111,12 +111,7 @@ pub fn execute(
             files_dir.join(filename),
         )?;
     }
-    simple_index::build_with_metadata(
-        &stage,
-        plan.files.clone(),
-        metadata,
-        Durability::Staged,
-    )?;
+    simple_index::build_with_metadata(&stage, plan.files.clone(), metadata, Durability::Staged)?;
     state::store(
         &stage,
         &PypiState {

@@ -33,7 +33,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Vec<String>) -> anyhow::Result<()> {
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["read", dir] => read_all(Path::new(dir), 8),
         ["read", dir, threads] => read_all(Path::new(dir), threads.parse().context("THREADS")?),
         ["write", file, bytes] => write_file(Path::new(file), bytes.parse().context("BYTES")?),
