@@ -14,8 +14,9 @@
 //!
 //! `O_DIRECT` needs buffers, lengths and file offsets aligned to the device's block size;
 //! [`DirectWriter`] collects writes into one aligned buffer and writes whole blocks. The last,
-//! partial block of a file is an ordinary write (one page-cache page per file). Where the filesystem refuses `O_DIRECT` (at open or at the first write) the writer
-//! carries on with ordinary buffered writes, so the result is the same file everywhere.
+//! partial block of a file is an ordinary write (one page-cache page per file). Where the
+//! filesystem refuses `O_DIRECT` (at open or at the first write) the writer carries on with
+//! ordinary buffered writes, so the result is the same file everywhere.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
