@@ -306,6 +306,8 @@ fn appstream_core(arch: &str) -> Vec<PackageSpec> {
         pkg("chrony", "4.6", arch, |p| {
             p.requires.push(Dep::any(LIBC));
             p.requires.push(Dep::any("/bin/sh"));
+            // A path createrepo_c leaves out of primary: only filelists can answer it.
+            p.requires.push(Dep::any("/usr/share/zoneinfo/UTC"));
             p.recommends.push(Dep::any("tzdata"));
             p.files.push(file("/usr/sbin/chronyd"));
             p.files.push(file("/etc/chrony.conf"));

@@ -316,6 +316,15 @@ fn slim_closure_installs_into_empty_root_and_is_much_smaller() {
             .iter()
             .any(|f| f.path.contains("publicsuffix-list"))
     );
+    // chrony only recommends tzdata, but it requires /usr/share/zoneinfo/UTC, which is in
+    // filelists and not in primary: tzdata comes in without weak deps too.
+    assert!(
+        lean_manifest
+            .files
+            .iter()
+            .any(|f| f.path.contains("/tzdata-")),
+        "a file requirement found only in filelists"
+    );
 
     // An unknown name is a clear usage problem, not an empty bundle.
     fs_err::write(&list, "no-such-package\n").unwrap();

@@ -4,6 +4,7 @@
 //! cache, packages to fetch and verify while the bundle is written (`super::stream`), plus the
 //! manifest's `RpmSection`.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -15,7 +16,8 @@ use super::{BuildError, PartFiles, Source, to_fetch};
 use crate::fetch::{Download, Expected, Fetched, Fetcher};
 use crate::release::ReleaseDef;
 use crate::rpm::RpmMetaError;
-use crate::rpm::closure::{ClosureInput, resolve_closure};
+use crate::rpm::closure::{ClosureInput, required_paths, resolve_closure};
+use crate::rpm::filelists::add_wanted_files;
 use crate::rpm::primary::{PrimaryPackage, parse_primary};
 use crate::rpm::repomd::{MdRecord, RepoMd, decompress, parse_repomd};
 use crate::rpm::verify::ReleaseKey;
@@ -141,13 +143,28 @@ pub fn plan(
         let idx: Vec<usize> = (0..plans.len())
             .filter(|&i| &plans[i].arch == arch)
             .collect();
-        let repos: Vec<Vec<PrimaryPackage>> = idx.iter().map(|&i| plans[i].all.clone()).collect();
-        let closure = resolve_closure(&ClosureInput {
-            repos: &repos,
-            arch,
-            patterns,
-            weak_deps: opts.weak_deps,
-        })?;
+        let mut repos: Vec<Vec<PrimaryPackage>> =
+            idx.iter().map(|&i| plans[i].all.clone()).collect();
+        let closure = |repos: &[Vec<PrimaryPackage>]| {
+            resolve_closure(&ClosureInput {
+                repos,
+                arch,
+                patterns,
+                weak_deps: opts.weak_deps,
+            })
+        };
+        let closure = match closure(&repos) {
+            // Primary lists only some files (createrepo_c's rules). Like dnf, look the other
+            // required paths up in filelists, then resolve again.
+            Err(RpmMetaError::Unresolvable { requirement, .. }) if requirement.starts_with('/') => {
+                let wanted = required_paths(&repos);
+                for (r, &i) in idx.iter().enumerate() {
+                    add_filelists(&plans[i], &mut repos[r], &wanted)?;
+                }
+                closure(&repos)?
+            }
+            other => other?,
+        };
         for &i in &idx {
             plans[i].selected.clear();
             plans[i].slim = true;
@@ -157,6 +174,26 @@ pub fn plan(
         }
     }
     Ok(plans)
+}
+
+/// Adds the `wanted` paths that `plan`'s filelists (already in the cache with the rest of the
+/// metadata) lists to `packages`, the repo's packages. A repo without filelists adds nothing.
+fn add_filelists(
+    plan: &RepoPlan,
+    packages: &mut [PrimaryPackage],
+    wanted: &HashSet<String>,
+) -> Result<(), BuildError> {
+    let Some(meta) = plan.metadata.iter().find(|m| m.kind == "filelists") else {
+        return Ok(());
+    };
+    let url = meta.fetched.url.to_string();
+    let file = fs_err::File::open(&meta.fetched.path).map_err(crate::fetch::FetchError::Io)?;
+    let reader = decompress(file).map_err(|e| RpmMetaError::Malformed {
+        url: url.clone(),
+        reason: e.to_string(),
+    })?;
+    add_wanted_files(reader, &url, packages, wanted)?;
+    Ok(())
 }
 
 fn plan_repo(

@@ -1,12 +1,13 @@
 //! Slim mode: expand a package list to its dependency closure against the target repos (never
 //! the build host). Candidates are the newest EVR per name.arch with arch in {target, noarch};
 //! a requirement is met by every candidate that provides it (by name and version, by a file in
-//! primary, or implicitly by its own name). Rich dependencies are expanded conservatively: both
+//! primary, or implicitly by its own name). The caller adds files from filelists
+//! ([`super::filelists`]) when a required path is not in primary, and resolves again. Rich dependencies are expanded conservatively: both
 //! branches of `if`/`unless`, the first satisfiable alternative of `or`. Taking more than a
 //! solver would never leaves dnf short of a package; it only costs a few extra files.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use globset::Glob;
 use rpm_version::Evr;
@@ -281,6 +282,22 @@ pub fn resolve_closure(input: &ClosureInput<'_>) -> Result<Vec<PkgRef>, RpmMetaE
     Ok(out)
 }
 
+/// Every path some package requires or recommends, inside rich dependencies too: what to look
+/// for in filelists when primary does not list a required file.
+pub fn required_paths(repos: &[Vec<PrimaryPackage>]) -> HashSet<String> {
+    repos
+        .iter()
+        .flatten()
+        .flat_map(|p| p.requires.iter().chain(&p.recommends))
+        .flat_map(|d| {
+            d.name
+                .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        })
+        .filter(|t| t.starts_with('/'))
+        .map(str::to_string)
+        .collect()
+}
+
 fn describe(d: &DepEntry) -> String {
     match (&d.flags, &d.ver) {
         (Some(f), Some(v)) => format!("{} {f} {v}", d.name),
@@ -386,6 +403,28 @@ mod tests {
             err.contains("middle-1.0-1.noarch <- top-1.0-1.noarch (requires middle)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn required_paths_include_those_inside_rich_dependencies() {
+        let mut a = pkg(
+            "a",
+            "1",
+            "noarch",
+            &["(/usr/share/x/y or z)", "b"],
+            &[],
+            &[],
+        );
+        a.recommends.push(DepEntry {
+            name: "/usr/libexec/w".into(),
+            flags: None,
+            epoch: None,
+            ver: None,
+            rel: None,
+        });
+        let mut got: Vec<String> = required_paths(&[vec![a]]).into_iter().collect();
+        got.sort();
+        assert_eq!(got, ["/usr/libexec/w", "/usr/share/x/y"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`crate::build`].
 
 pub mod closure;
+pub mod filelists;
 pub mod primary;
 pub mod repomd;
 pub mod richdep;
