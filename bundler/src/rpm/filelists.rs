@@ -8,11 +8,9 @@
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 
-use quick_xml::events::Event;
-
 use super::RpmMetaError;
 use super::primary::PrimaryPackage;
-use super::repomd::{attr, push_text};
+use super::repomd::{XmlStep, attr, walk_xml};
 
 /// Adds to each package's `files` the paths of `wanted` that filelists lists for it, and
 /// returns how many were added. Packages are matched by `pkgid` (the sha256 primary names),
@@ -36,82 +34,55 @@ pub fn add_wanted_files(
         );
     }
 
-    let mut reader = quick_xml::Reader::from_reader(input);
-    let mut buf = Vec::new();
-    let mut text = String::new();
-    let mut saw_root = false;
-    // The package being read: its pkgid, name and arch, and (once <version> is seen) its index.
-    let mut current: Option<(Option<String>, String, String)> = None;
+    // The package being read (its name and arch, for the EVR match) and its index, once known.
+    let mut current: Option<(String, String)> = None;
     let mut target: Option<usize> = None;
     let mut added = 0;
-    loop {
-        let event = reader
-            .read_event_into(&mut buf)
-            .map_err(|e| RpmMetaError::Malformed {
-                url: url.to_string(),
-                reason: format!("XML error at byte {}: {e}", reader.buffer_position()),
-            })?;
-        match &event {
-            Event::Start(e) | Event::Empty(e) => {
-                match e.local_name().as_ref() {
-                    b"filelists" => saw_root = true,
-                    b"package" => {
-                        let id = attr(e, "pkgid").map(|s| s.to_ascii_lowercase());
-                        target = id.as_ref().and_then(|id| by_id.get(id)).copied();
-                        current = Some((
-                            id,
-                            attr(e, "name").unwrap_or_default(),
-                            attr(e, "arch").unwrap_or_default(),
-                        ));
-                    }
-                    b"version" => {
-                        if let (None, Some((_, name, arch))) = (target, &current) {
-                            let key = nevra_key(
-                                name,
-                                arch,
-                                &attr(e, "epoch").unwrap_or_else(|| "0".into()),
-                                &attr(e, "ver").unwrap_or_default(),
-                                &attr(e, "rel").unwrap_or_default(),
-                            );
-                            target = by_nevra.get(&key).copied();
-                        }
-                    }
-                    _ => {}
+    walk_xml(input, url, "filelists", |step| {
+        match step {
+            XmlStep::Open { element: e, .. } => match e.local_name().as_ref() {
+                b"package" => {
+                    let id = attr(e, "pkgid").map(|s| s.to_ascii_lowercase());
+                    target = id.and_then(|id| by_id.get(&id)).copied();
+                    current = Some((
+                        attr(e, "name").unwrap_or_default(),
+                        attr(e, "arch").unwrap_or_default(),
+                    ));
                 }
-                text.clear();
-            }
-            Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) => push_text(&mut text, &event),
-            Event::End(e) => {
-                match e.local_name().as_ref() {
-                    b"file" => {
-                        let path = text.trim();
-                        if let Some(i) = target
-                            && wanted.contains(path)
-                            && !packages[i].files.iter().any(|f| f == path)
-                        {
-                            packages[i].files.push(path.to_string());
-                            added += 1;
-                        }
+                b"version" => {
+                    if let (None, Some((name, arch))) = (target, &current) {
+                        let key = nevra_key(
+                            name,
+                            arch,
+                            &attr(e, "epoch").unwrap_or_else(|| "0".into()),
+                            &attr(e, "ver").unwrap_or_default(),
+                            &attr(e, "rel").unwrap_or_default(),
+                        );
+                        target = by_nevra.get(&key).copied();
                     }
-                    b"package" => {
-                        current = None;
-                        target = None;
-                    }
-                    _ => {}
                 }
-                text.clear();
-            }
-            Event::Eof => break,
-            _ => {}
+                _ => {}
+            },
+            XmlStep::Close { name, text } => match name {
+                b"file" => {
+                    let path = text.trim();
+                    if let Some(i) = target
+                        && wanted.contains(path)
+                        && !packages[i].files.iter().any(|f| f == path)
+                    {
+                        packages[i].files.push(path.to_string());
+                        added += 1;
+                    }
+                }
+                b"package" => {
+                    current = None;
+                    target = None;
+                }
+                _ => {}
+            },
         }
-        buf.clear();
-    }
-    if !saw_root {
-        return Err(RpmMetaError::Malformed {
-            url: url.to_string(),
-            reason: "no <filelists> element".into(),
-        });
-    }
+        Ok(())
+    })?;
     Ok(added)
 }
 

@@ -5,10 +5,8 @@
 
 use std::io::BufRead;
 
-use quick_xml::events::Event;
-
 use super::RpmMetaError;
-use super::repomd::{attr, push_text};
+use super::repomd::{XmlStep, attr, walk_xml};
 
 /// One dependency entry (`<rpm:entry>`). Rich dependencies have their whole expression in
 /// `name` and no flags.
@@ -67,111 +65,85 @@ enum DepList {
 
 /// Parse a (decompressed) primary.xml stream.
 pub fn parse_primary(input: impl BufRead, url: &str) -> Result<Vec<PrimaryPackage>, RpmMetaError> {
-    let mut reader = quick_xml::Reader::from_reader(input);
-    let mut buf = Vec::new();
     let mut packages = Vec::new();
     let mut pkg: Option<PrimaryPackage> = None;
     let mut list = DepList::None;
-    let mut text = String::new();
     let mut checksum_sha256 = false;
-    let mut saw_root = false;
-    loop {
-        let event = reader
-            .read_event_into(&mut buf)
-            .map_err(|e| RpmMetaError::Malformed {
-                url: url.to_string(),
-                reason: format!("XML error at byte {}: {e}", reader.buffer_position()),
-            })?;
-        match &event {
-            Event::Start(e) | Event::Empty(e) => {
+    walk_xml(input, url, "metadata", |step| {
+        match step {
+            XmlStep::Open { element: e, .. } => {
                 let local = e.local_name();
                 let name = local.as_ref();
+                if name == b"package" {
+                    pkg = Some(PrimaryPackage::default());
+                }
+                let Some(p) = pkg.as_mut() else {
+                    return Ok(());
+                };
                 match name {
-                    b"metadata" => saw_root = true,
-                    b"package" => pkg = Some(PrimaryPackage::default()),
+                    b"version" if list == DepList::None => {
+                        p.epoch = attr(e, "epoch").unwrap_or_else(|| "0".into());
+                        p.version = attr(e, "ver").unwrap_or_default();
+                        p.release = attr(e, "rel").unwrap_or_default();
+                    }
+                    b"checksum" => checksum_sha256 = attr(e, "type").as_deref() == Some("sha256"),
+                    b"size" => {
+                        p.size = attr(e, "package").and_then(|s| s.parse().ok()).unwrap_or(0)
+                    }
+                    b"location" => p.href = attr(e, "href").unwrap_or_default(),
+                    b"provides" => list = DepList::Provides,
+                    b"requires" => list = DepList::Requires,
+                    b"recommends" => list = DepList::Recommends,
+                    b"conflicts" | b"obsoletes" | b"suggests" | b"enhances" | b"supplements" => {
+                        list = DepList::Other
+                    }
+                    b"entry" => {
+                        let entry = DepEntry {
+                            name: attr(e, "name").unwrap_or_default(),
+                            flags: attr(e, "flags"),
+                            epoch: attr(e, "epoch"),
+                            ver: attr(e, "ver"),
+                            rel: attr(e, "rel"),
+                        };
+                        match list {
+                            DepList::Provides => p.provides.push(entry),
+                            DepList::Requires => p.requires.push(entry),
+                            DepList::Recommends => p.recommends.push(entry),
+                            DepList::None | DepList::Other => {}
+                        }
+                    }
                     _ => {}
                 }
-                if let Some(p) = pkg.as_mut() {
-                    match name {
-                        b"version" if list == DepList::None => {
-                            p.epoch = attr(e, "epoch").unwrap_or_else(|| "0".into());
-                            p.version = attr(e, "ver").unwrap_or_default();
-                            p.release = attr(e, "rel").unwrap_or_default();
-                        }
-                        b"checksum" => {
-                            checksum_sha256 = attr(e, "type").as_deref() == Some("sha256")
-                        }
-                        b"size" => {
-                            p.size = attr(e, "package").and_then(|s| s.parse().ok()).unwrap_or(0)
-                        }
-                        b"location" => p.href = attr(e, "href").unwrap_or_default(),
-                        b"provides" => list = DepList::Provides,
-                        b"requires" => list = DepList::Requires,
-                        b"recommends" => list = DepList::Recommends,
-                        b"conflicts" | b"obsoletes" | b"suggests" | b"enhances"
-                        | b"supplements" => list = DepList::Other,
-                        b"entry" => {
-                            let entry = DepEntry {
-                                name: attr(e, "name").unwrap_or_default(),
-                                flags: attr(e, "flags"),
-                                epoch: attr(e, "epoch"),
-                                ver: attr(e, "ver"),
-                                rel: attr(e, "rel"),
-                            };
-                            match list {
-                                DepList::Provides => p.provides.push(entry),
-                                DepList::Requires => p.requires.push(entry),
-                                DepList::Recommends => p.recommends.push(entry),
-                                DepList::None | DepList::Other => {}
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                text.clear();
             }
-            Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) => push_text(&mut text, &event),
-            Event::End(e) => {
-                let local = e.local_name();
-                if let Some(p) = pkg.as_mut() {
-                    match local.as_ref() {
-                        b"name" => p.name = text.trim().to_string(),
-                        b"arch" => p.arch = text.trim().to_string(),
-                        b"checksum" if checksum_sha256 => {
-                            p.sha256 = Some(text.trim().to_ascii_lowercase())
-                        }
-                        b"file" => p.files.push(text.trim().to_string()),
-                        b"provides" | b"requires" | b"recommends" | b"conflicts" | b"obsoletes"
-                        | b"suggests" | b"enhances" | b"supplements" => list = DepList::None,
-                        b"package" => {
-                            let done = pkg.take().expect("inside package");
-                            if done.href.is_empty() || done.name.is_empty() {
-                                return Err(RpmMetaError::Malformed {
-                                    url: url.to_string(),
-                                    reason: format!(
-                                        "package {:?} without name or location",
-                                        done.name
-                                    ),
-                                });
-                            }
-                            packages.push(done);
-                        }
-                        _ => {}
+            XmlStep::Close { name, text } => {
+                let Some(p) = pkg.as_mut() else {
+                    return Ok(());
+                };
+                match name {
+                    b"name" => p.name = text.trim().to_string(),
+                    b"arch" => p.arch = text.trim().to_string(),
+                    b"checksum" if checksum_sha256 => {
+                        p.sha256 = Some(text.trim().to_ascii_lowercase())
                     }
+                    b"file" => p.files.push(text.trim().to_string()),
+                    b"provides" | b"requires" | b"recommends" | b"conflicts" | b"obsoletes"
+                    | b"suggests" | b"enhances" | b"supplements" => list = DepList::None,
+                    b"package" => {
+                        let done = pkg.take().expect("inside package");
+                        if done.href.is_empty() || done.name.is_empty() {
+                            return Err(RpmMetaError::Malformed {
+                                url: url.to_string(),
+                                reason: format!("package {:?} without name or location", done.name),
+                            });
+                        }
+                        packages.push(done);
+                    }
+                    _ => {}
                 }
-                text.clear();
             }
-            Event::Eof => break,
-            _ => {}
         }
-        buf.clear();
-    }
-    if !saw_root {
-        return Err(RpmMetaError::Malformed {
-            url: url.to_string(),
-            reason: "no <metadata> element".into(),
-        });
-    }
+        Ok(())
+    })?;
     Ok(packages)
 }
 

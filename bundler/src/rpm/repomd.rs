@@ -63,72 +63,56 @@ pub(crate) fn attr(e: &quick_xml::events::BytesStart<'_>, name: &str) -> Option<
         .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
 }
 
-pub fn parse_repomd(bytes: &[u8], url: &str) -> Result<RepoMd, RpmMetaError> {
-    let bad = |reason: String| RpmMetaError::Malformed {
+/// One step of [`walk_xml`].
+pub(crate) enum XmlStep<'a> {
+    /// An element opens; `empty` for `<x/>`, which gets no [`XmlStep::Close`].
+    Open {
+        element: &'a quick_xml::events::BytesStart<'a>,
+        empty: bool,
+    },
+    /// An element closes: its local name, and the text it held since the last element began
+    /// (entity references resolved, not trimmed).
+    Close { name: &'a [u8], text: &'a str },
+}
+
+/// Streams the metadata document `input` (repomd, primary, filelists) and hands every element's
+/// opening and closing to `on`, which returns an error to stop. Bad XML, or no `<root>` element
+/// anywhere, is a [`RpmMetaError::Malformed`] naming `url`.
+pub(crate) fn walk_xml(
+    input: impl BufRead,
+    url: &str,
+    root: &str,
+    mut on: impl FnMut(XmlStep<'_>) -> Result<(), RpmMetaError>,
+) -> Result<(), RpmMetaError> {
+    let malformed = |reason: String| RpmMetaError::Malformed {
         url: url.to_string(),
         reason,
     };
-    let mut reader = quick_xml::Reader::from_reader(bytes);
+    let mut reader = quick_xml::Reader::from_reader(input);
     let mut buf = Vec::new();
-    let mut revision = None;
-    let mut records = Vec::new();
-    let mut current: Option<MdRecord> = None;
-    let mut checksum_is_sha256 = false;
-    let mut path: Vec<String> = Vec::new();
     let mut text = String::new();
     let mut saw_root = false;
     loop {
         let event = reader.read_event_into(&mut buf).map_err(|e| {
-            bad(format!(
+            malformed(format!(
                 "XML error at byte {}: {e}",
                 reader.buffer_position()
             ))
         })?;
         match &event {
             Event::Start(e) | Event::Empty(e) => {
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                match name.as_str() {
-                    "repomd" => saw_root = true,
-                    "data" => {
-                        current = Some(MdRecord {
-                            kind: attr(e, "type").unwrap_or_default(),
-                            href: String::new(),
-                            sha256: None,
-                            size: None,
-                        })
-                    }
-                    "location" => {
-                        if let Some(rec) = current.as_mut() {
-                            rec.href = attr(e, "href").unwrap_or_default();
-                        }
-                    }
-                    "checksum" => checksum_is_sha256 = attr(e, "type").as_deref() == Some("sha256"),
-                    _ => {}
-                }
-                if matches!(event, Event::Start(_)) {
-                    path.push(name);
-                    text.clear();
-                }
+                saw_root |= e.local_name().as_ref() == root.as_bytes();
+                text.clear();
+                let empty = matches!(event, Event::Empty(_));
+                on(XmlStep::Open { element: e, empty })?;
             }
             Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) => push_text(&mut text, &event),
-            Event::End(_) => {
-                let name = path.pop().unwrap_or_default();
-                let parent = path.last().map(String::as_str);
-                match (name.as_str(), parent, current.as_mut()) {
-                    ("revision", Some("repomd"), _) => revision = Some(text.trim().to_string()),
-                    ("checksum", Some("data"), Some(rec)) if checksum_is_sha256 => {
-                        rec.sha256 = Some(text.trim().to_ascii_lowercase())
-                    }
-                    ("size", Some("data"), Some(rec)) => rec.size = text.trim().parse().ok(),
-                    ("data", _, _) => {
-                        let rec = current.take().expect("inside data");
-                        if rec.href.is_empty() {
-                            return Err(bad(format!("record {} has no location", rec.kind)));
-                        }
-                        records.push(rec);
-                    }
-                    _ => {}
-                }
+            Event::End(e) => {
+                let name = e.local_name();
+                on(XmlStep::Close {
+                    name: name.as_ref(),
+                    text: &text,
+                })?;
                 text.clear();
             }
             Event::Eof => break,
@@ -137,8 +121,70 @@ pub fn parse_repomd(bytes: &[u8], url: &str) -> Result<RepoMd, RpmMetaError> {
         buf.clear();
     }
     if !saw_root {
-        return Err(bad("no <repomd> element".into()));
+        return Err(malformed(format!("no <{root}> element")));
     }
+    Ok(())
+}
+
+pub fn parse_repomd(bytes: &[u8], url: &str) -> Result<RepoMd, RpmMetaError> {
+    let mut revision = None;
+    let mut records = Vec::new();
+    let mut current: Option<MdRecord> = None;
+    let mut checksum_is_sha256 = false;
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    walk_xml(bytes, url, "repomd", |step| {
+        match step {
+            XmlStep::Open { element: e, empty } => {
+                let local = e.local_name();
+                let name = local.as_ref();
+                match name {
+                    b"data" => {
+                        current = Some(MdRecord {
+                            kind: attr(e, "type").unwrap_or_default(),
+                            href: String::new(),
+                            sha256: None,
+                            size: None,
+                        })
+                    }
+                    b"location" => {
+                        if let Some(rec) = current.as_mut() {
+                            rec.href = attr(e, "href").unwrap_or_default();
+                        }
+                    }
+                    b"checksum" => {
+                        checksum_is_sha256 = attr(e, "type").as_deref() == Some("sha256")
+                    }
+                    _ => {}
+                }
+                if !empty {
+                    path.push(name.to_vec());
+                }
+            }
+            XmlStep::Close { text, .. } => {
+                let name = path.pop().unwrap_or_default();
+                let parent = path.last().map(Vec::as_slice);
+                match (name.as_slice(), parent, current.as_mut()) {
+                    (b"revision", Some(b"repomd"), _) => revision = Some(text.trim().to_string()),
+                    (b"checksum", Some(b"data"), Some(rec)) if checksum_is_sha256 => {
+                        rec.sha256 = Some(text.trim().to_ascii_lowercase())
+                    }
+                    (b"size", Some(b"data"), Some(rec)) => rec.size = text.trim().parse().ok(),
+                    (b"data", _, _) => {
+                        let rec = current.take().expect("inside data");
+                        if rec.href.is_empty() {
+                            return Err(RpmMetaError::Malformed {
+                                url: url.to_string(),
+                                reason: format!("record {} has no location", rec.kind),
+                            });
+                        }
+                        records.push(rec);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    })?;
     Ok(RepoMd { revision, records })
 }
 
