@@ -3,6 +3,7 @@
 //! the stage that feeds the tar stream into zstd. Sources come from an iterator, so a caller
 //! can hand over each file as soon as it exists (the bundler does, while downloading).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
@@ -100,7 +101,9 @@ pub(crate) fn read_sources(
 
 /// Streams one source; Ok(false) when the consumer hung up. What of a file is not in the page
 /// cache is read past it ([`DirectReader`]) with the window in `spare`, which is put back for
-/// the next file.
+/// the next file. Bytes in memory are checked like a file (a caller's mix-up must not reach
+/// the bundle either), except that a digest the producer computed over them is compared
+/// instead of hashing them again.
 fn read_source(
     entry: &FileEntry,
     input: &Input,
@@ -114,56 +117,15 @@ fn read_source(
         entry: entry.path.clone(),
         reason,
     };
-    // `actual` is the hex sha256 of what the source holds.
-    let check_sha256 = |actual: String| {
-        if actual == entry.sha256 {
-            Ok(true)
-        } else {
-            Err(mismatch(EntryProblem::HashMismatch {
-                expected: entry.sha256.clone(),
-                actual,
-            }))
+    let (mut src, known) = match input {
+        Input::Memory { data, sha256, .. } => (SourceReader::Memory(&data[..]), sha256.as_deref()),
+        Input::File(_) => {
+            let reader = DirectReader::open(source, spare.take().unwrap_or_default())
+                .map_err(|e| BundleError::io(source, e))?;
+            (SourceReader::File(reader), None)
         }
     };
-    if let Input::Memory { data, sha256, .. } = input {
-        // Checked like a file: a caller's mix-up must not reach the bundle either.
-        let actual = data.len() as u64;
-        if actual > entry.size {
-            return Err(mismatch(EntryProblem::Oversize {
-                expected: entry.size,
-                actual,
-            }));
-        }
-        if actual < entry.size {
-            return Err(mismatch(EntryProblem::SizeMismatch {
-                expected: entry.size,
-                actual,
-            }));
-        }
-        if let Some(known) = sha256 {
-            check_sha256(known.clone())?;
-        }
-        let mut hasher = sha256.is_none().then(Sha256::new);
-        for piece in data.chunks(crate::write::CHUNK) {
-            let Ok(mut buf) = free.recv() else {
-                return Ok(false);
-            };
-            buf[..piece.len()].copy_from_slice(piece);
-            if let Some(h) = &mut hasher {
-                h.update(piece);
-            }
-            if out.send(Chunk::Data(buf, piece.len())).is_err() {
-                return Ok(false);
-            }
-        }
-        return match hasher {
-            Some(hasher) => check_sha256(hex::encode(hasher.finalize())),
-            None => Ok(true),
-        };
-    }
-    let mut src = DirectReader::open(source, spare.take().unwrap_or_default())
-        .map_err(|e| BundleError::io(source, e))?;
-    let mut hasher = Sha256::new();
+    let mut hasher = known.is_none().then(Sha256::new);
     let mut left = entry.size;
     while left > 0 {
         let Ok(mut buf) = free.recv() else {
@@ -177,7 +139,9 @@ fn read_source(
                 actual: entry.size - left,
             }));
         }
-        hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&buf[..n]);
+        }
         left -= n as u64;
         if out.send(Chunk::Data(buf, n)).is_err() {
             return Ok(false);
@@ -185,13 +149,43 @@ fn read_source(
     }
     let mut probe = [0u8; 1];
     if read_some(&mut src, &mut probe).map_err(|e| BundleError::io(source, e))? != 0 {
-        let actual = fs_err::metadata(source).map_or(entry.size + 1, |m| m.len());
+        let actual = match &src {
+            SourceReader::Memory(rest) => entry.size + 1 + rest.len() as u64,
+            SourceReader::File(_) => fs_err::metadata(source).map_or(entry.size + 1, |m| m.len()),
+        };
         return Err(mismatch(EntryProblem::Oversize {
             expected: entry.size,
             actual,
         }));
     }
-    check_sha256(hex::encode(hasher.finalize()))?;
-    *spare = Some(src.into_buffer());
+    // No hasher means the producer's digest is known.
+    let actual = match hasher {
+        Some(hasher) => hex::encode(hasher.finalize()),
+        None => known.unwrap_or_default().to_string(),
+    };
+    if actual != entry.sha256 {
+        return Err(mismatch(EntryProblem::HashMismatch {
+            expected: entry.sha256.clone(),
+            actual,
+        }));
+    }
+    if let SourceReader::File(reader) = src {
+        *spare = Some(reader.into_buffer());
+    }
     Ok(true)
+}
+
+/// Where [`read_source`] reads one source's bytes from.
+enum SourceReader<'a> {
+    Memory(&'a [u8]),
+    File(DirectReader),
+}
+
+impl Read for SourceReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            SourceReader::Memory(rest) => rest.read(out),
+            SourceReader::File(reader) => reader.read(out),
+        }
+    }
 }
