@@ -94,7 +94,7 @@ pub fn extract_observed(
             ),
         })?
         .to_string_lossy();
-    let (stream, info) = open_checked(bundle, key)?;
+    let (stream, info) = open_checked(bundle, key, false)?;
 
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}.staging-"))

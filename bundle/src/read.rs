@@ -89,7 +89,7 @@ fn verify_pass(
     digest: bool,
     reporter: &dyn Reporter,
 ) -> Result<(Verified, Option<(String, u64)>), BundleError> {
-    let (stream, info) = open_checked_hashing(bundle, key, digest)?;
+    let (stream, info) = open_checked(bundle, key, digest)?;
     let sinks = (0..worker_count()).map(|_| VerifySink).collect();
     let digest = scan(stream, &info.manifest, sinks, "verify", reporter)?;
     let verified = Verified {
@@ -134,16 +134,9 @@ pub fn parse_manifest(bundle: &Path, raw: &[u8]) -> Result<BundleManifest, Bundl
     Ok(manifest)
 }
 
-/// Opens the bundle and, when a key is given, requires a valid signature.
+/// Opens the bundle and, when a key is given, requires a valid signature; with `digest`, the
+/// bundle file itself is hashed as it is read.
 pub(crate) fn open_checked(
-    bundle: &Path,
-    key: Option<&VerifyingKey>,
-) -> Result<(BundleStream, ManifestInfo), BundleError> {
-    open_checked_hashing(bundle, key, false)
-}
-
-/// [`open_checked`], hashing the bundle file itself when `digest` is set.
-fn open_checked_hashing(
     bundle: &Path,
     key: Option<&VerifyingKey>,
     digest: bool,
