@@ -151,34 +151,25 @@ impl DirectWriter {
 
     /// [`DirectWriter::finish`], handing back the window for the next file.
     pub fn finish_reusing(mut self) -> io::Result<(File, DirectBuffer)> {
-        let total = self.len();
-        if self.filled > 0 {
-            if self.direct {
-                // Whole blocks past the cache, then the partial last block as an ordinary
-                // write. (Padding that block and truncating the file back made ext4 read the
-                // block from the disk to zero its tail: one synchronous read per file, which a
-                // profile of `extract` showed as a wait in `notify_change` for every file.)
-                let tail = self.filled % ALIGN;
-                let whole = self.filled - tail;
-                if whole > 0 {
-                    self.write_window(whole)?;
-                }
-                if tail > 0 {
-                    if self.direct {
-                        set_direct(&self.file, false)?;
-                        self.direct = false;
-                    }
-                    self.file
-                        .write_all(&self.buf.filled(whole + tail)[whole..])?;
-                    self.written += tail as u64;
-                }
-                debug_assert_eq!(self.written, total);
-            } else {
-                self.write_window(self.filled)?;
-            }
+        // Whole blocks past the cache, then the partial last block as an ordinary write.
+        // (Padding that block and truncating the file back made ext4 read the block from the
+        // disk to zero its tail: one synchronous read per file, which a profile of `extract`
+        // showed as a wait in `notify_change` for every file.)
+        let tail = if self.direct {
+            self.filled % ALIGN
+        } else {
+            self.filled
+        };
+        let whole = self.filled - tail;
+        if whole > 0 {
+            self.write_window(whole)?;
         }
         if self.direct {
             set_direct(&self.file, false)?;
+        }
+        if tail > 0 {
+            self.file
+                .write_all(&self.buf.filled(whole + tail)[whole..])?;
         }
         Ok((self.file, self.buf))
     }
