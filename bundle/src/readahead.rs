@@ -17,7 +17,7 @@ use crate::source::Input;
 
 /// Threads reading ahead, so requests in flight on the device: reading a warm build's 2,023
 /// cache files with `O_DIRECT` ran at 350 MB/s from three threads and 510 MB/s from eight
-/// (sixteen were slower), and the warm build went from 1.35-1.6 s to 1.15-1.35 s.
+/// (sixteen were slower), and the warm build went from 1.35-1.6 s to 1.13-1.35 s.
 const READERS: usize = 8;
 /// Files each thread may have read and not yet handed on.
 const DEPTH: usize = 1;

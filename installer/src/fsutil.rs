@@ -98,7 +98,7 @@ pub enum Durability {
     EachFile,
     /// Nothing is fsynced here: the tree is a staging tree, and its owner syncs the whole
     /// filesystem once ([`sync_filesystem`]) before switching it live. Each fsync costs a
-    /// device flush; apply's staging trees took 180 of them.
+    /// device flush: apply of the benchmark bundle made 182 fsyncs before, 46 after.
     Staged,
 }
 
