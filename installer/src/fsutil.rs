@@ -102,6 +102,24 @@ pub enum Durability {
     Staged,
 }
 
+impl Durability {
+    /// fsync `file` (a file, or a directory for the entries in it) unless the tree is staged.
+    pub fn sync(self, file: &std::fs::File) -> std::io::Result<()> {
+        match self {
+            Durability::EachFile => file.sync_all(),
+            Durability::Staged => Ok(()),
+        }
+    }
+
+    /// [`Durability::sync`] for the directory `dir`.
+    pub fn sync_dir(self, dir: &Path) -> std::io::Result<()> {
+        match self {
+            Durability::EachFile => fs_err::File::open(dir)?.sync_all(),
+            Durability::Staged => Ok(()),
+        }
+    }
+}
+
 /// Makes everything written to the filesystem holding `dir` durable, in one call.
 pub fn sync_filesystem(dir: &Path) -> Result<(), FsError> {
     bundle::direct::sync_filesystem(dir).map_err(|source| FsError::Write {
@@ -137,13 +155,9 @@ pub fn write_atomic_as(
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(wrap)?;
-    if durability == Durability::Staged {
-        tmp.persist(path).map_err(|e| wrap(e.error))?;
-        return Ok(());
-    }
-    tmp.as_file().sync_all().map_err(wrap)?;
+    durability.sync(tmp.as_file()).map_err(wrap)?;
     tmp.persist(path).map_err(|e| wrap(e.error))?;
-    sync_dir(parent)
+    durability.sync_dir(parent).map_err(wrap)
 }
 
 /// Copy `path` to `<path>.orig` unless a backup already exists (the first original wins: a
@@ -217,7 +231,7 @@ pub fn unified_diff(target: &Path, change: &FileChange, new: &[u8]) -> String {
 
 /// fsync a directory so that renames and creations inside it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
-    fs_err::File::open(dir)?.sync_all()?;
+    Durability::EachFile.sync_dir(dir)?;
     Ok(())
 }
 

@@ -126,20 +126,11 @@ pub(crate) fn fresh_staging_dir(repo_dir: &Path) -> Result<PathBuf, RepodataErro
     Ok(staging)
 }
 
-fn sync_dir(dir: &Path, durability: Durability) -> Result<(), RepodataError> {
-    if durability == Durability::EachFile {
-        fs_err::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 fn write_digest(path: &Path, digest: &str, durability: Durability) -> Result<(), RepodataError> {
     let temp = path.with_extension("tmp");
     let file = fs_err::File::create(&temp)?;
     (&file).write_all(format!("{digest}\n").as_bytes())?;
-    if durability == Durability::EachFile {
-        file.sync_all()?;
-    }
+    durability.sync(file.file())?;
     fs_err::rename(&temp, path)?;
     Ok(())
 }
@@ -154,12 +145,12 @@ pub(crate) fn install(
     durability: Durability,
 ) -> Result<(), RepodataError> {
     let repodata = repo_dir.join("repodata");
-    sync_dir(staging, durability)?;
+    durability.sync_dir(staging)?;
     if !repodata.exists() {
         write_digest(&staging.join(DIGEST_FILE), digest, durability)?;
-        sync_dir(staging, durability)?;
+        durability.sync_dir(staging)?;
         fs_err::rename(staging, &repodata)?;
-        sync_dir(repo_dir, durability)?;
+        durability.sync_dir(repo_dir)?;
         return Ok(());
     }
 
@@ -173,9 +164,9 @@ pub(crate) fn install(
             repodata.join(&record.file_name),
         )?;
     }
-    sync_dir(&repodata, durability)?;
+    durability.sync_dir(&repodata)?;
     fs_err::rename(staging.join("repomd.xml"), repodata.join("repomd.xml"))?;
-    sync_dir(&repodata, durability)?;
+    durability.sync_dir(&repodata)?;
 
     let keep: HashSet<&str> = records
         .iter()
@@ -190,7 +181,7 @@ pub(crate) fn install(
         }
     }
     write_digest(&digest_path, digest, durability)?;
-    sync_dir(&repodata, durability)?;
+    durability.sync_dir(&repodata)?;
     fs_err::remove_dir_all(staging)?;
     Ok(())
 }

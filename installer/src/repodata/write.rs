@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use rpmrepo_metadata::{FilelistsXml, OtherXml, Package, PrimaryXml, utils::create_xml_writer};
 use sha2::{Digest, Sha256};
 
-use super::{Compression, Durability, Options, RepodataError};
+use super::{Compression, Options, RepodataError};
 
 /// One `<data>` record of repomd.xml, its file already in the staging directory.
 #[derive(Clone, Debug)]
@@ -159,9 +159,7 @@ pub(crate) fn write_plain(
 fn finish_file(file: &fs_err::File, options: &Options) -> Result<(), RepodataError> {
     file.file()
         .set_modified(UNIX_EPOCH + Duration::from_secs(options.revision))?;
-    if options.durability == Durability::EachFile {
-        file.sync_all()?;
-    }
+    options.durability.sync(file.file())?;
     Ok(())
 }
 
