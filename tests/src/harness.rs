@@ -37,3 +37,39 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// Tests that need the live PyPI carry `_live_pypi` in their name and call this first. When
+/// pypi.org cannot be reached they fail, saying how to leave them out (`KOI_OFFLINE=1
+/// scripts/test` skips them by name and counts them); they never pass without checking.
+pub fn require_live_pypi() {
+    static REACHABLE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let probe = || {
+        let url = "https://pypi.org/simple/pip/";
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "20",
+            ])
+            .arg(url)
+            .output()
+            .map_err(|e| format!("cannot run curl: {e}"))?;
+        match String::from_utf8_lossy(&out.stdout).as_ref() {
+            "200" => Ok(()),
+            code => Err(format!(
+                "{url} answered `{code}` {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
+    };
+    if let Err(reason) = REACHABLE.get_or_init(probe) {
+        panic!(
+            "PyPI unreachable ({reason}): this test needs the live index; \
+             set KOI_OFFLINE=1 to leave the live tests out"
+        );
+    }
+}

@@ -101,7 +101,8 @@ fn metadata_and_wheel_requests(log: &str) -> (usize, usize) {
 }
 
 #[test]
-fn apply_pypi_index_resolves_kubespray_with_pip_and_uv_through_nginx() {
+fn apply_pypi_index_resolves_kubespray_with_pip_and_uv_through_nginx_live_pypi() {
+    e2e::harness::require_live_pypi();
     let s = apply_and_serve();
     let simple = s.nginx.url("/pypi/simple/");
 

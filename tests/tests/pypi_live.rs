@@ -1,7 +1,7 @@
 //! Against the public index: the shipped Kubespray requirements resolve for both target
 //! machines, and for x86_64 the result names the same distributions and versions that
 //! `pip download --only-binary=:all: --python-version 3.12 --platform <every manylinux tag>`
-//! picks. Prints why and returns early when pypi.org cannot be reached.
+//! picks. Fails, saying how to leave it out, when pypi.org cannot be reached.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -13,31 +13,6 @@ use bundler::pypi::{
     DEFAULT_INDEX_URL, IndexClient, PypiSettings, RequirementSet, ResolveOptions, SilentReporter,
     Target, resolve_targets,
 };
-
-fn pypi_reachable() -> Result<(), String> {
-    let output = Command::new("curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "15",
-            "https://pypi.org/simple/pip/",
-        ])
-        .output()
-        .map_err(|err| format!("cannot run curl: {err}"))?;
-    let code = String::from_utf8_lossy(&output.stdout).to_string();
-    if code == "200" {
-        Ok(())
-    } else {
-        Err(format!(
-            "https://pypi.org/simple/pip/ answered `{code}`: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-}
 
 fn resolve(version: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     let settings = PypiSettings {
@@ -127,12 +102,7 @@ fn pip_download_x86_64(version: &str, dir: &std::path::Path) -> BTreeMap<String,
 
 #[test]
 fn kubespray_requirements_match_pip_live_pypi() {
-    if let Err(reason) = pypi_reachable() {
-        println!(
-            "SKIPPED kubespray_requirements_match_pip_live_pypi: the public index is unreachable: {reason}"
-        );
-        return;
-    }
+    e2e::harness::require_live_pypi();
     for version in shipped_kubespray_versions() {
         let resolved = resolve(version);
         for machine in ["x86_64", "aarch64"] {

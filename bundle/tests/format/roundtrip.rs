@@ -230,10 +230,10 @@ fn unknown_manifest_fields_are_ignored() {
 /// Real RPMs and upstream repodata (already compressed, odd names) pack and unpack unchanged.
 #[test]
 fn real_rpms_and_repodata_round_trip_public_fixture() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     assert!(
         fixtures.join("rpms").is_dir(),
-        "{} is missing: these tests need the shared public fixtures (see DESIGN.md)",
+        "{} is missing: the public fixtures travel with the repository (tests/fixtures/README.md)",
         fixtures.display()
     );
     let tmp = tempfile::tempdir().unwrap();

@@ -153,7 +153,7 @@ mod tests {
     use crate::rpm::repomd::{decompress, parse_repomd};
 
     fn fixtures() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
     }
 
     fn load(dir: &str) -> Vec<PrimaryPackage> {

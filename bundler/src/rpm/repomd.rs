@@ -211,13 +211,13 @@ mod tests {
     use super::*;
 
     fn fixtures() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
     }
 
     #[test]
     fn every_record_type_is_kept_public_fixture() {
         let path = fixtures().join("repodata/all-record-types/repodata/repomd.xml");
-        let bytes = fs_err::read(&path).expect("public fixtures present (../shared/fixtures)");
+        let bytes = fs_err::read(&path).expect("public fixtures present (tests/fixtures)");
         let md = parse_repomd(&bytes, "fixture").unwrap();
         let kinds: Vec<_> = md.records.iter().map(|r| r.kind.as_str()).collect();
         for kind in [

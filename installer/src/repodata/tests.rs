@@ -8,7 +8,7 @@ use super::upstream::{read_maybe_compressed, yaml_documents};
 use super::*;
 
 fn fixtures() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     assert!(dir.is_dir(), "public fixtures missing at {}", dir.display());
     dir
 }

@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 use super::xmltree::{self, Node};
 
 pub fn fixtures() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     assert!(
         dir.join("rpms").is_dir(),
-        "public fixtures missing at {} (see the project README)",
+        "public fixtures missing at {} (tests/fixtures/README.md)",
         dir.display()
     );
     dir
