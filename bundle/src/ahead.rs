@@ -22,6 +22,7 @@ use std::thread::JoinHandle;
 use sha2::{Digest, Sha256};
 
 use crate::direct::{DIRECT_CHUNK, DirectBuffer, open_direct, read_window_at};
+use crate::run::Region;
 
 /// Reading threads; window `i` is read by thread `i % READERS`.
 const READERS: usize = 2;
@@ -50,7 +51,8 @@ pub(crate) struct AheadReader {
 
 impl AheadReader {
     /// Opens `path` and starts reading it; with `digest`, every byte is hashed as it is taken.
-    pub(crate) fn open(path: &Path, digest: bool) -> io::Result<Self> {
+    /// Only `region` of a regular file is read (the bundle stream inside a `.run`).
+    pub(crate) fn open(path: &Path, digest: bool, region: Region) -> io::Result<Self> {
         let file = Arc::new(File::open(path)?);
         let meta = file.metadata()?;
         let mut full = Vec::with_capacity(READERS);
@@ -71,11 +73,13 @@ impl AheadReader {
         let mut threads = Vec::with_capacity(READERS);
         if meta.is_file() {
             let (size, direct) = (meta.len(), Arc::new(open_direct(path)));
+            let end = region.offset.saturating_add(region.len).min(size);
             for (first, (full_tx, free_rx)) in ends.into_iter().enumerate() {
                 let (file, direct) = (file.clone(), direct.clone());
                 threads.push(std::thread::spawn(move || {
                     let direct = direct.as_ref().as_ref();
-                    read_ahead(&file, direct, size, first, &full_tx, &free_rx);
+                    let span = (region.offset, end, size);
+                    read_ahead(&file, direct, span, first, &full_tx, &free_rx);
                 }));
             }
         } else {
@@ -243,10 +247,11 @@ fn read_in_order(
 
 /// One reading thread: windows `first`, `first + READERS`, ... in order, into free windows; a
 /// window of length 0 marks the end. Stops when the other side hangs up.
+/// `span` is (start, end, file size): the windows cover `start..end` of the file.
 fn read_ahead(
     file: &File,
     direct: Option<&File>,
-    size: u64,
+    (start, end, size): (u64, u64, u64),
     first: usize,
     full: &mpsc::SyncSender<Filled>,
     free: &mpsc::Receiver<DirectBuffer>,
@@ -256,15 +261,15 @@ fn read_ahead(
         let Ok(mut window) = free.recv() else {
             return;
         };
-        let offset = index * DIRECT_CHUNK as u64;
-        let read = if offset >= size {
+        let offset = start + index * DIRECT_CHUNK as u64;
+        let read = if offset >= end {
             Ok(0)
         } else {
             read_window_at(file, direct, size, &mut window, offset)
         };
         // Every window but the last is whole; a short one elsewhere would drop bytes silently.
-        let whole = (size.saturating_sub(offset)).min(DIRECT_CHUNK as u64) as usize;
-        let read = read.and_then(|n| {
+        let whole = (end.saturating_sub(offset)).min(DIRECT_CHUNK as u64) as usize;
+        let read = read.map(|n| n.min(whole)).and_then(|n| {
             if n == whole {
                 Ok(n)
             } else {
@@ -293,6 +298,11 @@ fn read_ahead(
 mod tests {
     use super::*;
 
+    const WHOLE: Region = Region {
+        offset: 0,
+        len: u64::MAX,
+    };
+
     #[test]
     fn a_pipe_is_read_in_order_to_the_end() {
         let dir = tempfile::tempdir().unwrap();
@@ -311,7 +321,7 @@ mod tests {
                 }
             })
         };
-        let mut reader = AheadReader::open(&fifo, true).unwrap();
+        let mut reader = AheadReader::open(&fifo, true, WHOLE).unwrap();
         let mut back = Vec::new();
         reader.read_to_end(&mut back).unwrap();
         writer.join().unwrap();
@@ -328,7 +338,7 @@ mod tests {
         for len in [0, 1, DIRECT_CHUNK, 2 * DIRECT_CHUNK, 5 * DIRECT_CHUNK + 7] {
             let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
             std::fs::write(&path, &data).unwrap();
-            let mut reader = AheadReader::open(&path, true).unwrap();
+            let mut reader = AheadReader::open(&path, true, WHOLE).unwrap();
             let mut back = Vec::new();
             reader.read_to_end(&mut back).unwrap();
             assert!(back == data, "len {len}");

@@ -8,6 +8,7 @@
 //!   `reuse_if_up_to_date`;
 //! - [`read`]: `read_manifest`, `verify`, `extract`;
 //! - [`sign`]: key files, signing and checking the manifest;
+//! - [`run`]: the self-extracting `.run` around a bundle stream;
 //! - [`summary`]: counts and sizes per repo and PyPI target, from the manifest alone;
 //! - [`paths`]: the path rules; [`progress`]: the `Reporter` seam; [`error`]: `BundleError`.
 
@@ -21,6 +22,7 @@ pub mod progress;
 pub mod read;
 mod readahead;
 mod reuse;
+pub mod run;
 mod scan;
 pub mod sign;
 mod sink;

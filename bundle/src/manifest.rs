@@ -161,6 +161,9 @@ pub enum FileKind {
     Metadata,
     /// A GPG public key (release key).
     Key,
+    /// The `installer` binary for one admin architecture (`installer/<arch>/installer`), so
+    /// that the bundle carries what applies it.
+    Installer,
     /// Anything else; readers treat it as opaque data.
     #[serde(other)]
     Other,

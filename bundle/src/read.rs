@@ -181,7 +181,11 @@ impl BundleStream {
         lenient_tail: bool,
         digest: bool,
     ) -> Result<(Self, ManifestInfo), BundleError> {
-        let source = AheadReader::open(bundle, digest).map_err(|e| BundleError::io(bundle, e))?;
+        let mut file = std::fs::File::open(bundle).map_err(|e| BundleError::io(bundle, e))?;
+        let region = crate::run::locate(bundle, &mut file)?;
+        drop(file);
+        let source =
+            AheadReader::open(bundle, digest, region).map_err(|e| BundleError::io(bundle, e))?;
         let decoder = zstd::stream::read::Decoder::with_buffer(source)
             .map(|d| d.single_frame())
             .map_err(|e| BundleError::io(bundle, e))?;

@@ -17,14 +17,17 @@ pub(crate) struct OutputSink {
     buf: Vec<u8>,
     full: Option<mpsc::SyncSender<Vec<u8>>>,
     free: mpsc::Receiver<Vec<u8>>,
-    thread: Option<JoinHandle<io::Result<(std::fs::File, String, u64)>>>,
+    thread: Option<JoinHandle<io::Result<(std::fs::File, Sha256, u64)>>>,
 }
 
 impl OutputSink {
-    pub(crate) fn new(file: std::fs::File) -> Self {
+    /// Writes at `file`'s position; `hasher` and `written` already hold what is before it (the
+    /// header and installer of a `.run`, or nothing).
+    pub(crate) fn new(file: std::fs::File, hasher: Sha256, written: u64) -> Self {
         let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
         let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(2 * BUFFERS + 1);
-        let thread = std::thread::spawn(move || write_output(file, &full_rx, &free_tx));
+        let thread =
+            std::thread::spawn(move || write_output(file, hasher, written, &full_rx, &free_tx));
         OutputSink {
             buf: Vec::with_capacity(CHUNK),
             full: Some(full_tx),
@@ -51,8 +54,8 @@ impl OutputSink {
         }
     }
 
-    /// Waits for the output thread: the file, the hex sha256 and the size of what was written.
-    fn join(&mut self) -> io::Result<(std::fs::File, String, u64)> {
+    /// Waits for the output thread: the file, the sha256 state and the size of the file.
+    fn join(&mut self) -> io::Result<(std::fs::File, Sha256, u64)> {
         self.full = None;
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(Ok(done))) => Ok(done),
@@ -62,7 +65,7 @@ impl OutputSink {
         }
     }
 
-    pub(crate) fn finish(mut self) -> io::Result<(std::fs::File, String, u64)> {
+    pub(crate) fn finish(mut self) -> io::Result<(std::fs::File, Sha256, u64)> {
         self.send()?;
         self.join()
     }
@@ -90,9 +93,11 @@ impl Write for OutputSink {
 /// 0.68 s here with `dd oflag=direct`), and the hash need not wait with it.
 fn write_output(
     file: std::fs::File,
+    mut hasher: Sha256,
+    mut written: u64,
     full: &mpsc::Receiver<Vec<u8>>,
     free: &mpsc::SyncSender<Vec<u8>>,
-) -> io::Result<(std::fs::File, String, u64)> {
+) -> io::Result<(std::fs::File, Sha256, u64)> {
     let (to_writer, chunks) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> io::Result<std::fs::File> {
@@ -104,8 +109,6 @@ fn write_output(
             }
             out.finish()
         });
-        let mut hasher = Sha256::new();
-        let mut written = 0u64;
         for chunk in full {
             hasher.update(&chunk);
             written += chunk.len() as u64;
@@ -117,6 +120,6 @@ fn write_output(
         let file = writer
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-        Ok((file, hex::encode(hasher.finalize()), written))
+        Ok((file, hasher, written))
     })
 }

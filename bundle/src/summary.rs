@@ -22,8 +22,19 @@ pub struct Summary {
     pub bytes: u64,
     pub repos: Vec<RepoSummary>,
     pub pypi_targets: Vec<TargetSummary>,
-    /// Payload files under no repo directory and in no PyPI lock (keys, for instance).
+    /// The installer binaries the bundle carries, one per admin architecture.
+    pub installers: Vec<InstallerSummary>,
+    /// Payload files under no repo directory, in no PyPI lock and no installer (keys, for
+    /// instance).
     pub other: Count,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstallerSummary {
+    pub arch: String,
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -113,10 +124,22 @@ impl Summary {
             .iter()
             .flat_map(|t| t.lock.iter().map(|l| l.path.as_str()))
             .collect();
+        let installers: Vec<InstallerSummary> = m
+            .files
+            .iter()
+            .filter(|f| f.kind == crate::FileKind::Installer)
+            .map(|f| InstallerSummary {
+                arch: f.path.split('/').nth(1).unwrap_or_default().to_string(),
+                path: f.path.clone(),
+                size: f.size,
+                sha256: f.sha256.clone(),
+            })
+            .collect();
         let mut other = Count::default();
         for f in &m.files {
             let in_repo = repo_prefixes.iter().any(|p| f.path.starts_with(p.as_str()));
-            if !in_repo && !locked.contains(f.path.as_str()) {
+            let known = in_repo || f.kind == crate::FileKind::Installer;
+            if !known && !locked.contains(f.path.as_str()) {
                 other.files += 1;
                 other.bytes += f.size;
             }
@@ -136,6 +159,7 @@ impl Summary {
             bytes: m.totals.bytes,
             repos,
             pypi_targets,
+            installers,
             other,
         }
     }

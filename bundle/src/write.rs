@@ -32,6 +32,7 @@ use crate::manifest::{BundleManifest, FORMAT_VERSION, MANIFEST_NAME, SIGNATURE_N
 use crate::paths::check_manifest;
 use crate::progress::Reporter;
 use crate::readahead::read_ahead;
+use crate::run::{self, RunInstaller};
 use crate::sign::{SigningKey, sign_manifest};
 use crate::sink::OutputSink;
 pub use crate::source::Input;
@@ -60,6 +61,8 @@ pub struct WriteOptions {
     pub threads: u32,
     /// Sign the manifest with this key and add `manifest.json.sig`.
     pub signing_key: Option<SigningKey>,
+    /// Write a self-extracting `.run` around the bundle stream, carrying this installer.
+    pub self_extracting: Option<RunInstaller>,
 }
 
 impl Default for WriteOptions {
@@ -68,6 +71,7 @@ impl Default for WriteOptions {
             level: DEFAULT_LEVEL,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             signing_key: None,
+            self_extracting: None,
         }
     }
 }
@@ -163,12 +167,22 @@ where
     check_input(manifest, None)?;
     let (dir, name) = split_output(output)?;
     let tmp = temp_beside(dir, &name)?;
-    let file = tmp
+    let mut file = tmp
         .as_file()
         .try_clone()
         .map_err(|e| BundleError::io(tmp.path(), e))?;
     let tmp_path = tmp.path().to_path_buf();
     let io_err = |e| BundleError::io(&tmp_path, e);
+    let mut hasher = Sha256::new();
+    let offset = match &opts.self_extracting {
+        Some(installer) => {
+            let mut out = io::BufWriter::with_capacity(CHUNK, &mut file);
+            let offset = run::write_prefix(&mut out, &mut hasher, installer)?;
+            out.flush().map_err(io_err)?;
+            offset
+        }
+        None => 0,
+    };
     let mtime = manifest.created.unix_timestamp().max(0) as u64;
     let raw = manifest_bytes(manifest);
 
@@ -178,7 +192,7 @@ where
     // stream into zstd (whose workers compress), and an output thread writes the compressed
     // bytes to the file and hashes them. Buffers circulate through bounded channels, so memory
     // stays at a few chunks per stage whatever the file sizes.
-    let (file, sha256, size) = std::thread::scope(|scope| -> Result<_, BundleError> {
+    let (mut file, mut hasher, mut size) = std::thread::scope(|scope| -> Result<_, BundleError> {
         let (data_tx, data_rx) = mpsc::sync_channel::<Chunk>(BUFFERS);
         let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
         for _ in 0..BUFFERS {
@@ -187,7 +201,7 @@ where
         let sources = read_ahead(scope, sources);
         scope.spawn(move || read_sources(manifest, sources, &free_rx, &data_tx));
 
-        let sink = OutputSink::new(file);
+        let sink = OutputSink::new(file, hasher, offset);
         let mut encoder = zstd::stream::write::Encoder::new(sink, opts.level)
             .and_then(|mut e| {
                 e.multithread(opts.threads.max(1))?;
@@ -235,6 +249,13 @@ where
         // On an early return, dropping data_rx and free_tx stops the reader at its next send
         // or receive, and dropping the sink stops the output thread; the scope joins both.
     })?;
+    if opts.self_extracting.is_some() {
+        let end = run::trailer(offset, size - offset);
+        file.write_all(&end).map_err(io_err)?;
+        hasher.update(&end);
+        size += end.len() as u64;
+    }
+    let sha256 = hex::encode(hasher.finalize());
     file.sync_all().map_err(io_err)?;
     drop(file);
     tmp.persist(output)

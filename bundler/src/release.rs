@@ -1,7 +1,8 @@
 //! Release definitions (`manifests/rocky-<release>.toml`): the repos, mirrors, path layout and
 //! release key of one distribution release. They are data so that adding Rocky 9 is a new file,
-//! not new code. Files are looked up in `--manifests DIR`, then `$KUBESPRAY_OFFLINE_MANIFESTS`,
-//! then `<exe dir>/../share/kubespray-offline/manifests`, then the source tree's `manifests/`.
+//! not new code. The project's `manifests/` are compiled into the binary, so a `bundler` copied
+//! alone to another host builds; `--manifests DIR` (or `$KUBESPRAY_OFFLINE_MANIFESTS`) is looked
+//! in first, for a release the binary does not know or a changed mirror list.
 
 use std::path::{Path, PathBuf};
 
@@ -46,15 +47,20 @@ pub struct RepoDef {
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
     #[error(
-        "no release definition rocky-{release}.toml found (looked in {searched}); add one under manifests/ or pass --manifests DIR"
+        "no release definition rocky-{release}.toml (looked in {searched}); this bundler knows {known}: write one like them and pass --manifests DIR"
     )]
-    NotFound { release: String, searched: String },
+    NotFound {
+        release: String,
+        searched: String,
+        known: String,
+    },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
 }
 
 impl ReleaseDef {
-    /// Find and parse the definition of `release`.
+    /// Find and parse the definition of `release`: in `manifests_dir`, then in
+    /// `$KUBESPRAY_OFFLINE_MANIFESTS`, then among the definitions built into the binary.
     pub fn load(release: &str, manifests_dir: Option<&Path>) -> Result<Self, ReleaseError> {
         let name = format!("rocky-{release}.toml");
         let dirs = search_dirs(manifests_dir);
@@ -64,23 +70,36 @@ impl ReleaseDef {
                 return Self::from_file(&path);
             }
         }
+        if let Some((_, text)) = BUILT_IN.iter().find(|(n, _)| *n == name) {
+            return Self::from_text(text, Path::new(&format!("(built in) manifests/{name}")));
+        }
+        let mut searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        searched.push("the definitions built into bundler".into());
         Err(ReleaseError::NotFound {
             release: release.to_string(),
-            searched: dirs
+            searched: searched.join(", "),
+            known: BUILT_IN
                 .iter()
-                .map(|d| d.display().to_string())
+                .map(|(n, _)| n.trim_start_matches("rocky-").trim_end_matches(".toml"))
                 .collect::<Vec<_>>()
                 .join(", "),
         })
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ReleaseError> {
+        let text = fs_err::read_to_string(path).map_err(|e| ReleaseError::Invalid {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Self::from_text(&text, path)
+    }
+
+    fn from_text(text: &str, path: &Path) -> Result<Self, ReleaseError> {
         let invalid = |reason: String| ReleaseError::Invalid {
             path: path.to_path_buf(),
             reason,
         };
-        let text = fs_err::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
-        let def: ReleaseDef = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let def: ReleaseDef = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if def.repos.is_empty() || def.mirrors.is_empty() {
             return Err(invalid("needs at least one repo and one mirror".into()));
         }
@@ -106,21 +125,23 @@ impl ReleaseDef {
     }
 }
 
+/// The release definitions of the project's `manifests/`, compiled in.
+const BUILT_IN: &[(&str, &str)] = &[(
+    "rocky-10.toml",
+    include_str!("../../manifests/rocky-10.toml"),
+)];
+
+/// Environment variable naming a directory of release definitions (after `--manifests`).
+pub const MANIFESTS_ENV: &str = "KUBESPRAY_OFFLINE_MANIFESTS";
+
 fn search_dirs(explicit: Option<&Path>) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(d) = explicit {
         dirs.push(d.to_path_buf());
     }
-    if let Some(d) = std::env::var_os("KUBESPRAY_OFFLINE_MANIFESTS") {
+    if let Some(d) = std::env::var_os(MANIFESTS_ENV).filter(|d| !d.is_empty()) {
         dirs.push(PathBuf::from(d));
     }
-    if let Some(exe_dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        dirs.push(exe_dir.join("../share/kubespray-offline/manifests"));
-    }
-    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests"));
     dirs
 }
 

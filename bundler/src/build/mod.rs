@@ -4,6 +4,7 @@
 //! it is downloaded and verified. Nothing is written to the output path unless every file was
 //! fetched and verified.
 
+pub mod installer;
 pub mod pypi;
 pub mod rpm;
 pub mod stream;

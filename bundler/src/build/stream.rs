@@ -143,7 +143,12 @@ fn stream_into(
     // A stamp that is missing or cannot be written only costs the next run a full check, so
     // recording one never fails the build.
     let stamps = OutputStamps::new(fetcher.cache().root().join("outputs"));
-    if let Some(kept) = reuse_if_up_to_date(output, &mut manifest, opts, Some(&stamps)) {
+    // A `.run` is always written anew: the up-to-date check reads plain bundles only.
+    let kept = match opts.self_extracting {
+        None => reuse_if_up_to_date(output, &mut manifest, opts, Some(&stamps)),
+        Some(_) => None,
+    };
+    if let Some(kept) = kept {
         if kept.reused == Some(Reuse::Verified) {
             let _ = stamps.record(&kept);
         }

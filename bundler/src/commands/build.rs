@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use bundle::write::{Reuse, WriteOptions};
+use bundler::build::installer::{add_installer_part, find_installers};
 use bundler::build::pypi::add_pypi_part;
 use bundler::build::{BuildError, BuildParts, add_rpm_part, pack};
 use clap::Args;
@@ -19,6 +20,7 @@ use super::selection::SelectionArgs;
 ///
 /// Examples:
 ///   bundler build --release 10 -o rocky10.tar.zst
+///   bundler build --release 10 --self-extracting -o rocky10.run
 ///   bundler build --release 10 --arch x86_64 --arch aarch64 --kubespray master
 ///   bundler build --no-rpm --requirements req.txt --platform aarch64 --exclude-newer 2026-08-21
 ///   bundler build --mirror http://127.0.0.1:8080 --gpg-key RPM-GPG-KEY-test --no-pypi
@@ -30,11 +32,24 @@ pub struct BuildArgs {
     pub selection: SelectionArgs,
     /// Output bundle file (a `.sha256` file is written beside it). A bundle already there that
     /// holds exactly what this build would write is checked in full and kept, not rewritten.
-    #[arg(short, long, default_value = "bundle.tar.zst", value_name = "FILE")]
-    pub output: PathBuf,
-    /// Sign the manifest with this ed25519 key (see `installer keygen`).
+    /// Default: bundle.tar.zst, or bundle.run with --self-extracting.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Sign the manifest with this ed25519 key (see `bundler keygen`).
     #[arg(long, value_name = "KEY")]
     pub sign: Option<PathBuf>,
+    /// An installer binary to carry in the bundle (repeat for each admin architecture; the
+    /// architecture is read from the binary). Default: the `installer` beside this bundler.
+    #[arg(long, value_name = "FILE")]
+    pub installer: Vec<PathBuf>,
+    /// Carry no installer binary.
+    #[arg(long, conflicts_with_all = ["installer", "self_extracting"])]
+    pub no_installer: bool,
+    /// Write one self-extracting file instead of a .tar.zst: a short sh header, the installer
+    /// for the first --arch (default x86_64), then the bundle stream. On the admin:
+    /// `sh bundle.run apply --site site.toml --key site.pub` (any installer command).
+    #[arg(long)]
+    pub self_extracting: bool,
 }
 
 pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
@@ -44,6 +59,28 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
     if let Some(key) = &args.sign {
         opts.signing_key = Some(bundle::sign::load_signing_key(key)?);
     }
+    let installers = if args.no_installer {
+        Vec::new()
+    } else {
+        find_installers(&args.installer)?
+    };
+    if args.self_extracting {
+        let arch = sel.arches.first().map_or("x86_64", String::as_str);
+        let installer = installers.iter().find(|i| i.arch == arch).ok_or_else(|| {
+            BuildError::Usage(format!(
+                "--self-extracting needs an installer for {arch} (the first --arch); the installers given are for: {}. Pass --installer FILE built for {arch}",
+                installers.iter().map(|i| i.arch.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        opts.self_extracting = Some(installer.clone());
+    }
+    let output = args.output.clone().unwrap_or_else(|| {
+        PathBuf::from(if args.self_extracting {
+            "bundle.run"
+        } else {
+            "bundle.tar.zst"
+        })
+    });
     let pypi = sel.pypi_settings()?;
     let fetcher = sel.fetcher()?;
     let mut parts = BuildParts::default();
@@ -55,7 +92,8 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
         let events = ResolutionLines { quiet: sel.quiet };
         add_pypi_part(&mut parts, pypi, &fetcher, &events)?;
     }
-    let written = pack(parts, &args.output, &opts, &fetcher, &reporter)?;
+    add_installer_part(&mut parts, &installers);
+    let written = pack(parts, &output, &opts, &fetcher, &reporter)?;
     if !sel.quiet {
         eprintln!(
             "downloaded {:.1} MiB (the rest came from the cache at {})",

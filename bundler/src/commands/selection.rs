@@ -53,7 +53,8 @@ pub struct SelectionArgs {
     /// Parallel downloads.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
-    /// Directory holding release definitions (default: the installed or source manifests/).
+    /// Directory of release definitions (rocky-<release>.toml) looked in before the ones built
+    /// into bundler; also $KUBESPRAY_OFFLINE_MANIFESTS.
     #[arg(long, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
     /// No progress output.

@@ -162,8 +162,27 @@ pub fn plan(
                 dir.join(name),
                 key_path,
                 &entry.sha256,
+                0o644,
             )?);
         }
+    }
+    // The installer binaries, for the nodes: `/node/installer-<arch>` and its `.sha256`.
+    let node_dir = opts.data_root.join("node");
+    for installer in &bundle::summary::Summary::from_manifest(&manifest, false).installers {
+        let name = crate::node::installer_name(&installer.arch);
+        files.push(FileStep::from_bundle(
+            &opts.root,
+            node_dir.join(&name),
+            &installer.path,
+            &installer.sha256,
+            0o755,
+        )?);
+        let sum = crate::desired::DesiredFile {
+            path: node_dir.join(format!("{name}.sha256")),
+            contents: format!("{}  {name}\n", installer.sha256).into_bytes(),
+            mode: 0o644,
+        };
+        files.push(FileStep::generated(&opts.root, sum)?);
     }
     let nginx =
         NginxSettings::for_data_root(&layout.data, opts.listen.clone(), opts.server_names.clone());

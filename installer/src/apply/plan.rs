@@ -16,11 +16,13 @@ use crate::fsutil::{self, FileChange};
 pub enum FileSource {
     /// Rendered by a generator (nginx, and the service configs).
     Generated(DesiredFile),
-    /// A payload file of the bundle (the release key), known by path and sha256 until unpacked.
+    /// A payload file of the bundle (the release key, the installer binaries), known by path
+    /// and sha256 until unpacked.
     FromBundle {
         target: PathBuf,
         bundle_path: String,
         sha256: String,
+        mode: u32,
     },
 }
 
@@ -49,6 +51,7 @@ impl FileStep {
         target: PathBuf,
         bundle_path: &str,
         sha256: &str,
+        mode: u32,
     ) -> Result<FileStep, ApplyError> {
         let live = fsutil::rooted(root, &target)?;
         let change = match fs_err::read(&live) {
@@ -65,6 +68,7 @@ impl FileStep {
                 target,
                 bundle_path: bundle_path.to_string(),
                 sha256: sha256.to_string(),
+                mode,
             },
             change,
         })
@@ -84,11 +88,12 @@ impl FileStep {
             FileSource::FromBundle {
                 target,
                 bundle_path,
+                mode,
                 ..
             } => DesiredFile {
                 path: target.clone(),
                 contents: fs_err::read(extracted.join(bundle_path))?,
-                mode: 0o644,
+                mode: *mode,
             },
         })
     }
@@ -136,6 +141,7 @@ impl Plan {
                     target,
                     bundle_path,
                     sha256,
+                    ..
                 } => out.push_str(&format!(
                     "{}: replaced by {bundle_path} from the bundle (sha256 {sha256})\n",
                     target.display()

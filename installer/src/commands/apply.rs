@@ -27,6 +27,7 @@ actions (SELinux labels, firewalld, systemctl enable/restart, NAT now) are print
 Exit status: 0 ok, 1 operational failure, 2 usage error, 3 the bundle failed verification.")]
 pub struct ApplyArgs {
     /// The bundle file (`bundle.tar.zst`).
+    #[arg(env = "KOI_BUNDLE")]
     pub bundle: PathBuf,
     /// Write everything under DIR instead of `/` (tests, staging an image).
     #[arg(long, value_name = "DIR", default_value = "/")]

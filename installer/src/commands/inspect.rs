@@ -20,7 +20,9 @@ use crate::reporter::human_bytes;
      bundle format newer than this installer."
 ))]
 pub struct InspectArgs {
-    /// The bundle file (`*.tar.zst`).
+    /// The bundle file (`*.tar.zst`, or a self-extracting `*.run`; inside a `.run`, the
+    /// file itself by default).
+    #[arg(env = "KOI_BUNDLE")]
     pub bundle: PathBuf,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
@@ -93,6 +95,18 @@ pub fn render(s: &Summary) -> String {
                 t.python_version,
                 t.locked.files,
                 human_bytes(t.locked.bytes)
+            ));
+        }
+    }
+    if !s.installers.is_empty() {
+        line(String::new());
+        line(format!("{:<10} {:>11}  {}", "INSTALLER", "SIZE", "SHA256"));
+        for i in &s.installers {
+            line(format!(
+                "{:<10} {:>11}  {}",
+                i.arch,
+                human_bytes(i.size),
+                i.sha256
             ));
         }
     }

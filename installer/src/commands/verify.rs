@@ -22,6 +22,7 @@ use crate::reporter::{BarReporter, human_bytes};
 ))]
 pub struct VerifyArgs {
     /// The bundle file (`*.tar.zst`).
+    #[arg(env = "KOI_BUNDLE")]
     pub bundle: PathBuf,
     /// Public key (`PREFIX.pub` from `bundler keygen`); the bundle must carry a valid
     /// signature by it.

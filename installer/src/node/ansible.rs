@@ -38,7 +38,7 @@ pub fn playbook(site: &SiteConfig, served: &ServedContent) -> String {
     admin_address: "{admin}"
     node_files_url: "{base}{NODE_PATH}"
   tasks:
-    - name: Find the node's own repo files
+{installer_task}    - name: Find the node's own repo files
       ansible.builtin.find:
         paths: /etc/yum.repos.d
         patterns: "*.repo"
@@ -105,8 +105,30 @@ pub fn playbook(site: &SiteConfig, served: &ServedContent) -> String {
       changed_when: true
 "#,
         admin = site.admin.address,
+        installer_task = installer_task(served),
     )
 }
+
+/// With installers served: put the one for the node's architecture on the node, checked
+/// against the `.sha256` the admin serves beside it, as the landing page's one-liner does.
+fn installer_task(served: &ServedContent) -> String {
+    if served.installer_arches.is_empty() {
+        return String::new();
+    }
+    format!(
+        r#"    - name: Fetch the installer from the admin (sha256 checked)
+      ansible.builtin.get_url:
+        url: "{{{{ node_files_url }}}}installer-{{{{ ansible_facts['architecture'] }}}}"
+        checksum: "sha256:{{{{ node_files_url }}}}installer-{{{{ ansible_facts['architecture'] }}}}.sha256"
+        dest: {INSTALLER_ON_NODE}
+        mode: "0755"
+
+"#
+    )
+}
+
+/// Where the playbook puts the installer on a node.
+pub const INSTALLER_ON_NODE: &str = "/usr/local/sbin/kubespray-offline-installer";
 
 /// `group_vars/all/offline.yml` for Kubespray's inventory.
 pub fn kubespray_vars(site: &SiteConfig, served: &ServedContent) -> String {

@@ -48,6 +48,21 @@ pub struct RepoUrl {
     pub url: String,
 }
 
+/// File name under `/node/` of the installer binary for `arch` (as `uname -m` names it).
+pub fn installer_name(arch: &str) -> String {
+    format!("installer-{arch}")
+}
+
+/// The shell line that fetches the installer for the node's architecture from the admin,
+/// checks its sha256 and runs `installer node` with it.
+pub fn installer_one_liner(site: &SiteConfig) -> String {
+    let base = site.http_base();
+    format!(
+        "a=$(uname -m) && curl -fsSO {base}/node/installer-$a -O {base}/node/installer-$a.sha256 && sha256sum -c installer-$a.sha256 && chmod +x installer-$a && ./installer-$a node --admin {}",
+        base.trim_start_matches("http://")
+    )
+}
+
 /// The node files with their destinations on a node.
 pub fn node_files(site: &SiteConfig, served: &ServedContent) -> Vec<(NodeFile, String)> {
     let file = |name: &str, path: &str, text: String| {

@@ -72,6 +72,14 @@ pub fn html(site: &SiteConfig, served: &ServedContent) -> String {
         esc(base.trim_start_matches("http://")),
         n = esc(NODE_PATH)
     );
+    if !served.installer_arches.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p>The installer is served here for {}. On a node, as root:</p>\n<pre>{}</pre>",
+            esc(&served.installer_arches.join(", ")),
+            esc(&node::installer_one_liner(site))
+        );
+    }
     for (title, text) in [
         (
             format!("/etc/yum.repos.d/{}", node::REPO_FILE_NAME),

@@ -29,6 +29,8 @@ pub struct ServedContent {
     pub python_targets: Vec<String>,
     /// File name of the release key served at `/<distro>/<key_file>`, when the bundle has one.
     pub key_file: Option<String>,
+    /// Architectures whose installer binary is served at `/node/installer-<arch>`.
+    pub installer_arches: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +72,11 @@ impl ServedContent {
                 .and_then(|r| r.key_path.as_deref())
                 .and_then(|p| p.rsplit('/').next())
                 .map(str::to_string),
+            installer_arches: bundle::summary::Summary::from_manifest(manifest, false)
+                .installers
+                .into_iter()
+                .map(|i| i.arch)
+                .collect(),
         }
     }
 
@@ -222,6 +229,7 @@ pub(crate) fn sample_served() -> ServedContent {
             .collect(),
         python_targets: vec!["cp312-manylinux_2_39-x86_64".into()],
         key_file: Some("RPM-GPG-KEY-Rocky-10".into()),
+        installer_arches: vec!["x86_64".into()],
     }
 }
 

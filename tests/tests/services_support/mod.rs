@@ -203,6 +203,7 @@ pub fn served() -> ServedContent {
             .collect(),
         python_targets: vec!["cp312-manylinux_2_39-x86_64".into()],
         key_file: Some("RPM-GPG-KEY-Rocky-10".into()),
+        installer_arches: vec!["x86_64".into()],
     }
 }
 
