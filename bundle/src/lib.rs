@@ -34,7 +34,8 @@ pub mod write;
 
 pub use error::{BundleError, EntryProblem};
 pub use manifest::{
-    BundleManifest, FORMAT_VERSION, FileEntry, FileKind, LockedFile, PypiTarget, RpmRepo,
-    RpmSection, ToolInfo, Totals, UpstreamRecord,
+    BundleManifest, DownloadFile, FORMAT_VERSION, FileEntry, FileKind, ImageEntry, ImageManifest,
+    KubesprayDownloads, LockedFile, PypiTarget, RpmRepo, RpmSection, ToolInfo, Totals,
+    UpstreamRecord,
 };
 pub use progress::{NoProgress, Reporter};

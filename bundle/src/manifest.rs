@@ -33,6 +33,9 @@ pub struct BundleManifest {
     pub rpm: Option<RpmSection>,
     #[serde(default)]
     pub pypi_targets: Vec<PypiTarget>,
+    /// What Kubespray downloads: the files repo and the container images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubespray: Option<KubesprayDownloads>,
     /// Every payload file, in archive order.
     pub files: Vec<FileEntry>,
     pub totals: Totals,
@@ -133,6 +136,66 @@ pub struct LockedFile {
     pub path: String,
 }
 
+/// Kubespray's own downloads for one Kubespray version: the files its roles fetch by URL and
+/// the container images its nodes pull. Every byte of both is also a [`FileEntry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubesprayDownloads {
+    /// Kubespray version the lists belong to, e.g. "2.31.0".
+    pub version: String,
+    #[serde(default)]
+    pub files: Vec<DownloadFile>,
+    #[serde(default)]
+    pub images: Vec<ImageEntry>,
+}
+
+/// One file of Kubespray's files repo. In the bundle it lives at `files/<host>/<url path>`
+/// (`files/dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet`), the layout Kubespray's offline
+/// guide recommends for `files_repo`: the original domains as top directories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadFile {
+    /// Kubespray's name for the download (kubelet, etcd, cni, ...).
+    pub name: String,
+    /// Kubespray's `image_arch` (amd64, arm64).
+    pub arch: String,
+    /// Where Kubespray would fetch it.
+    pub url: String,
+    /// Bundle path of the file.
+    pub path: String,
+}
+
+/// One container image, served by the admin's read-only registry as `name:tag`. Manifests and
+/// blobs are stored once by digest at `images/blobs/sha256/<hex>`, shared between images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageEntry {
+    /// The reference as Kubespray names it: `registry.k8s.io/pause:3.10`,
+    /// `docker.io/library/nginx:1.28.2-alpine`.
+    pub reference: String,
+    /// Repository served by the admin, the reference without its registry host:
+    /// `pause`, `calico/node`, `library/nginx`.
+    pub name: String,
+    pub tag: String,
+    /// Digest of the top-level manifest or index exactly as upstream served it: `sha256:<hex>`.
+    pub digest: String,
+    /// Media type of the top-level manifest or index.
+    pub media_type: String,
+    /// Platforms whose images are carried (`linux/amd64`); an index keeps its upstream bytes,
+    /// so it may list platforms that are not carried.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    /// Every manifest this image needs: the top-level one, and for an index each carried
+    /// platform's manifest.
+    pub manifests: Vec<ImageManifest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageManifest {
+    /// `sha256:<hex>`.
+    pub digest: String,
+    pub media_type: String,
+    /// Bundle path (`images/blobs/sha256/<hex>`).
+    pub path: String,
+}
+
 /// Every payload entry: the reader checks each archive entry against exactly this.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -164,6 +227,12 @@ pub enum FileKind {
     /// The `installer` binary for one admin architecture (`installer/<arch>/installer`), so
     /// that the bundle carries what applies it.
     Installer,
+    /// A file of Kubespray's files repo (kubelet, etcd, CNI plugins, ...).
+    Download,
+    /// An image manifest or index (OCI or Docker v2), stored by digest.
+    ImageManifest,
+    /// An image config or layer blob, stored by digest.
+    ImageBlob,
     /// Anything else; readers treat it as opaque data.
     #[serde(other)]
     Other,

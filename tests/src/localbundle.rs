@@ -65,6 +65,7 @@ pub fn build_local_bundle(
         arches: spec.arches.clone(),
         rpm: None,
         pypi_targets: vec![],
+        kubespray: None,
         files: vec![],
         totals: Totals::default(),
     };

@@ -76,6 +76,7 @@ fn base() -> BundleManifest {
                 path: "pypi/files/six-1.16.0-py2.py3-none-any.whl".into(),
             }],
         }],
+        kubespray: None,
         files: vec![],
         totals: Totals::default(),
     }

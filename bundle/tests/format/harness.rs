@@ -33,6 +33,7 @@ pub fn base_manifest() -> BundleManifest {
         arches: vec!["x86_64".into()],
         rpm: None,
         pypi_targets: vec![],
+        kubespray: None,
         files: vec![],
         totals: Totals::default(),
     }

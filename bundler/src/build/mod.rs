@@ -106,6 +106,7 @@ pub struct BuildParts {
     pub arches: Vec<String>,
     pub rpm: Option<RpmSection>,
     pub pypi_targets: Vec<PypiTarget>,
+    pub kubespray: Option<bundle::KubesprayDownloads>,
     pub files: PartFiles,
     /// The key RPM header signatures are checked against (None with `--no-gpgcheck`).
     pub verifier: Option<Arc<ReleaseKey>>,
@@ -125,6 +126,7 @@ fn manifest_for(parts: &BuildParts) -> BundleManifest {
         arches: parts.arches.clone(),
         rpm: parts.rpm.clone(),
         pypi_targets: parts.pypi_targets.clone(),
+        kubespray: parts.kubespray.clone(),
         files: parts.files.iter().map(|(e, _)| e.clone()).collect(),
         totals: Totals::default(),
     };

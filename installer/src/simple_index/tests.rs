@@ -56,6 +56,7 @@ fn manifest(targets: Vec<PypiTarget>, files: Vec<FileEntry>) -> BundleManifest {
         arches: vec![],
         rpm: None,
         pypi_targets: targets,
+        kubespray: None,
         files,
         totals: Totals::default(),
     }

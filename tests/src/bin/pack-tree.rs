@@ -115,6 +115,7 @@ fn base() -> BundleManifest {
         arches: vec![],
         rpm: None,
         pypi_targets: vec![],
+        kubespray: None,
         files: vec![],
         totals: Totals::default(),
     }

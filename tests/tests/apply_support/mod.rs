@@ -122,6 +122,7 @@ pub fn base_manifest(created: &str) -> BundleManifest {
         arches: ARCHES.iter().map(|a| a.to_string()).collect(),
         rpm: None,
         pypi_targets: vec![],
+        kubespray: None,
         files: vec![],
         totals: Totals::default(),
     }
