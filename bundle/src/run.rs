@@ -204,11 +204,25 @@ pub fn locate(path: &Path, file: &mut std::fs::File) -> Result<Region, BundleErr
         ),
     };
     let text = String::from_utf8_lossy(text);
-    let offset = text
-        .lines()
-        .find_map(|l| l.strip_prefix("koi_bundle_offset="))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .ok_or_else(|| damaged("has no readable koi_bundle_offset line in its header".into()))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+            .map(str::trim)
+            .ok_or_else(|| damaged(format!("has no readable {name} line in its header")))
+    };
+    let number = |name: &str| {
+        field(name)?
+            .parse::<u64>()
+            .map_err(|_| damaged(format!("has an unreadable {name} in its header")))
+    };
+    let offset = number("koi_bundle_offset")?;
+    let installer_size = number("koi_installer_size")?;
+    let installer_sha256 = field("koi_installer_sha256")?.to_string();
+    if offset != bundle_offset(installer_size) {
+        return Err(damaged(format!(
+            "has a header whose offsets disagree ({installer_size}-byte installer, bundle at byte {offset})"
+        )));
+    }
     if size < offset + TRAILER_LEN {
         return Err(damaged(format!(
             "is cut short: {size} bytes, the bundle starts at byte {offset}"
@@ -225,14 +239,29 @@ pub fn locate(path: &Path, file: &mut std::fs::File) -> Result<Region, BundleErr
         [tag, o, l] if *tag == TRAILER_TAG => (o.parse::<u64>().ok(), l.parse::<u64>().ok()),
         _ => (None, None),
     };
-    match (end_offset, len) {
+    let region = match (end_offset, len) {
         (Some(o), Some(len)) if o == offset && o + len + TRAILER_LEN == size => {
-            Ok(Region { offset, len })
+            Region { offset, len }
         }
-        _ => Err(damaged(format!(
-            "is cut short or altered: its last {TRAILER_LEN} bytes are not the end marker for a bundle at byte {offset} of a {size}-byte file"
-        ))),
+        _ => {
+            return Err(damaged(format!(
+                "is cut short or altered: its last {TRAILER_LEN} bytes are not the end marker for a bundle at byte {offset} of a {size}-byte file"
+            )));
+        }
+    };
+    // The installer is what `sh FILE.run` would run: a reader of the file checks it too.
+    file.seek(SeekFrom::Start(HEADER_LEN)).map_err(io_err)?;
+    let mut hasher = Sha256::new();
+    let copied =
+        std::io::copy(&mut (&mut *file).take(installer_size), &mut hasher).map_err(io_err)?;
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let actual = hex::encode(hasher.finalize());
+    if copied != installer_size || actual != installer_sha256 {
+        return Err(damaged(format!(
+            "carries an altered installer: sha256 {actual}, its header says {installer_sha256}"
+        )));
     }
+    Ok(region)
 }
 
 /// The architecture an ELF executable is built for, as `uname -m` names it.
