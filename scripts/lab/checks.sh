@@ -48,5 +48,5 @@ run_node_checks() {
   if [ -n "$pip" ]; then
     check "$round" node1 pip ok "$PROBE" pip
   fi
-  check "$round" admin status ok "$PROBE" status "$BIN/installer" "$LAB_SITE"
+  check "$round" admin status ok "$PROBE" status "$LAB_RUN" "$LAB_SITE"
 }
