@@ -148,7 +148,7 @@ pub fn write_atomic_as(
         source,
     };
     let mut tmp = tempfile::Builder::new()
-        .prefix(".installer-tmp-")
+        .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
         .tempfile_in(parent)
         .map_err(wrap)?;
     tmp.write_all(contents).map_err(wrap)?;
@@ -158,6 +158,28 @@ pub fn write_atomic_as(
     durability.sync(tmp.as_file()).map_err(wrap)?;
     tmp.persist(path).map_err(|e| wrap(e.error))?;
     durability.sync_dir(parent).map_err(wrap)
+}
+
+/// Temp files of [`write_atomic`]: `.installer-tmp-<pid>-<random>` beside their target.
+const TEMP_PREFIX: &str = ".installer-tmp-";
+
+/// Removes the temp files that a killed apply left in `dir` (a SIGKILL skips the cleanup); one
+/// whose process is still alive belongs to a concurrent run and is left alone.
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| Path::new("/proc").join(p.to_string()).exists());
+        if !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Copy `path` to `<path>.orig` unless a backup already exists (the first original wins: a
@@ -194,6 +216,7 @@ pub fn install_file(root: &Path, file: &DesiredFile) -> Result<Installed, FsErro
     let change = compare(&path, &file.contents, file.mode)?;
     let mut backup = None;
     if change.is_change() {
+        remove_stale_temps(parent_of(&path));
         backup = backup_once(&path)?;
         write_atomic(&path, &file.contents, file.mode)?;
     }
@@ -300,6 +323,24 @@ mod tests {
             contents: text.as_bytes().to_vec(),
             mode: 0o644,
         }
+    }
+
+    #[test]
+    fn temp_files_of_a_killed_apply_are_removed_by_the_next_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        fs_err::create_dir_all(&etc).unwrap();
+        // A dead process's temp (pid 0 is never a process), an older unnamed one, and one of
+        // this live process, which belongs to a concurrent write and must stay.
+        let dead = etc.join(".installer-tmp-0-abc");
+        let legacy = etc.join(".installer-tmp-bg5v3R");
+        let live = etc.join(format!(".installer-tmp-{}-xyz", std::process::id()));
+        for p in [&dead, &legacy, &live] {
+            fs_err::write(p, b"half").unwrap();
+        }
+        install_file(dir.path(), &desired("/etc/a.conf", "one\n")).unwrap();
+        assert!(!dead.exists() && !legacy.exists());
+        assert!(live.exists());
     }
 
     #[test]

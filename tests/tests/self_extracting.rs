@@ -165,7 +165,11 @@ fn altered_or_truncated_run_file_is_refused_before_anything_runs() {
     for (name, data, says) in [
         ("flipped.run", flipped, "the installer inside is altered"),
         ("cut.run", cut, "cut short or altered"),
-        ("flipped-bundle.run", flipped_bundle, "flipped-bundle.run: corrupt"),
+        (
+            "flipped-bundle.run",
+            flipped_bundle,
+            "flipped-bundle.run: corrupt",
+        ),
     ] {
         let path = tmp.path().join(name);
         fs_err::write(&path, &data).unwrap();
