@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod fetch;
+pub mod kubespray;
 pub mod pypi;
 pub mod release;
 pub mod rpm;

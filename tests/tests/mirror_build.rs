@@ -33,7 +33,16 @@ fn build_cmd(
     more: &[&str],
 ) -> Command {
     let mut cmd = bundler(
-        &["build", "--release", "10", "--mirror", url, "--no-pypi"],
+        &[
+            "build",
+            "--release",
+            "10",
+            "--mirror",
+            url,
+            "--no-pypi",
+            "--no-files",
+            "--no-images",
+        ],
         &[
             "--gpg-key".as_ref(),
             mirror.key_path.as_os_str(),

@@ -47,6 +47,7 @@ fn downloads(mirror: &GeneratedMirror, bases: &[String]) -> Vec<Download> {
                     .map(|b| format!("{b}/{rel_repo}/{pkg}").parse().unwrap())
                     .collect(),
                 expected: expected(&repo.path.join(pkg)),
+                auth: None,
             });
         }
     }

@@ -33,6 +33,7 @@ fn streamed_build_equals_two_pass_and_an_up_to_date_output_is_kept() {
     let build = |epoch: Option<&str>, more: &[&str]| {
         let mut cmd = Command::new(workspace_bin("bundler"));
         cmd.args(["build", "--release", "10", "--no-pypi", "--quiet"])
+            .args(["--no-files", "--no-images"])
             .args(["--mirror", &server.url()])
             .arg("--gpg-key")
             .arg(&m.key_path)

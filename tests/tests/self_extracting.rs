@@ -30,6 +30,8 @@ fn build(bundler: &Path, cwd: &Path, m: &GeneratedMirror, url: &str, more: &[&st
             "--mirror",
             url,
             "--no-pypi",
+            "--no-files",
+            "--no-images",
             "-q",
         ])
         .arg("--gpg-key")

@@ -5,6 +5,7 @@
 //! fetched and verified.
 
 pub mod installer;
+pub mod kubespray;
 pub mod pypi;
 pub mod rpm;
 pub mod stream;
@@ -82,6 +83,18 @@ pub enum BuildError {
     Pypi(#[from] crate::pypi::PypiError),
     #[error("{0}")]
     Usage(String),
+    #[error("image {reference}: {source}")]
+    Image {
+        reference: String,
+        #[source]
+        source: FetchError,
+    },
+    /// A registry served a manifest or config the bundle cannot take (exit 3).
+    #[error("{0}")]
+    ImageInvalid(String),
+    /// A registry lacks an image the build needs (exit 1).
+    #[error("{0}")]
+    ImageUnavailable(String),
 }
 
 impl BuildError {
@@ -90,6 +103,8 @@ impl BuildError {
     pub fn exit_code(&self) -> i32 {
         match self {
             BuildError::Fetch(e) if e.is_checksum_failure() => 3,
+            BuildError::Image { source, .. } if source.is_checksum_failure() => 3,
+            BuildError::ImageInvalid(_) => 3,
             BuildError::Pypi(e) if e.is_verification() => 3,
             BuildError::Meta(RpmMetaError::Signature { .. } | RpmMetaError::Key { .. }) => 3,
             BuildError::Bundle(e) if e.is_verification_failure() => 3,

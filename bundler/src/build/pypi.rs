@@ -46,6 +46,7 @@ pub fn add_pypi_part(
                     size: file.size?,
                     sha256: file.sha256.clone()?,
                 },
+                auth: None,
             })
         })
         .collect();

@@ -90,6 +90,7 @@ impl RepoPlan {
                 size: pkg.size,
                 sha256,
             },
+            auth: None,
         })
     }
 }
@@ -303,6 +304,7 @@ fn record_download(r: &MdRecord, bases: &[Url], repomd_url: &Url) -> Result<Down
                 .clone()
                 .ok_or_else(|| missing("no sha256 <checksum>"))?,
         },
+        auth: None,
     })
 }
 

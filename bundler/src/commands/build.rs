@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use bundle::write::{Reuse, WriteOptions};
 use bundler::build::installer::{add_installer_part, find_installers};
+use bundler::build::kubespray::add_kubespray_part;
 use bundler::build::pypi::add_pypi_part;
 use bundler::build::{BuildError, BuildParts, add_rpm_part, pack};
 use clap::Args;
@@ -12,7 +13,8 @@ use super::progress::CliReporter;
 use super::pypi::ResolutionLines;
 use super::selection::SelectionArgs;
 
-/// Build a bundle: RPM repos (and PyPI wheels) with a checksummed manifest.
+/// Build a bundle: RPM repos, PyPI wheels, Kubespray's files and container images, and the
+/// installer, with a checksummed manifest.
 ///
 /// Files are packed as they are downloaded and verified. When the output file already holds
 /// exactly what this build would write (the same manifest apart from its creation time, every
@@ -91,6 +93,9 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
     if let Some(pypi) = &pypi {
         let events = ResolutionLines { quiet: sel.quiet };
         add_pypi_part(&mut parts, pypi, &fetcher, &events)?;
+    }
+    if let Some(kubespray) = sel.kubespray_options()? {
+        add_kubespray_part(&mut parts, &kubespray, &fetcher, &reporter)?;
     }
     add_installer_part(&mut parts, &installers);
     let written = pack(parts, &output, &opts, &fetcher, &reporter)?;

@@ -5,9 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use bundler::build::BuildError;
+use bundler::build::kubespray::KubesprayOptions;
 use bundler::build::rpm::RpmOptions;
 use bundler::fetch::{FetchSettings, Fetcher};
+use bundler::kubespray::{DownloadLists, HostMirrors};
 use bundler::pypi::PypiSettings;
+use bundler::pypi::requirements::default_kubespray_version;
 use bundler::release::ReleaseDef;
 use clap::Args;
 
@@ -32,8 +35,30 @@ pub struct SelectionArgs {
     #[arg(long)]
     pub no_rpm: bool,
     /// Skip the PyPI part.
-    #[arg(long, conflicts_with_all = ["requirements", "kubespray"])]
+    #[arg(long, conflicts_with = "requirements")]
     pub no_pypi: bool,
+    /// Leave out Kubespray's files (kubelet, kubeadm, etcd, CNI, containerd, ...).
+    #[arg(long)]
+    pub no_files: bool,
+    /// Leave out Kubespray's container images.
+    #[arg(long)]
+    pub no_images: bool,
+    /// Fetch Kubespray's files of HOST from URL instead (repeatable), e.g.
+    /// dl.k8s.io=https://mirror.corp/dl.k8s.io; the bundle still records the original URLs.
+    #[arg(long = "files-mirror", value_name = "HOST=URL")]
+    pub files_mirrors: Vec<String>,
+    /// Pull images of registry HOST from URL instead (repeatable), e.g.
+    /// docker.io=https://registry-mirror.corp; images keep their names and digests.
+    #[arg(long = "registry-mirror", value_name = "HOST=URL")]
+    pub registry_mirrors: Vec<String>,
+    /// Kubespray's files.list (from contrib/offline/generate_list.sh) instead of the shipped
+    /// list; its files are pinned by what upstream serves (the list has no checksums).
+    #[arg(long, value_name = "FILE")]
+    pub files_list: Option<PathBuf>,
+    /// Kubespray's images.list (from contrib/offline/generate_list.sh) instead of the shipped
+    /// list.
+    #[arg(long, value_name = "FILE")]
+    pub images_list: Option<PathBuf>,
     /// Slim mode: package names, name.arch or globs (one per line, # comments), expanded to
     /// their dependency closure against the selected repos.
     #[arg(long, value_name = "FILE")]
@@ -158,6 +183,52 @@ impl SelectionArgs {
             self.rpm_options()?.arches
         };
         self.pypi.settings(&arches).map(Some)
+    }
+
+    /// What to take of Kubespray's files and images (`None` when both are left out), for the
+    /// `--kubespray` version (default the newest shipped) and the RPM arches.
+    pub fn kubespray_options(&self) -> Result<Option<KubesprayOptions>, BuildError> {
+        if self.no_files && self.no_images {
+            return Ok(None);
+        }
+        let version = self
+            .pypi
+            .kubespray
+            .clone()
+            .unwrap_or_else(|| default_kubespray_version().to_string());
+        let lists = if self.files_list.is_some() || self.images_list.is_some() {
+            let shipped = DownloadLists::shipped(&version).ok();
+            let mut lists = DownloadLists::from_generated(
+                &version,
+                self.files_list.as_deref(),
+                self.images_list.as_deref(),
+            )?;
+            // A list given for one kind only: the other comes from the shipped lists.
+            if let Some(shipped) = shipped {
+                if self.files_list.is_none() {
+                    lists.files = shipped.files;
+                }
+                if self.images_list.is_none() {
+                    lists.images = shipped.images;
+                }
+            }
+            lists
+        } else {
+            DownloadLists::shipped(&version)?
+        };
+        let arches = if self.arches.is_empty() {
+            vec!["x86_64".to_string()]
+        } else {
+            self.arches.clone()
+        };
+        Ok(Some(KubesprayOptions {
+            lists,
+            arches,
+            files: !self.no_files,
+            images: !self.no_images,
+            files_mirrors: HostMirrors::parse("--files-mirror", &self.files_mirrors)?,
+            registry_mirrors: HostMirrors::parse("--registry-mirror", &self.registry_mirrors)?,
+        }))
     }
 
     pub fn cache_dir(&self) -> PathBuf {

@@ -30,6 +30,8 @@ pub(crate) enum AttemptError {
     Mismatch(String),
     /// Local disk trouble: nothing a mirror can fix.
     Local(std::io::Error),
+    /// HTTP 401 from a registry, with its `WWW-Authenticate` challenge: fetch a token, retry.
+    Unauthorized(Option<String>),
 }
 
 fn classify_reqwest(e: &reqwest::Error) -> AttemptError {
@@ -91,6 +93,7 @@ pub(crate) struct Received {
 pub(crate) async fn http_attempt(
     client: &reqwest::Client,
     url: &Url,
+    authorization: Option<String>,
     expected: &Expected,
     partial: &Path,
     pool: &Arc<BufferPool>,
@@ -123,6 +126,9 @@ pub(crate) async fn http_attempt(
         have = 0;
     }
     let mut request = client.get(url.clone());
+    if let Some(value) = authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, value);
+    }
     if have > 0 {
         request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
     }
@@ -137,6 +143,10 @@ pub(crate) async fn http_attempt(
             return Err(AttemptError::Transient(format!(
                 "HTTP {status} for a resumed download"
             )));
+        }
+        401 => {
+            let challenge = super::registry::challenge_of(response.headers());
+            return Err(AttemptError::Unauthorized(challenge));
         }
         429 | 500..=599 => return Err(AttemptError::Transient(format!("HTTP {status}"))),
         _ => return Err(AttemptError::Permanent(format!("HTTP {status}"))),

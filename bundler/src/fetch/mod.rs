@@ -13,6 +13,7 @@
 //!     label: "bash-5.2.rpm".into(),
 //!     urls: vec!["http://127.0.0.1:8080/bash-5.2.rpm".parse().unwrap()],
 //!     expected: Expected { size: 1234, sha256: "ab..".into() },
+//!     auth: None,
 //! };
 //! let done = fetcher.block_on(fetcher.fetch_all("packages", &[d], &NoProgress)).unwrap();
 //! println!("{}", done[0].path.display());
@@ -20,6 +21,7 @@
 
 mod attempt;
 mod cache;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,6 +36,7 @@ use url::Url;
 
 use attempt::{AttemptError, Received, file_attempt, http_attempt};
 pub use cache::{Cache, SignatureRecords};
+pub use registry::{FetchedManifest, RegistryAuth};
 
 /// How the fetcher behaves. Defaults suit a real mirror over the internet.
 #[derive(Debug, Clone)]
@@ -79,6 +82,8 @@ pub struct Download {
     pub label: String,
     pub urls: Vec<Url>,
     pub expected: Expected,
+    /// For a registry blob: the repository's token, fetched on the first 401.
+    pub auth: Option<Arc<RegistryAuth>>,
 }
 
 /// A verified file in the cache.
@@ -272,6 +277,9 @@ impl Fetcher {
                     Err(AttemptError::Transient(r) | AttemptError::Permanent(r)) => {
                         failures.push((url.to_string(), r));
                     }
+                    Err(AttemptError::Unauthorized(_)) => {
+                        failures.push((url.to_string(), "HTTP 401".into()));
+                    }
                 }
             }
             mismatch |= round_mismatch;
@@ -316,7 +324,12 @@ impl Fetcher {
     ) -> Result<Option<Vec<u8>>, AttemptError> {
         let mut delay = self.settings.backoff;
         let mut attempt = 0;
+        let mut authorized = false;
         loop {
+            let authorization = match &d.auth {
+                Some(auth) => auth.header().await,
+                None => None,
+            };
             let result = if url.scheme() == "file" {
                 let (url, expected, partial) =
                     (url.clone(), d.expected.clone(), partial.to_path_buf());
@@ -326,7 +339,17 @@ impl Fetcher {
                     .map(|bytes| Received { bytes, body: None })
             } else {
                 let pool = &self.pool;
-                http_attempt(&self.client, url, &d.expected, partial, pool, reporter).await
+                let client = &self.client;
+                http_attempt(
+                    client,
+                    url,
+                    authorization,
+                    &d.expected,
+                    partial,
+                    pool,
+                    reporter,
+                )
+                .await
             };
             match result {
                 Ok(Received { bytes, body }) => {
@@ -337,15 +360,33 @@ impl Fetcher {
                     self.downloaded.fetch_add(bytes, Ordering::Relaxed);
                     return Ok(body);
                 }
+                // A token that expired mid-build earns one more challenge per attempt run.
+                Err(AttemptError::Unauthorized(challenge)) if !authorized => {
+                    let Some(auth) = &d.auth else {
+                        return Err(AttemptError::Permanent("HTTP 401".into()));
+                    };
+                    authorized = true;
+                    self.authorize(auth, challenge.as_deref()).await?;
+                }
                 Err(AttemptError::Transient(reason)) if attempt < self.settings.retries => {
                     tracing::debug!(%url, %reason, attempt, "retrying");
                     attempt += 1;
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(8));
                 }
+                Err(AttemptError::Unauthorized(c)) => {
+                    return Err(AttemptError::Permanent(format!(
+                        "HTTP 401 after a token was fetched ({})",
+                        c.unwrap_or_default()
+                    )));
+                }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    fn count_downloaded(&self, bytes: u64) {
+        self.downloaded.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Fetch a small file nothing pins the hash of (`repomd.xml`), trying mirrors in order with
@@ -377,6 +418,10 @@ impl Fetcher {
                         failures.push((url.to_string(), r));
                         break;
                     }
+                    Err(AttemptError::Unauthorized(_)) => {
+                        failures.push((url.to_string(), "HTTP 401".into()));
+                        break;
+                    }
                 }
             }
         }
@@ -390,6 +435,48 @@ impl Fetcher {
             attempts: failures,
             checksum_mismatch: false,
         })
+    }
+
+    /// The size of the file at `url` (a `HEAD`, redirects followed), with the retry policy:
+    /// what pins a file whose upstream list gives only its sha256.
+    pub async fn content_length(&self, url: &Url) -> Result<u64, FetchError> {
+        if url.scheme() == "file" {
+            let path = url.to_file_path().map_err(|()| FetchError::NoUrl {
+                label: url.to_string(),
+            })?;
+            return Ok(tokio::fs::metadata(&path).await?.len());
+        }
+        let mut delay = self.settings.backoff;
+        let mut attempt = 0;
+        loop {
+            let reason = match self.client.head(url.clone()).send().await {
+                Ok(r) if r.status().is_success() => match r.content_length() {
+                    Some(n) => return Ok(n),
+                    None => AttemptError::Permanent("no Content-Length in the answer".into()),
+                },
+                Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
+                    AttemptError::Transient(format!("HTTP {}", r.status()))
+                }
+                Ok(r) => AttemptError::Permanent(format!("HTTP {}", r.status())),
+                Err(e) => AttemptError::Transient(e.to_string()),
+            };
+            match reason {
+                AttemptError::Transient(r) if attempt < self.settings.retries => {
+                    tracing::debug!(%url, reason = %r, "retrying");
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(8));
+                }
+                AttemptError::Transient(r) | AttemptError::Permanent(r) => {
+                    return Err(FetchError::AllMirrorsFailed {
+                        label: url.to_string(),
+                        attempts: vec![(format!("HEAD {url}"), r)],
+                        checksum_mismatch: false,
+                    });
+                }
+                _ => unreachable!("only transient or permanent reasons are made here"),
+            }
+        }
     }
 
     async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>, AttemptError> {
