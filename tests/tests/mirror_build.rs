@@ -219,7 +219,15 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
         "warm cache fetches only repomd.xml"
     );
     let plan = ok(bundler(
-        &["plan", "--mirror", &server.url(), "--json", "--no-pypi"],
+        &[
+            "plan",
+            "--mirror",
+            &server.url(),
+            "--json",
+            "--no-pypi",
+            "--no-files",
+            "--no-images",
+        ],
         &["--cache".as_ref(), tmp.path().join("cache").as_os_str()],
     )
     .output()

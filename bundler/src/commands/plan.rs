@@ -1,9 +1,11 @@
 //! `bundler plan`: read only the metadata and say what a build would download: per repo, and
 //! the PyPI resolution per target with the bytes to fetch.
 
-use bundler::build::BuildError;
+use bundle::{FileKind, KubesprayDownloads};
+use bundler::build::kubespray::{KubesprayOptions, add_kubespray_part};
 use bundler::build::pypi::resolve_pypi;
 use bundler::build::rpm::plan;
+use bundler::build::{BuildError, BuildParts};
 use bundler::pypi::{ResolvedTarget, render_plan};
 use clap::Args;
 use serde::Serialize;
@@ -43,9 +45,9 @@ struct RepoLine {
 pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
     let sel = &args.selection;
     let pypi = sel.pypi_settings()?;
-    if sel.no_rpm && pypi.is_none() {
+    if sel.no_rpm && pypi.is_none() && sel.no_files && sel.no_images {
         return Err(BuildError::Usage(
-            "nothing to plan with --no-rpm and --no-pypi".into(),
+            "nothing to plan with --no-rpm, --no-pypi, --no-files and --no-images".into(),
         ));
     }
     let reporter = CliReporter::new(sel.quiet || args.json);
@@ -64,11 +66,19 @@ pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
     } else {
         rpm_lines(sel, &fetcher, &reporter)?
     };
+    let kubespray = match sel.kubespray_options()? {
+        Some(opts) => Some(kubespray_lines(&opts, &fetcher, &reporter)?),
+        None => None,
+    };
     if args.json {
-        let json = if pypi.is_none() {
+        let json = if pypi.is_none() && kubespray.is_none() {
             serde_json::to_value(&lines).expect("plan serializes")
         } else {
-            serde_json::json!({ "rpm": lines, "pypi": pypi_json(&resolved) })
+            serde_json::json!({
+                "rpm": lines,
+                "pypi": pypi_json(&resolved),
+                "kubespray": kubespray,
+            })
         };
         println!(
             "{}",
@@ -82,7 +92,67 @@ pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
     if pypi.is_some() {
         print!("{}", render_plan(&resolved));
     }
+    if let Some(k) = &kubespray {
+        println!("Kubespray {}:", k.version);
+        for (what, part) in [("files", &k.files), ("images", &k.images)] {
+            println!(
+                "  {what:<7} {:>4} ({} blobs/files) {:>14} to download {:>14} cached",
+                part.count, part.entries, part.bytes_to_download, part.bytes_cached
+            );
+        }
+    }
     Ok(())
+}
+
+/// What the Kubespray part adds: files and images, with their bytes.
+#[derive(Debug, Default, Serialize)]
+struct KubesprayPlan {
+    version: String,
+    files: PartPlan,
+    images: PartPlan,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct PartPlan {
+    /// Files, or images.
+    count: usize,
+    /// Bundle files they take (an image is a manifest or index, a config and layers).
+    entries: usize,
+    bytes_to_download: u64,
+    bytes_cached: u64,
+}
+
+fn kubespray_lines(
+    opts: &KubesprayOptions,
+    fetcher: &bundler::fetch::Fetcher,
+    reporter: &CliReporter,
+) -> Result<KubesprayPlan, BuildError> {
+    let mut parts = BuildParts::default();
+    add_kubespray_part(&mut parts, opts, fetcher, reporter)?;
+    let section = parts.kubespray.unwrap_or(KubesprayDownloads {
+        version: opts.lists.version.clone(),
+        files: Vec::new(),
+        images: Vec::new(),
+    });
+    let mut plan = KubesprayPlan {
+        version: section.version,
+        ..KubesprayPlan::default()
+    };
+    plan.files.count = section.files.len();
+    plan.images.count = section.images.len();
+    for (entry, _) in &parts.files {
+        let part = match entry.kind {
+            FileKind::Download => &mut plan.files,
+            _ => &mut plan.images,
+        };
+        part.entries += 1;
+        if fetcher.cache().lookup(&entry.sha256, entry.size).is_some() {
+            part.bytes_cached += entry.size;
+        } else {
+            part.bytes_to_download += entry.size;
+        }
+    }
+    Ok(plan)
 }
 
 /// The resolution per target, for `--json`.
