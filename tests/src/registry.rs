@@ -52,7 +52,7 @@ impl Registry {
             format!(
                 "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
+                 http:\n  addr: 127.0.0.1:{port}\n  secret: koi-test-registry\n",
                 dir.path().join("storage").display()
             ),
         )?;
