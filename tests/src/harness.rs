@@ -1,8 +1,10 @@
 //! Small pieces every end-to-end test needs: run a command and insist it succeeded (showing its
-//! output when it did not), and pick a free loopback port for a server the test starts.
+//! output when it did not), pick a free loopback port for a server the test starts, and keep a
+//! daemon the test started alive only as long as the test, with its log at hand when it fails.
 
 use std::net::{TcpListener, UdpSocket};
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 
 /// Panics with the command, its exit status, stdout and stderr unless `out` is a success.
 pub fn assert_success(out: Output) -> Output {
@@ -71,5 +73,64 @@ pub fn require_live_pypi() {
             "PyPI unreachable ({reason}): this test needs the live index; \
              set KOI_OFFLINE=1 to leave the live tests out"
         );
+    }
+}
+
+/// A daemon the test started: killed and reaped on drop. Its stdout and stderr go to a log file,
+/// printed when the guard is dropped during a panic (a failing test), so the daemon's own
+/// complaint is next to the assertion that failed.
+pub struct LoggedChild {
+    child: Child,
+    name: String,
+    log: PathBuf,
+}
+
+impl LoggedChild {
+    /// Starts `cmd` with stdin closed and both output streams appended to `log`.
+    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> std::io::Result<LoggedChild> {
+        let out = fs_err::File::create(log)?.into_parts().0;
+        let err = out.try_clone()?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot start {name} ({cmd:?}): {e}"))
+            })?;
+        Ok(LoggedChild {
+            child,
+            name: name.into(),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The exit status if the process has already ended (a config it refused, a port in use).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Everything the process has written so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for LoggedChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- {} log ({}) ----\n{}",
+                self.name,
+                self.log.display(),
+                self.log()
+            );
+        }
     }
 }

@@ -26,11 +26,14 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
+pub mod authfront;
 pub mod harness;
 pub mod localbundle;
 pub mod mirror;
+pub mod ociimage;
 pub mod peridot;
 pub mod pypi_index;
+pub mod registry;
 pub mod rpmgen;
 pub mod server;
 pub mod wheelgen;
