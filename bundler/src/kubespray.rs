@@ -63,6 +63,18 @@ impl DownloadLists {
         Ok(serde_json::from_str(text).expect("shipped download lists are valid JSON"))
     }
 
+    /// Lists in the shipped JSON form from a file (`--download-lists`).
+    pub fn from_file(path: &Path) -> Result<Self, BuildError> {
+        let text = fs_err::read_to_string(path)
+            .map_err(|e| BuildError::Usage(format!("--download-lists: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| {
+            BuildError::Usage(format!(
+                "--download-lists {}: not a download list (scripts/kubespray-lists writes them): {e}",
+                path.display()
+            ))
+        })
+    }
+
     /// Lists as Kubespray's `generate_list.sh` writes them: one URL per line in `files`, one
     /// image reference per line in `images` (blank lines and `#` comments skipped). Without
     /// Kubespray's checksums, such files are pinned by what upstream serves.

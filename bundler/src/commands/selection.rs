@@ -51,6 +51,10 @@ pub struct SelectionArgs {
     /// docker.io=https://registry-mirror.corp; images keep their names and digests.
     #[arg(long = "registry-mirror", value_name = "HOST=URL")]
     pub registry_mirrors: Vec<String>,
+    /// Download lists in the shipped JSON form, e.g. made by scripts/kubespray-lists for your
+    /// own Kubespray inventory (files with their sha256, images with their arches).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["files_list", "images_list"])]
+    pub download_lists: Option<PathBuf>,
     /// Kubespray's files.list (from contrib/offline/generate_list.sh) instead of the shipped
     /// list; its files are pinned by what upstream serves (the list has no checksums).
     #[arg(long, value_name = "FILE")]
@@ -196,7 +200,9 @@ impl SelectionArgs {
             .kubespray
             .clone()
             .unwrap_or_else(|| default_kubespray_version().to_string());
-        let lists = if self.files_list.is_some() || self.images_list.is_some() {
+        let lists = if let Some(path) = &self.download_lists {
+            DownloadLists::from_file(path)?
+        } else if self.files_list.is_some() || self.images_list.is_some() {
             let shipped = DownloadLists::shipped(&version).ok();
             let mut lists = DownloadLists::from_generated(
                 &version,
