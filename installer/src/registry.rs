@@ -104,6 +104,10 @@ pub enum RegistryError {
         digest: String,
         reason: String,
     },
+    #[error(
+        "bundle file {path} has sha256 {sha256}, not the digest its name says; rebuild the bundle"
+    )]
+    Misnamed { path: String, sha256: String },
     #[error("registry tree: {reason}")]
     Layout { reason: String },
 }
@@ -216,11 +220,9 @@ pub fn images_from_manifest(manifest: &BundleManifest) -> Result<BundleImages, R
             && !hex.contains('/')
         {
             if f.sha256 != hex {
-                return Err(RegistryError::Layout {
-                    reason: format!(
-                        "bundle file {} has sha256 {}, not the digest its name says",
-                        f.path, f.sha256
-                    ),
+                return Err(RegistryError::Misnamed {
+                    path: f.path.clone(),
+                    sha256: f.sha256.clone(),
                 });
             }
             stored.insert(hex.to_string(), f.size);

@@ -622,14 +622,25 @@ fn apply_serves_files_and_images_to_skopeo_containerd_and_curl() {
     }
 
     // The Kubespray variables, status, the landing page.
-    let vars = fs_err::read_to_string(data.join("node/kubespray-offline.yml")).unwrap();
-    assert!(
-        vars.contains(&format!("registry_host: \"{registry}\"")),
-        "{vars}"
+    // The Kubespray variables, as YAML (Ansible's own parser, PyYAML) reads them.
+    let vars = run_ok(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+            ])
+            .arg(data.join("node/kubespray-offline.yml")),
     );
-    assert!(
-        vars.contains(&format!("files_repo: \"http://{registry}/files\"")),
-        "{vars}"
+    let vars: serde_json::Value = serde_json::from_slice(&vars.stdout).unwrap();
+    assert_eq!(vars["registry_host"], registry.as_str());
+    assert_eq!(vars["quay_image_repo"], "{{ registry_host }}");
+    assert_eq!(vars["files_repo"], format!("http://{registry}/files"));
+    assert_eq!(vars["dl_k8s_io_url"], "{{ files_repo }}/dl.k8s.io");
+    assert_eq!(
+        vars["containerd_registries_mirrors"][0],
+        json!({"prefix": "registry.k8s.io", "server": "https://registry.k8s.io", "mirrors": [
+            {"host": format!("http://{registry}"), "capabilities": ["pull", "resolve"], "skip_verify": true}
+        ]})
     );
     let status = Command::new(e2e::workspace_bin("installer"))
         .args(["status", "--json"])

@@ -24,7 +24,7 @@ pub fn playbook(site: &SiteConfig, served: &ServedContent) -> String {
     for (file, _) in node::node_files(site, served) {
         let _ = writeln!(
             files,
-            "        - {{ name: \"{}\", path: \"{}\", mode: \"{:04o}\" }}",
+            "      - {{ name: \"{}\", path: \"{}\", mode: \"{:04o}\" }}",
             file.name, file.path, file.mode
         );
     }
@@ -37,7 +37,8 @@ pub fn playbook(site: &SiteConfig, served: &ServedContent) -> String {
   vars:
     admin_address: "{admin}"
     node_files_url: "{base}{NODE_PATH}"
-  tasks:
+    node_files:
+{files}  tasks:
 {installer_task}    - name: Find the node's own repo files
       ansible.builtin.find:
         paths: /etc/yum.repos.d
@@ -57,6 +58,13 @@ pub fn playbook(site: &SiteConfig, served: &ServedContent) -> String {
       loop: "{{{{ stock_repos.files }}}}"
       changed_when: true
 
+    - name: Create the folders of the node files (containerd's certs.d has none by default)
+      ansible.builtin.file:
+        path: "{{{{ item.path | dirname }}}}"
+        state: directory
+        mode: "0755"
+      loop: "{{{{ node_files }}}}"
+
     - name: Install the node files served by the admin
       ansible.builtin.get_url:
         url: "{{{{ node_files_url }}}}{{{{ item.name }}}}"
@@ -64,8 +72,8 @@ pub fn playbook(site: &SiteConfig, served: &ServedContent) -> String {
         mode: "{{{{ item.mode }}}}"
         backup: true
         force: true
-      loop:
-{files}      notify:
+      loop: "{{{{ node_files }}}}"
+      notify:
         - Reload NetworkManager
         - Restart chronyd
 
