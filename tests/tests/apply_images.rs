@@ -4,7 +4,8 @@
 //! (`ctr images pull` through the hosts.toml files `installer node` wrote) pulls an upstream
 //! name from the admin, and `curl` gets every file with its sha256. Hostile bundles (an image
 //! name with `..`, a missing blob, an oversized manifest) are refused with exit 3 and change
-//! nothing.
+//! nothing, and an apply killed while switching either tree ends, when rerun, as an
+//! uninterrupted one.
 //!
 //! The images are made here, small and deterministic: real gzip tar layers whose configs carry
 //! the right diff_ids (containerd unpacks them), one OCI index for linux/amd64 + linux/arm64,
@@ -741,21 +742,7 @@ fn hostile_image_bundles_are_refused_and_change_nothing() {
     }
 
     // A newer bundle replaces both trees: one more file, calico/node gone with its own blobs.
-    let mut newer = generate_images();
-    let calico = newer.images.pop().unwrap();
-    let calico_doc: serde_json::Value =
-        serde_json::from_slice(&newer.blobs[calico.digest.trim_start_matches("sha256:")].0)
-            .unwrap();
-    let mut dropped = vec![
-        calico.digest.clone(),
-        calico_doc["config"]["digest"].to_string(),
-    ];
-    dropped.push(calico_doc["layers"][1]["digest"].to_string());
-    for digest in &dropped {
-        newer
-            .blobs
-            .remove(digest.trim_matches('"').trim_start_matches("sha256:"));
-    }
+    let newer = without_calico();
     let bundle = write_images_bundle(&work.path().join("newer"), &newer, &downloads(true));
     let out = run_ok(&mut installer_apply(&bundle, &root, port, &[]));
     let out = String::from_utf8_lossy(&out.stdout);
@@ -782,4 +769,63 @@ fn hostile_image_bundles_are_refused_and_change_nothing() {
     assert!(!data.join(".installer-staging").exists());
     let again = run_ok(&mut installer_apply(&bundle, &root, port, &[]));
     assert!(String::from_utf8_lossy(&again.stdout).contains("no changes"));
+}
+
+/// The images with calico/node and the blobs only it uses left out.
+fn without_calico() -> ImageSet {
+    let mut set = generate_images();
+    let calico = set.images.pop().unwrap();
+    let hex = calico.digest.trim_start_matches("sha256:").to_string();
+    let doc: serde_json::Value = serde_json::from_slice(&set.blobs[&hex].0).unwrap();
+    set.blobs.remove(&hex);
+    for own in [&doc["config"]["digest"], &doc["layers"][1]["digest"]] {
+        set.blobs
+            .remove(own.as_str().unwrap().trim_start_matches("sha256:"));
+    }
+    set
+}
+
+#[test]
+fn apply_killed_while_switching_files_or_registry_and_rerun_matches_uninterrupted() {
+    use std::os::unix::process::ExitStatusExt;
+    let work = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let old = write_images_bundle(
+        &work.path().join("old"),
+        &generate_images(),
+        &downloads(false),
+    );
+    let new = write_images_bundle(
+        &work.path().join("new"),
+        &without_calico(),
+        &downloads(true),
+    );
+    let reference = work.path().join("reference");
+    run_ok(&mut installer_apply(&old, &reference, port, &[]));
+    run_ok(&mut installer_apply(&new, &reference, port, &[]));
+    let want = tree_listing(&reference);
+    for point in [
+        "unpacked",
+        "files-staged",
+        "files-switched",
+        "registry-staged",
+        "registry-switched",
+        "file:/etc/nginx/conf.d/kubespray-offline.conf",
+    ] {
+        let root = work
+            .path()
+            .join(format!("root-{}", point.replace('/', "_")));
+        run_ok(&mut installer_apply(&old, &root, port, &[]));
+        let killed = installer_apply(&new, &root, port, &[])
+            .env(installer::apply::KILL_ENV, point)
+            .output()
+            .unwrap();
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "kill point {point} not reached"
+        );
+        run_ok(&mut installer_apply(&new, &root, port, &[]));
+        assert_eq!(tree_listing(&root), want, "after a kill at {point}");
+    }
 }
