@@ -1,5 +1,5 @@
-//! What a bundle holds, in numbers: per RPM repo and per PyPI target, counts and sizes, plus
-//! identity and signature presence. Built from the manifest alone, so `installer inspect` (and
+//! What a bundle holds, in numbers: per RPM repo and per PyPI target, Kubespray's images and
+//! files, counts and sizes, plus identity and signature presence. Built from the manifest alone, so `installer inspect` (and
 //! a landing page) can show it without reading the payload.
 
 use serde::Serialize;
@@ -24,9 +24,23 @@ pub struct Summary {
     pub pypi_targets: Vec<TargetSummary>,
     /// The installer binaries the bundle carries, one per admin architecture.
     pub installers: Vec<InstallerSummary>,
+    /// Kubespray's downloads, when the bundle carries them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubespray: Option<KubespraySummary>,
     /// Payload files under no repo directory, in no PyPI lock and no installer (keys, for
     /// instance).
     pub other: Count,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KubespraySummary {
+    pub version: String,
+    /// Images (`name:tag` entries).
+    pub images: u64,
+    /// Every manifest and blob stored for them, each once.
+    pub image_files: Count,
+    /// Files of the files repo.
+    pub files: Count,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -135,10 +149,43 @@ impl Summary {
                 sha256: f.sha256.clone(),
             })
             .collect();
+        let downloads: std::collections::HashSet<&str> = m
+            .kubespray
+            .iter()
+            .flat_map(|k| k.files.iter().map(|d| d.path.as_str()))
+            .collect();
+        let is_image_file = |f: &crate::FileEntry| {
+            matches!(
+                f.kind,
+                crate::FileKind::ImageManifest | crate::FileKind::ImageBlob
+            )
+        };
+        let kubespray = m.kubespray.as_ref().map(|k| {
+            let mut image_files = Count::default();
+            let mut files = Count::default();
+            for f in &m.files {
+                if is_image_file(f) {
+                    image_files.files += 1;
+                    image_files.bytes += f.size;
+                } else if downloads.contains(f.path.as_str()) {
+                    files.files += 1;
+                    files.bytes += f.size;
+                }
+            }
+            KubespraySummary {
+                version: k.version.clone(),
+                images: k.images.len() as u64,
+                image_files,
+                files,
+            }
+        });
         let mut other = Count::default();
         for f in &m.files {
             let in_repo = repo_prefixes.iter().any(|p| f.path.starts_with(p.as_str()));
-            let known = in_repo || f.kind == crate::FileKind::Installer;
+            let known = in_repo
+                || f.kind == crate::FileKind::Installer
+                || is_image_file(f)
+                || downloads.contains(f.path.as_str());
             if !known && !locked.contains(f.path.as_str()) {
                 other.files += 1;
                 other.bytes += f.size;
@@ -160,6 +207,7 @@ impl Summary {
             repos,
             pypi_targets,
             installers,
+            kubespray,
             other,
         }
     }

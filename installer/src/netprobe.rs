@@ -21,6 +21,36 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// GETs an `http://HOST[:PORT]/path` URL and returns the body of a 200 response.
 pub fn http_get(url: &str) -> Result<Vec<u8>, ProbeError> {
+    let response = http_request("GET", url)?;
+    if response.status != 200 {
+        return Err(ProbeError::Status {
+            url: url.into(),
+            status: response.status,
+        });
+    }
+    Ok(response.body)
+}
+
+/// One HTTP response: status, headers (names lowercased) and body (empty for HEAD).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `method` (GET or HEAD) to an `http://HOST[:PORT]/path` URL; any status is returned.
+pub fn http_request(method: &str, url: &str) -> Result<HttpResponse, ProbeError> {
     let malformed = |reason: &str| ProbeError::Malformed {
         url: url.into(),
         reason: reason.into(),
@@ -49,7 +79,7 @@ pub fn http_get(url: &str) -> Result<Vec<u8>, ProbeError> {
     // HTTP/1.0 keeps the response unchunked and closes the connection at its end.
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: kubespray-offline-installer\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: kubespray-offline-installer\r\n\r\n"
     )
     .map_err(io)?;
     let mut response = Vec::new();
@@ -59,18 +89,21 @@ pub fn http_get(url: &str) -> Result<Vec<u8>, ProbeError> {
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| malformed("no end of headers"))?;
     let head = String::from_utf8_lossy(&response[..head_end]);
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| malformed("no status line"))?;
-    if status != 200 {
-        return Err(ProbeError::Status {
-            url: url.into(),
-            status,
-        });
-    }
-    Ok(response[head_end + 4..].to_vec())
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: response[head_end + 4..].to_vec(),
+    })
 }
 
 /// The answer to an A query.

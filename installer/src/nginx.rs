@@ -4,6 +4,19 @@
 //! `/pypi/` URL that older pip.conf files use (redirected, so the index's relative links keep
 //! resolving).
 //!
+//! When the bundle carries them, the same server also serves Kubespray's files repo at
+//! `/files/` and the read-only image registry at `/v2/` (see `registry.rs` for its tree): one
+//! regex location per kind of request, `root` on the tree that mirrors the request paths,
+//! `try_files` over the manifest extensions so that `types {}` gives each manifest its media
+//! type, and one exact location per tag that rewrites it to its digest path, so that the
+//! digest location answers it with `Docker-Content-Digest` from its capture.
+//!
+//! A `map` from tag path to digest would do the header too, but its keys
+//! (`/v2/<name>/manifests/<tag>`) outgrow nginx's default `map_hash_bucket_size`, and that
+//! directive can be set once per `http` block and only before its first `map`: from a conf.d
+//! include it clashes with any map or setting of the operator's. Exact locations need no
+//! tuning.
+//!
 //! The file holds only `http`-level directives (`map`, `server`), so it works when included in
 //! the `http` block of a stock Debian or Rocky `nginx.conf` (`include /etc/nginx/conf.d/*.conf`).
 
@@ -11,6 +24,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::desired::DesiredFile;
+use crate::registry::ManifestType;
 use crate::simple_index::{HTML_PAGE, JSON_PAGE};
 
 /// Where the generated file goes on the admin server.
@@ -36,6 +50,19 @@ pub struct NginxSettings {
     pub distro: String,
     /// The data root as nginx sees it: the landing page `index.html` and `node/` live here.
     pub data_dir: PathBuf,
+    /// Kubespray's files repo (`<data root>/files`), served at `/files/` when the bundle has it.
+    pub files_dir: Option<PathBuf>,
+    /// The image registry, served at `/v2/` when the bundle has images.
+    pub registry: Option<RegistryRoutes>,
+}
+
+/// What the registry locations need: the tree and where every tag points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryRoutes {
+    /// The registry tree (`<data root>/registry`), holding `v2/`.
+    pub dir: PathBuf,
+    /// `/v2/<name>/manifests/<tag>` -> `/v2/<name>/manifests/sha256:<hex>`.
+    pub tags: Vec<(String, String)>,
 }
 
 impl NginxSettings {
@@ -48,6 +75,8 @@ impl NginxSettings {
             pypi_dir: data_root.join("pypi"),
             distro: "rocky".to_string(),
             data_dir: data_root.to_path_buf(),
+            files_dir: None,
+            registry: None,
         }
     }
 }
@@ -114,9 +143,66 @@ pub fn render(s: &NginxSettings) -> String {
          # The classic index URL (`index-url = http://ADMIN/pypi`): a redirect, not an alias,\n    \
          # so that the pages' relative links resolve against /pypi/simple/.\n    \
          location /pypi/ {{\n        \
-         rewrite ^/pypi/(.*)$ /pypi/simple/$1 permanent;\n    }}\n}}"
+         rewrite ^/pypi/(.*)$ /pypi/simple/$1 permanent;\n    }}"
     );
+    if let Some(files) = &s.files_dir {
+        let _ = writeln!(
+            out,
+            "\n    # Kubespray's files repo (`files_repo`): the original domains as top directories.\n    \
+             location /files/ {{\n        \
+             alias {};\n        \
+             types {{ }}\n        \
+             default_type application/octet-stream;\n    }}",
+            dir_with_slash(files)
+        );
+    }
+    if let Some(registry) = &s.registry {
+        render_registry(&mut out, registry);
+    }
+    out.push_str("}\n");
     out
+}
+
+/// The read-only registry: `/v2/`, manifests by digest and by tag, blobs, tags lists.
+fn render_registry(out: &mut String, registry: &RegistryRoutes) {
+    let root = registry.dir.display();
+    let mut types = String::new();
+    let mut tries = String::new();
+    for t in ManifestType::ALL {
+        let _ = write!(types, " {} {};", t.media_type(), t.extension());
+        let _ = write!(tries, " $uri.{}", t.extension());
+    }
+    const API: &str = "add_header Docker-Distribution-Api-Version registry/2.0;";
+    let _ = writeln!(
+        out,
+        "\n    # Read-only image registry (pull side of the distribution API) from {root}/v2/,\n    \
+         # which mirrors the request paths; each manifest's extension gives its media type.\n    \
+         location = /v2/ {{\n        \
+         default_type application/json;\n        \
+         {API}\n        \
+         return 200 '{{}}';\n    }}\n    \
+         location ~ \"^/v2/.+/manifests/(?<kubespray_offline_digest>sha256:[0-9a-f]{{64}})$\" {{\n        \
+         root {root};\n        \
+         types {{{types} }}\n        \
+         try_files{tries} =404;\n        \
+         {API}\n        \
+         add_header Docker-Content-Digest $kubespray_offline_digest;\n    }}\n    \
+         location ~ \"^/v2/.+/blobs/(?<kubespray_offline_blob>sha256:[0-9a-f]{{64}})$\" {{\n        \
+         root {root};\n        \
+         types {{ }}\n        \
+         default_type application/octet-stream;\n        \
+         {API}\n        \
+         add_header Docker-Content-Digest $kubespray_offline_blob;\n    }}\n    \
+         location ~ \"^/v2/.+/tags/list$\" {{\n        \
+         root {root};\n        \
+         types {{ }}\n        \
+         default_type application/json;\n        \
+         {API}\n    }}\n    \
+         # Tags: each one answers as its digest does.",
+    );
+    for (tag, digest) in &registry.tags {
+        let _ = writeln!(out, "    location = {tag} {{ rewrite ^ {digest} last; }}");
+    }
 }
 
 /// The conf.d file as a [`DesiredFile`] for the apply plan.
@@ -168,7 +254,7 @@ mod tests {
 
     #[test]
     fn only_http_level_directives_at_top_level() {
-        let conf = render(&settings());
+        let conf = render(&with_registry_and_files());
         let mut depth = 0i32;
         for line in conf.lines() {
             let t = line.trim();
@@ -181,6 +267,60 @@ mod tests {
             depth += t.matches('{').count() as i32 - t.matches('}').count() as i32;
         }
         assert_eq!(depth, 0, "balanced braces");
+    }
+
+    fn with_registry_and_files() -> NginxSettings {
+        let mut s = settings();
+        s.files_dir = Some(PathBuf::from("/data/files"));
+        s.registry = Some(RegistryRoutes {
+            dir: PathBuf::from("/data/registry"),
+            tags: vec![(
+                "/v2/calico/node/manifests/v3.29.1".into(),
+                format!("/v2/calico/node/manifests/sha256:{}", "a".repeat(64)),
+            )],
+        });
+        s
+    }
+
+    #[test]
+    fn registry_and_files_are_served_only_when_the_bundle_has_them() {
+        let plain = render(&settings());
+        assert!(
+            !plain.contains("/v2/") && !plain.contains("location /files/"),
+            "{plain}"
+        );
+        let conf = render(&with_registry_and_files());
+        assert!(
+            conf.contains("location /files/ {\n        alias /data/files/;\n        types { }\n        default_type application/octet-stream;\n    }"),
+            "{conf}"
+        );
+        assert!(conf.contains(
+            "location = /v2/ {\n        default_type application/json;\n        add_header Docker-Distribution-Api-Version registry/2.0;\n        return 200 '{}';"
+        ), "{conf}");
+    }
+
+    #[test]
+    fn manifests_get_their_media_type_from_the_extension_and_tags_route_to_digests() {
+        let conf = render(&with_registry_and_files());
+        assert!(conf.contains(
+            "types { application/vnd.oci.image.index.v1+json oci-index; application/vnd.oci.image.manifest.v1+json oci-manifest; application/vnd.docker.distribution.manifest.list.v2+json docker-list; application/vnd.docker.distribution.manifest.v2+json docker-manifest; }"
+        ), "{conf}");
+        assert!(conf.contains(
+            "try_files $uri.oci-index $uri.oci-manifest $uri.docker-list $uri.docker-manifest =404;"
+        ));
+        assert!(conf.contains("add_header Docker-Content-Digest $kubespray_offline_digest;"));
+        assert!(conf.contains("add_header Docker-Content-Digest $kubespray_offline_blob;"));
+        assert!(conf.contains(&format!(
+            "    location = /v2/calico/node/manifests/v3.29.1 {{ rewrite ^ /v2/calico/node/manifests/sha256:{} last; }}\n",
+            "a".repeat(64)
+        )));
+        assert_eq!(conf.matches("root /data/registry;").count(), 3, "{conf}");
+        // Regexes with `{64}` are quoted, or nginx reads the brace as a block.
+        assert!(conf.contains(
+            "location ~ \"^/v2/.+/blobs/(?<kubespray_offline_blob>sha256:[0-9a-f]{64})$\""
+        ));
+        // The dot-file rule comes before the registry's regexes, which nginx tries in order.
+        assert!(conf.find("location ~ /\\.").unwrap() < conf.find("location ~ \"^/v2/").unwrap());
     }
 
     #[test]

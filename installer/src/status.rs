@@ -1,6 +1,7 @@
 //! `installer status`: ask each admin service a real question, the way a node would: resolve a
 //! site name and an outside name through named, an NTP query to chronyd, HTTP GETs of every
-//! repo's repomd.xml and of the PyPI index through nginx, and compare the NAT state of the
+//! repo's repomd.xml and of the PyPI index through nginx, when served the registry's `/v2/`
+//! and one image's manifest by tag, and one file of the files repo, and compare the NAT state of the
 //! running kernel with the persistent one. Each check says pass or fail and, on failure, what
 //! to look at next.
 
@@ -9,8 +10,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use sha2::{Digest, Sha256};
+
 use crate::netprobe::{self, ProbeError};
 use crate::node::setup::fetch_spec;
+use crate::node::{FileProbe, RegistryProbe};
 use crate::services::nat;
 use crate::site::SiteConfig;
 
@@ -176,7 +180,75 @@ fn http(site: &SiteConfig) -> Vec<Check> {
         Err(e) => Err((e.to_string(), nginx_hint("the PyPI index"))),
     };
     checks.push(check("pypi", spec.pypi_index.clone(), result));
+    if let Some(probe) = &spec.registry {
+        checks.extend(registry(probe));
+    }
+    if let Some(probe) = &spec.files_repo {
+        checks.push(files_repo(probe));
+    }
     checks
+}
+
+const RELOAD_HINT: &str = "nginx may still run an older configuration: `nginx -t && systemctl reload nginx`; run `installer apply` again if the tree is missing";
+
+/// `/v2/` answers, and one image's tag answers with the digest the bundle recorded.
+fn registry(probe: &RegistryProbe) -> [Check; 2] {
+    let api = format!("{}/v2/", probe.url);
+    let result = match netprobe::http_request("GET", &api) {
+        Ok(r) if r.status == 200 => Ok("registry API answers".into()),
+        Ok(r) => Err((format!("HTTP status {}", r.status), RELOAD_HINT.into())),
+        Err(e) => Err((
+            e.to_string(),
+            "nginx is not answering: check `systemctl status nginx` and `nginx -t`".into(),
+        )),
+    };
+    let api_check = check("registry", api, result);
+    let url = format!("{}/v2/{}/manifests/{}", probe.url, probe.name, probe.tag);
+    let result = match netprobe::http_request("GET", &url) {
+        Ok(r) if r.status == 200 => {
+            let body = format!("sha256:{}", hex::encode(Sha256::digest(&r.body)));
+            let header = r.header("docker-content-digest").unwrap_or_default();
+            if body != probe.digest {
+                Err((
+                    format!(
+                        "served manifest is {body}, the bundle recorded {}",
+                        probe.digest
+                    ),
+                    "the registry tree is not the applied bundle's: run `installer apply` again"
+                        .into(),
+                ))
+            } else if header != probe.digest {
+                Err((
+                    format!(
+                        "Docker-Content-Digest is {header:?}, expected {}",
+                        probe.digest
+                    ),
+                    RELOAD_HINT.into(),
+                ))
+            } else {
+                Ok(format!("{}:{} is {}", probe.name, probe.tag, probe.digest))
+            }
+        }
+        Ok(r) => Err((format!("HTTP status {}", r.status), RELOAD_HINT.into())),
+        Err(e) => Err((e.to_string(), RELOAD_HINT.into())),
+    };
+    [api_check, check("registry-image", url, result)]
+}
+
+/// One file of the files repo answers with its length.
+fn files_repo(probe: &FileProbe) -> Check {
+    let result = match netprobe::http_request("HEAD", &probe.url) {
+        Ok(r) if r.status == 200 => match r.header("content-length") {
+            Some(len) if len == probe.size.to_string() => Ok(format!("{len} bytes")),
+            other => Err((
+                format!("Content-Length {other:?}, expected {}", probe.size),
+                "the files repo is not the applied bundle's: run `installer apply` again".into(),
+            )),
+        },
+        Ok(r) => Err((format!("HTTP status {}", r.status), RELOAD_HINT.into())),
+        Err(e) => Err((e.to_string(), RELOAD_HINT.into())),
+    };
+    check("files-repo", probe.url.clone(), result)
 }
 
 fn nat_state(root: &Path) -> Check {

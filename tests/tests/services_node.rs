@@ -134,7 +134,20 @@ fn node_command_names_the_admin_when_unreachable() {
 fn ansible_playbook_passes_syntax_check() {
     let dir = tempfile::tempdir().unwrap();
     let site = installer::site::SiteConfig::default();
-    let served = served();
+    // With images and files, so the containerd host files and the registry and files-repo
+    // variables are in what Ansible parses.
+    let mut served = served();
+    served.images.push(installer::services::ServedImage {
+        reference: "registry.k8s.io/pause:3.10".into(),
+        name: "pause".into(),
+        tag: "3.10".into(),
+        digest: format!("sha256:{}", "a".repeat(64)),
+        bytes: None,
+    });
+    served.downloads.push(installer::services::ServedDownload {
+        path: "dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet".into(),
+        size: 1,
+    });
     for name in ["playbook.yml", "inventory.ini", "kubespray-offline.yml"] {
         let file = node::served_files(&site, &served)
             .into_iter()
@@ -152,6 +165,11 @@ fn ansible_playbook_passes_syntax_check() {
             .current_dir(dir.path())
             .env("HOME", dir.path())
             .env("ANSIBLE_LOCAL_TEMP", dir.path().join("tmp")),
+    );
+    let playbook = fs_err::read_to_string(dir.path().join("playbook.yml")).unwrap();
+    assert!(
+        playbook.contains("path: \"/etc/containerd/certs.d/registry.k8s.io/hosts.toml\""),
+        "{playbook}"
     );
     // The Kubespray variables are plain YAML Ansible can load as extra vars.
     run_ok(

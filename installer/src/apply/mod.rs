@@ -10,10 +10,12 @@
 //! 2. per RPM repo: rebuild in staging and switch in atomically, or leave it alone when the
 //!    bundle does not change it;
 //! 3. the PyPI index, the same way;
-//! 4. generated files (release key, nginx conf.d file, and with a site the service configs:
+//! 4. Kubespray's files repo and the image registry, the same way (the registry's content
+//!    checks run right after the unpack, before any tree is switched);
+//! 5. generated files (release key, nginx conf.d file, and with a site the service configs:
 //!    named, zones, chrony, landing page, node files, sysctl and the NAT ruleset): backed up
 //!    once, written atomically, untouched when identical;
-//! 5. with a site, the system actions (SELinux labels, firewalld, systemd enable/restart),
+//! 6. with a site, the system actions (SELinux labels, firewalld, systemd enable/restart),
 //!    which the command runs or prints (see [`service_actions`]).
 //!
 //! Crash safety: staging lives at `<data>/.installer-staging` and is wiped at the start of
@@ -24,6 +26,8 @@
 //! order before the exchange; so no second whole-filesystem sync is paid per tree. So an apply killed anywhere and rerun ends in the state of an
 //! uninterrupted apply, and a failed apply leaves the previous trees served.
 
+mod downloads;
+mod images;
 mod plan;
 mod prefetch;
 mod pypi;
@@ -32,6 +36,8 @@ mod state;
 
 use std::path::{Path, PathBuf};
 
+pub use downloads::DownloadsPlan;
+pub use images::ImagesPlan;
 pub use plan::{FileStep, Plan};
 pub use pypi::PypiPlan;
 pub use repos::RepoPlan;
@@ -39,7 +45,8 @@ pub use state::{KILL_ENV, STATE_FILE};
 
 use crate::actions::SystemAction;
 use crate::fsutil::{self, FileChange};
-use crate::nginx::{self, NginxSettings};
+use crate::nginx::{self, NginxSettings, RegistryRoutes};
+use crate::registry::{self, RegistryError};
 use crate::repodata;
 use crate::services::{self, ServedContent, nat};
 use crate::site::SiteConfig;
@@ -62,6 +69,14 @@ pub enum ApplyError {
     ConflictingPackage { repo: String, path: String },
     #[error("release key {path} named in the manifest is not among the bundle's files")]
     MissingKey { path: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("download {name} ({path}): {reason}; the bundle cannot be served, rebuild it")]
+    Download {
+        name: String,
+        path: String,
+        reason: String,
+    },
 }
 
 impl ApplyError {
@@ -69,7 +84,10 @@ impl ApplyError {
     pub fn is_verification_failure(&self) -> bool {
         match self {
             ApplyError::Bundle(e) => e.is_verification_failure(),
-            ApplyError::ConflictingPackage { .. } | ApplyError::MissingKey { .. } => true,
+            ApplyError::ConflictingPackage { .. }
+            | ApplyError::MissingKey { .. }
+            | ApplyError::Registry(_)
+            | ApplyError::Download { .. } => true,
             _ => false,
         }
     }
@@ -101,6 +119,10 @@ pub struct Layout {
     pub data: PathBuf,
     pub repos: PathBuf,
     pub pypi: PathBuf,
+    /// Kubespray's files repo.
+    pub files: PathBuf,
+    /// The image registry's tree.
+    pub registry: PathBuf,
     pub staging: PathBuf,
 }
 
@@ -110,6 +132,8 @@ impl Layout {
         Ok(Layout {
             repos: data.join("repos"),
             pypi: data.join("pypi"),
+            files: data.join("files"),
+            registry: data.join("registry"),
             staging: data.join(".installer-staging"),
             data,
         })
@@ -140,6 +164,8 @@ pub fn plan(
     let layout = Layout::new(&opts.root, &opts.data_root)?;
     let repos = repos::plan(&manifest, &layout, opts.keep_old, opts.compression)?;
     let pypi = pypi::plan(&manifest, &layout, opts.keep_old)?;
+    let downloads = downloads::plan(&manifest, &layout)?;
+    let images = images::plan(&manifest, &layout)?;
 
     let mut files = Vec::new();
     if let Some(rpm) = &manifest.rpm
@@ -184,14 +210,24 @@ pub fn plan(
         };
         files.push(FileStep::generated(&opts.root, sum)?);
     }
-    let nginx =
+    let mut nginx =
         NginxSettings::for_data_root(&layout.data, opts.listen.clone(), opts.server_names.clone());
+    if downloads.as_ref().is_some_and(|d| !d.files.is_empty()) {
+        nginx.files_dir = Some(layout.files.clone());
+    }
+    if let Some(images) = images.as_ref().filter(|i| !i.images.images.is_empty()) {
+        nginx.registry = Some(RegistryRoutes {
+            dir: layout.registry.clone(),
+            tags: registry::tag_routes(&images.images),
+        });
+    }
     files.push(FileStep::generated(
         &opts.root,
         nginx::desired_file(&nginx),
     )?);
     if let Some(site) = &opts.site {
-        for file in service_files(site, &opts.root, &manifest)? {
+        let image_bytes = images.as_ref().and_then(|i| i.live_bytes.as_ref());
+        for file in service_files(site, &opts.root, &manifest, image_bytes)? {
             files.push(FileStep::generated(&opts.root, file)?);
         }
     }
@@ -201,6 +237,8 @@ pub fn plan(
         layout,
         repos,
         pypi,
+        downloads,
+        images,
         files,
     })
 }
@@ -211,13 +249,19 @@ pub struct Outcome {
     pub repos_rebuilt: Vec<String>,
     pub repos_unchanged: Vec<String>,
     pub pypi_rebuilt: bool,
+    pub downloads_rebuilt: bool,
+    pub registry_rebuilt: bool,
     pub files_changed: Vec<PathBuf>,
     pub backups: Vec<PathBuf>,
 }
 
 impl Outcome {
     pub fn changed_anything(&self) -> bool {
-        !self.repos_rebuilt.is_empty() || self.pypi_rebuilt || !self.files_changed.is_empty()
+        !self.repos_rebuilt.is_empty()
+            || self.pypi_rebuilt
+            || self.downloads_rebuilt
+            || self.registry_rebuilt
+            || !self.files_changed.is_empty()
     }
 }
 
@@ -254,6 +298,18 @@ pub fn run(
         }));
     }
     state::kill_point("unpacked");
+    // The registry's content checks come before any tree is switched: a bundle whose images
+    // reference what it does not carry changes nothing.
+    let image_content = match plan.images.as_ref().filter(|i| !i.unchanged) {
+        Some(images) => match images::check(images, &extracted) {
+            Ok(content) => Some(content),
+            Err(e) => {
+                fs_err::remove_dir_all(&layout.staging)?;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
 
     let mut outcome = Outcome::default();
     for (repo, parsed) in plan.repos.iter().zip(parsed) {
@@ -275,12 +331,31 @@ pub fn run(
         pypi::execute(pypi, layout, &extracted, &metadata)?;
         outcome.pypi_rebuilt = !pypi.unchanged;
     }
+    if let Some(downloads) = &plan.downloads {
+        downloads::execute(downloads, layout, &extracted)?;
+        outcome.downloads_rebuilt = !downloads.unchanged;
+    }
+    // The landing page shows each image's size, which only the manifests' content tells: when
+    // the registry was rebuilt, the page is rendered again with what the checks found.
+    let mut landing = None;
+    if let (Some(images), Some(content)) = (&plan.images, &image_content) {
+        images::execute(images, content, layout, &extracted)?;
+        outcome.registry_rebuilt = true;
+        if let Some(site) = &opts.site {
+            let mut served = ServedContent::from_manifest(&plan.manifest);
+            served.set_image_bytes(&content.bytes);
+            landing = Some(services::landing::page(site, &served));
+        }
+    }
     for step in &plan.files {
         if !step.change.is_change() && matches!(step.source, plan::FileSource::FromBundle { .. }) {
             // Already in place (same sha256), and the payload may not have been unpacked.
             continue;
         }
-        let desired = step.desired(&extracted)?;
+        let desired = match &landing {
+            Some(page) if page.path == step.target() => page.clone(),
+            _ => step.desired(&extracted)?,
+        };
         let installed = fsutil::install_file(&opts.root, &desired)?;
         if installed.change != FileChange::Unchanged {
             outcome.files_changed.push(desired.path.clone());
@@ -300,8 +375,13 @@ fn service_files(
     site: &SiteConfig,
     root: &Path,
     manifest: &bundle::BundleManifest,
+    image_bytes: Option<&std::collections::BTreeMap<String, u64>>,
 ) -> Result<Vec<crate::desired::DesiredFile>, ApplyError> {
-    let mut files = services::admin_files(site, &ServedContent::from_manifest(manifest));
+    let mut served = ServedContent::from_manifest(manifest);
+    if let Some(bytes) = image_bytes {
+        served.set_image_bytes(bytes);
+    }
+    let mut files = services::admin_files(site, &served);
     let state = nat::persisted_state(root).unwrap_or(nat::NatState::Enabled);
     let main_path = nat::rooted(root, nat::NFTABLES_MAIN);
     let existing_main = match fs_err::read_to_string(&main_path) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bundle::BundleManifest;
 use sha2::{Digest, Sha256};
 
-use super::{ApplyError, Layout, PypiPlan, RepoPlan};
+use super::{ApplyError, DownloadsPlan, ImagesPlan, Layout, PypiPlan, RepoPlan};
 use crate::desired::DesiredFile;
 use crate::fsutil::{self, FileChange};
 
@@ -107,22 +107,31 @@ pub struct Plan {
     pub layout: Layout,
     pub repos: Vec<RepoPlan>,
     pub pypi: Option<PypiPlan>,
+    /// Kubespray's files repo.
+    pub downloads: Option<DownloadsPlan>,
+    /// The image registry.
+    pub images: Option<ImagesPlan>,
     pub files: Vec<FileStep>,
 }
 
 impl Plan {
     /// False when applying would leave every tree and file as it is.
     pub fn changes_anything(&self) -> bool {
+        self.trees_change() || self.files.iter().any(|f| f.change.is_change())
+    }
+
+    /// True when some served tree (a repo, the index, the files repo, the registry) is rebuilt.
+    fn trees_change(&self) -> bool {
         self.repos.iter().any(|r| !r.unchanged)
             || self.pypi.as_ref().is_some_and(|p| !p.unchanged)
-            || self.files.iter().any(|f| f.change.is_change())
+            || self.downloads.as_ref().is_some_and(|d| !d.unchanged)
+            || self.images.as_ref().is_some_and(|i| !i.unchanged)
     }
 
     /// True when some step needs the bundle's payload on disk (a tree to rebuild or a bundle
     /// file to install); otherwise the run only verifies the bundle, writing nothing to unpack.
     pub fn needs_payload(&self) -> bool {
-        self.repos.iter().any(|r| !r.unchanged)
-            || self.pypi.as_ref().is_some_and(|p| !p.unchanged)
+        self.trees_change()
             || self
                 .files
                 .iter()
@@ -200,6 +209,24 @@ impl fmt::Display for Plan {
                 "  {n}. pypi index        {} -> {}",
                 p.describe(),
                 self.layout.pypi.display()
+            )?;
+        }
+        if let Some(d) = &self.downloads {
+            n += 1;
+            writeln!(
+                f,
+                "  {n}. files repo        {} -> {}",
+                d.describe(),
+                self.layout.files.display()
+            )?;
+        }
+        if let Some(i) = &self.images {
+            n += 1;
+            writeln!(
+                f,
+                "  {n}. image registry    {} -> {}",
+                i.describe(),
+                self.layout.registry.display()
             )?;
         }
         for step in &self.files {

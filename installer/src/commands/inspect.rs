@@ -110,6 +110,21 @@ pub fn render(s: &Summary) -> String {
             ));
         }
     }
+    if let Some(k) = &s.kubespray {
+        line(String::new());
+        line(format!("KUBESPRAY {}", k.version));
+        line(format!(
+            "images:    {} ({} manifests and blobs, {})",
+            k.images,
+            k.image_files.files,
+            human_bytes(k.image_files.bytes)
+        ));
+        line(format!(
+            "files:     {} ({})",
+            k.files.files,
+            human_bytes(k.files.bytes)
+        ));
+    }
     if s.other.files > 0 {
         line(String::new());
         line(format!(

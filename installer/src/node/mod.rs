@@ -1,10 +1,12 @@
 //! What a node needs to live on the admin alone: the internal yum repos (gpgcheck on, key by
 //! URL), `/etc/pip.conf`, a chrony client, the resolver with NetworkManager's DNS management
-//! off, and the default route through the admin. The admin serves these files under `/node/`
+//! off, the default route through the admin, and when the admin serves images, containerd's
+//! registry host files (see `containerd`). The admin serves these files under `/node/`
 //! together with `node.json` (where each file goes) and an Ansible playbook, inventory and
 //! Kubespray offline variables; `installer node` (see `setup`) fetches and applies them.
 
 pub mod ansible;
+pub mod containerd;
 pub mod setup;
 
 use std::fmt::Write;
@@ -13,7 +15,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::desired::DesiredFile;
-use crate::services::{PYPI_PATH, ServedContent, chrony};
+use crate::services::{FILES_PATH, PYPI_PATH, ServedContent, chrony};
 use crate::site::SiteConfig;
 
 pub const REPO_FILE_NAME: &str = "kubespray-offline.repo";
@@ -31,6 +33,28 @@ pub struct NodeSpec {
     pub repo_backup_dir: String,
     pub repos: Vec<RepoUrl>,
     pub pypi_index: String,
+    /// One image the registry serves, for `installer status`; absent without images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryProbe>,
+    /// One file of the files repo, for `installer status`; absent without downloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_repo: Option<FileProbe>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryProbe {
+    /// `http://ADMIN[:PORT]`, whose `/v2/` is the registry.
+    pub url: String,
+    pub name: String,
+    pub tag: String,
+    /// `sha256:<hex>` the tag must answer with.
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileProbe {
+    pub url: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +99,7 @@ pub fn node_files(site: &SiteConfig, served: &ServedContent) -> Vec<(NodeFile, S
             text,
         )
     };
-    vec![
+    let mut files = vec![
         file(
             REPO_FILE_NAME,
             &format!("/etc/yum.repos.d/{REPO_FILE_NAME}"),
@@ -89,7 +113,11 @@ pub fn node_files(site: &SiteConfig, served: &ServedContent) -> Vec<(NodeFile, S
             "/etc/NetworkManager/conf.d/90-kubespray-offline-dns.conf",
             networkmanager_dns_none(),
         ),
-    ]
+    ];
+    if served.has_registry() {
+        files.extend(containerd::node_files(site));
+    }
+    files
 }
 
 pub fn spec(site: &SiteConfig, served: &ServedContent) -> NodeSpec {
@@ -111,6 +139,21 @@ pub fn spec(site: &SiteConfig, served: &ServedContent) -> NodeSpec {
             })
             .collect(),
         pypi_index: format!("{base}{PYPI_PATH}"),
+        registry: served.images.first().map(|i| RegistryProbe {
+            url: base.clone(),
+            name: i.name.clone(),
+            tag: i.tag.clone(),
+            digest: i.digest.clone(),
+        }),
+        // The smallest file: the check asks for its length, and a small one is quick to spot.
+        files_repo: served
+            .downloads
+            .iter()
+            .min_by_key(|d| (d.size, &d.path))
+            .map(|d| FileProbe {
+                url: format!("{base}{FILES_PATH}{}", d.path),
+                size: d.size,
+            }),
     }
 }
 
@@ -205,7 +248,11 @@ mod tests {
     #[test]
     fn spec_lists_every_node_file() {
         let spec = spec(&SiteConfig::default(), &sample_served());
-        assert_eq!(spec.files.len(), 5);
+        assert_eq!(
+            spec.files.len(),
+            5 + 5,
+            "five node files, five containerd host files"
+        );
         assert_eq!(spec.pypi_index, "http://192.168.10.10/pypi/simple/");
         assert_eq!(spec.repos[2].url, "http://192.168.10.10/rocky/10/extras/");
     }

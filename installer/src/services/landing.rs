@@ -1,14 +1,15 @@
 //! The landing page at `http://ADMIN/`: what this admin serves (repos with package counts,
-//! Python targets, the bundle it came from) and the client snippets an operator pastes on a
+//! Python targets, container images and Kubespray's files, the bundle it came from) and the client snippets an operator pastes on a
 //! node that is not set up with `installer node`.
 
 use std::fmt::Write;
 
 use crate::desired::DesiredFile;
 use crate::node;
-use crate::services::{NODE_PATH, PYPI_PATH, ServedContent};
+use crate::services::{FILES_PATH, NODE_PATH, PYPI_PATH, ServedContent};
 use crate::simple_index::escape_html as esc;
 use crate::site::SiteConfig;
+use crate::units::human_bytes;
 
 /// The page lives at the top of the data root, next to `repos/`, `pypi/` and `node/`.
 pub fn page(site: &SiteConfig, served: &ServedContent) -> DesiredFile {
@@ -65,7 +66,10 @@ pub fn html(site: &SiteConfig, served: &ServedContent) -> String {
     for target in &served.python_targets {
         let _ = writeln!(h, "<li>{}</li>", esc(target));
     }
-    h.push_str("</ul>\n<h2>Setting up a node</h2>\n");
+    h.push_str("</ul>\n");
+    images(&mut h, site, served);
+    downloads(&mut h, &base, served);
+    h.push_str("<h2>Setting up a node</h2>\n");
     let _ = writeln!(
         h,
         "<p>With the installer: <code>installer node --admin {}</code>. By hand or with Ansible: the files under <a href=\"{n}\">{n}</a>.</p>",
@@ -93,6 +97,58 @@ pub fn html(site: &SiteConfig, served: &ServedContent) -> String {
     h
 }
 
+/// The registry's images: upstream reference, the name:tag served, and their size.
+fn images(h: &mut String, site: &SiteConfig, served: &ServedContent) {
+    if !served.has_registry() {
+        return;
+    }
+    let host = node::containerd::registry_host(site);
+    let _ = writeln!(
+        h,
+        "<h2>Container images</h2>\n<p>Read-only registry at <code>{}</code> (plain HTTP), {} images.</p>\n<table>\n<tr><th>Reference</th><th>Served as</th><th>Size</th><th>Digest</th></tr>",
+        esc(&host),
+        served.images.len()
+    );
+    for image in &served.images {
+        let size = image.bytes.map_or("-".to_string(), human_bytes);
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}/{}:{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&image.reference),
+            esc(&host),
+            esc(&image.name),
+            esc(&image.tag),
+            esc(&size),
+            esc(&image.digest)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
+/// Kubespray's files repo: every file with its size.
+fn downloads(h: &mut String, base: &str, served: &ServedContent) {
+    if !served.has_files_repo() {
+        return;
+    }
+    let total: u64 = served.downloads.iter().map(|d| d.size).sum();
+    let _ = writeln!(
+        h,
+        "<h2>Kubespray files</h2>\n<p><code>files_repo</code> is <a href=\"{u}\">{u}</a>: {} files, {}.</p>\n<table>\n<tr><th>Path</th><th>Size</th></tr>",
+        served.downloads.len(),
+        esc(&human_bytes(total)),
+        u = esc(&format!("{base}{FILES_PATH}"))
+    );
+    for d in &served.downloads {
+        let _ = writeln!(
+            h,
+            "<tr><td><a href=\"{FILES_PATH}{p}\">{p}</a></td><td>{}</td></tr>",
+            esc(&human_bytes(d.size)),
+            p = esc(&d.path)
+        );
+    }
+    h.push_str("</table>\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +164,19 @@ mod tests {
         assert!(page.contains("<li>cp312-manylinux_2_39-x86_64</li>"));
         assert!(page.contains("gpgcheck=1"));
         assert!(page.contains("index-url = http://192.168.10.10/pypi/simple/"));
+    }
+
+    #[test]
+    fn page_lists_images_and_files() {
+        let page = html(&SiteConfig::default(), &crate::services::sample_served());
+        assert!(
+            page.contains("<tr><td>registry.k8s.io/pause:3.10</td><td>192.168.10.10/pause:3.10</td><td>313.5 KiB</td>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<tr><td><a href=\"/files/dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet\">dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet</a></td><td>55.3 MiB</td></tr>"),
+            "{page}"
+        );
+        assert!(page.contains("http://192.168.10.10/files/"), "{page}");
     }
 }

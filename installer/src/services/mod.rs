@@ -31,6 +31,31 @@ pub struct ServedContent {
     pub key_file: Option<String>,
     /// Architectures whose installer binary is served at `/node/installer-<arch>`.
     pub installer_arches: Vec<String>,
+    /// Images served by the registry at `/v2/`, sorted by name and tag.
+    pub images: Vec<ServedImage>,
+    /// Kubespray's files served under `/files/`, sorted by path.
+    pub downloads: Vec<ServedDownload>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedImage {
+    /// The reference Kubespray uses upstream, e.g. `registry.k8s.io/pause:3.10`.
+    pub reference: String,
+    /// Served as `name:tag` by the admin's registry.
+    pub name: String,
+    pub tag: String,
+    /// `sha256:<hex>` of the tag's manifest or index.
+    pub digest: String,
+    /// Bytes of its manifests and blobs, once the manifests were read (after an apply built
+    /// the registry); None before.
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedDownload {
+    /// Path below `/files/`: `dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet`.
+    pub path: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +102,26 @@ impl ServedContent {
                 .into_iter()
                 .map(|i| i.arch)
                 .collect(),
+            images: served_images(manifest),
+            downloads: served_downloads(manifest),
         }
+    }
+
+    /// Fills in each image's size from `bytes` (by `name:tag`).
+    pub fn set_image_bytes(&mut self, bytes: &std::collections::BTreeMap<String, u64>) {
+        for image in &mut self.images {
+            image.bytes = bytes.get(&format!("{}:{}", image.name, image.tag)).copied();
+        }
+    }
+
+    /// True when the admin's registry serves images.
+    pub fn has_registry(&self) -> bool {
+        !self.images.is_empty()
+    }
+
+    /// True when the admin serves Kubespray's files repo.
+    pub fn has_files_repo(&self) -> bool {
+        !self.downloads.is_empty()
     }
 
     /// URL path of a repo on the admin's web server: `/<distro>/<release>/<id>/`.
@@ -92,6 +136,48 @@ impl ServedContent {
             .map(|k| format!("/{}/{k}", self.distro))
     }
 }
+
+fn served_images(manifest: &BundleManifest) -> Vec<ServedImage> {
+    let mut images: Vec<ServedImage> = manifest
+        .kubespray
+        .iter()
+        .flat_map(|k| &k.images)
+        .map(|i| ServedImage {
+            reference: i.reference.clone(),
+            name: i.name.clone(),
+            tag: i.tag.clone(),
+            digest: i.digest.clone(),
+            bytes: None,
+        })
+        .collect();
+    images.sort_by(|a, b| (&a.name, &a.tag, &a.reference).cmp(&(&b.name, &b.tag, &b.reference)));
+    images
+}
+
+fn served_downloads(manifest: &BundleManifest) -> Vec<ServedDownload> {
+    let sizes: std::collections::HashMap<&str, u64> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.size))
+        .collect();
+    let mut downloads: Vec<ServedDownload> = manifest
+        .kubespray
+        .iter()
+        .flat_map(|k| &k.files)
+        .filter_map(|d| {
+            Some(ServedDownload {
+                path: d.path.strip_prefix("files/")?.to_string(),
+                size: sizes.get(d.path.as_str()).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    downloads.sort_by(|a, b| a.path.cmp(&b.path));
+    downloads.dedup_by(|a, b| a.path == b.path);
+    downloads
+}
+
+/// URL path of Kubespray's files repo.
+pub const FILES_PATH: &str = "/files/";
 
 /// URL path of the PyPI simple index.
 pub const PYPI_PATH: &str = "/pypi/simple/";
@@ -230,6 +316,17 @@ pub(crate) fn sample_served() -> ServedContent {
         python_targets: vec!["cp312-manylinux_2_39-x86_64".into()],
         key_file: Some("RPM-GPG-KEY-Rocky-10".into()),
         installer_arches: vec!["x86_64".into()],
+        images: vec![ServedImage {
+            reference: "registry.k8s.io/pause:3.10".into(),
+            name: "pause".into(),
+            tag: "3.10".into(),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            bytes: Some(321_000),
+        }],
+        downloads: vec![ServedDownload {
+            path: "dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet".into(),
+            size: 58_000_000,
+        }],
     }
 }
 

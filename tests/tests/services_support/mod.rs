@@ -204,6 +204,8 @@ pub fn served() -> ServedContent {
         python_targets: vec!["cp312-manylinux_2_39-x86_64".into()],
         key_file: Some("RPM-GPG-KEY-Rocky-10".into()),
         installer_arches: vec!["x86_64".into()],
+        images: vec![],
+        downloads: vec![],
     }
 }
 
