@@ -450,7 +450,13 @@ impl Fetcher {
         let mut attempt = 0;
         loop {
             let reason = match self.client.head(url.clone()).send().await {
-                Ok(r) if r.status().is_success() => match r.content_length() {
+                // The header itself: for a HEAD, reqwest's content_length() is the (empty)
+                // body's size.
+                Ok(r) if r.status().is_success() => match r
+                    .headers()
+                    .get(reqwest::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                {
                     Some(n) => return Ok(n),
                     None => AttemptError::Permanent("no Content-Length in the answer".into()),
                 },
