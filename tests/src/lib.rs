@@ -27,6 +27,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 }
 
 pub mod authfront;
+pub mod containerd;
 pub mod harness;
 pub mod localbundle;
 pub mod mirror;

@@ -16,14 +16,14 @@ mod apply_support;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use apply_support::*;
 use bundle::manifest::{
     BundleManifest, DownloadFile, FileEntry, FileKind, ImageEntry, ImageManifest,
     KubesprayDownloads,
 };
+use e2e::containerd::Containerd;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -277,21 +277,6 @@ fn write_images_bundle(work: &Path, set: &ImageSet, files: &[(String, Vec<u8>)])
 
 /// A site on loopback: the admin is 127.0.0.1 with nginx on `port`; named and chronyd on ports
 /// nothing listens on (status reports them down, which these tests do not look at).
-fn site_file(work: &Path, port: u16) -> PathBuf {
-    let path = work.join("site.toml");
-    let (dns, ntp) = (free_port(), free_port());
-    fs_err::write(
-        &path,
-        format!(
-            "domain = \"lab.internal\"\n\n[admin]\naddress = \"127.0.0.1\"\nsubnet = \"127.0.0.0/8\"\n\n\
-             [dns]\nport = {dns}\nlisten = [\"127.0.0.1\"]\n\n[ntp]\nport = {ntp}\n\n[http]\nport = {port}\n\n\
-             [[hosts]]\nname = \"node1\"\naddress = \"127.0.0.11\"\nrole = \"node\"\n"
-        ),
-    )
-    .unwrap();
-    path
-}
-
 fn require_tool(name: &str) {
     assert!(
         Command::new("sh")
@@ -339,75 +324,6 @@ fn http(method: &str, url: &str) -> (u16, BTreeMap<String, String>, Vec<u8>) {
     )
 }
 
-/// A containerd of the test's own: root, state and socket under `dir`, no CRI.
-struct Containerd {
-    child: Child,
-    address: PathBuf,
-}
-
-impl Containerd {
-    fn start(dir: &Path) -> Containerd {
-        let d = dir.display();
-        let config = dir.join("config.toml");
-        fs_err::write(
-            &config,
-            format!(
-                "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-                 [grpc]\n  address = \"{d}/containerd.sock\"\n\
-                 [ttrpc]\n  address = \"{d}/containerd.sock.ttrpc\"\n"
-            ),
-        )
-        .unwrap();
-        let log = fs_err::File::create(dir.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log.into_parts().0)
-            .spawn()
-            .expect("start containerd");
-        let containerd = Containerd {
-            child,
-            address: dir.join("containerd.sock"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !containerd.ctr(&["version"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not answer: {}",
-                fs_err::read_to_string(dir.join("containerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        containerd
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(&self.address)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn apply_serves_files_and_images_to_skopeo_containerd_and_curl() {
     for tool in ["nginx", "skopeo", "containerd", "ctr", "curl"] {
@@ -419,7 +335,7 @@ fn apply_serves_files_and_images_to_skopeo_containerd_and_curl() {
     let bundle = write_images_bundle(work.path(), &set, &files);
     let root = work.path().join("admin");
     let port = free_port();
-    let site = site_file(work.path(), port);
+    let site = loopback_site_file(work.path(), port);
     let site_arg = ["--site", site.to_str().unwrap()];
 
     let inspect = run_ok(

@@ -5,6 +5,11 @@
 //! platforms, blobs shared between images once, files pinned by their checksum; and hostile
 //! upstreams (a blob that does not match its digest, a missing blob, an oversized manifest, a
 //! file with the wrong checksum, an image name with `..`) fail the build naming the culprit.
+//! And the whole way: the bundle `bundler` built, applied by `installer apply` and served by a
+//! real nginx, gives skopeo every image with upstream's digests, containerd an image through the
+//! hosts.toml that `installer node` wrote, and curl every file with its checksum.
+
+mod apply_support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -299,5 +304,96 @@ fn hostile_upstreams_fail_the_build_naming_what_was_wrong() {
         assert!(!out.exists(), "{what}: a bundle was written");
         // A fresh cache for the next case, so that nothing fetched here hides its fault.
         let _ = fs_err::remove_dir_all(up.dir.path().join("cache"));
+    }
+}
+
+#[test]
+fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
+    let up = upstream();
+    let out = up.dir.path().join("b.tar.zst");
+    let result = build(&up, &lists(&up, |_| {}), &out, &["x86_64", "aarch64"]);
+    assert!(result.status.success(), "{}", text(&result));
+
+    let root = up.dir.path().join("admin");
+    let port = apply_support::free_port();
+    let site = apply_support::loopback_site_file(up.dir.path(), port);
+    e2e::harness::run_ok(&mut apply_support::installer_apply(
+        &out,
+        &root,
+        port,
+        &["--site", site.to_str().unwrap()],
+    ));
+    let _nginx = apply_support::Nginx::start(&root, port);
+    let admin = format!("127.0.0.1:{port}");
+
+    // skopeo, as a node's tools would: every image by the name the admin serves it under,
+    // the top-level manifest byte-exact, every blob with its digest.
+    for image in &up.images {
+        let dest = up
+            .dir
+            .path()
+            .join(format!("copy-{}", image.name.replace('/', "-")));
+        let source = format!("docker://{admin}/{}:{}", image.name, image.tag);
+        let copy = Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--all",
+                "--src-tls-verify=false",
+            ])
+            .arg(&source)
+            .arg(format!("dir:{}", dest.display()))
+            .output()
+            .expect("run skopeo");
+        assert!(copy.status.success(), "{source}: {}", text(&copy));
+        let top = fs_err::read(dest.join("manifest.json")).unwrap();
+        assert_eq!(sha256_digest(&top), image.top.digest, "{source}");
+        for blob in &image.blobs {
+            let plain = dest.join(blob.hex());
+            let path = if plain.exists() {
+                plain
+            } else {
+                dest.join(format!("{}.manifest.json", blob.hex()))
+            };
+            let bytes = fs_err::read(&path).unwrap_or_else(|e| panic!("{source}: {e}"));
+            assert_eq!(sha256_digest(&bytes), blob.digest, "{source}");
+        }
+    }
+
+    // containerd on a node pulls the upstream name through the admin.
+    let node_root = up.dir.path().join("node");
+    e2e::harness::run_ok(
+        Command::new(workspace_bin("installer"))
+            .args(["node", "--admin", &admin, "--no-services", "--root"])
+            .arg(&node_root),
+    );
+    let certs = node_root.join("etc/containerd/certs.d");
+    let containerd_dir = tempfile::tempdir().unwrap();
+    let containerd = e2e::containerd::Containerd::start(containerd_dir.path());
+    let pause = up.images.iter().find(|i| i.name == "pause").unwrap();
+    let pulled = containerd.ctr(&[
+        "images",
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        "native",
+        "--hosts-dir",
+        certs.to_str().unwrap(),
+        "registry.k8s.io/pause:3.10",
+    ]);
+    assert!(pulled.status.success(), "ctr pull: {}", text(&pulled));
+    let listed = text(&containerd.ctr(&["images", "ls"]));
+    assert!(listed.contains(&pause.top.digest), "{listed}");
+
+    // Every file of the files repo, with its checksum.
+    for (url, bytes) in &up.file_list {
+        let path = url.trim_start_matches("https://");
+        let got = Command::new("curl")
+            .args(["-fsS"])
+            .arg(format!("http://{admin}/files/{path}"))
+            .output()
+            .unwrap();
+        assert!(got.status.success(), "{path}: {}", text(&got));
+        assert_eq!(Sha256::digest(&got.stdout), Sha256::digest(bytes), "{path}");
     }
 }

@@ -287,3 +287,20 @@ pub fn tree_listing(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A site file for an admin on 127.0.0.1 serving HTTP on `port` (DNS and NTP on free ports),
+/// with one node: what apply needs to write the node files (containerd's hosts.toml among them).
+pub fn loopback_site_file(work: &Path, port: u16) -> PathBuf {
+    let path = work.join("site.toml");
+    let (dns, ntp) = (e2e::harness::free_port(), e2e::harness::free_port());
+    fs_err::write(
+        &path,
+        format!(
+            "domain = \"lab.internal\"\n\n[admin]\naddress = \"127.0.0.1\"\nsubnet = \"127.0.0.0/8\"\n\n\
+             [dns]\nport = {dns}\nlisten = [\"127.0.0.1\"]\n\n[ntp]\nport = {ntp}\n\n[http]\nport = {port}\n\n\
+             [[hosts]]\nname = \"node1\"\naddress = \"127.0.0.11\"\nrole = \"node\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
