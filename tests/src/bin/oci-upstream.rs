@@ -1,0 +1,97 @@
+//! `oci-upstream`: a registry holding images the size of one Kubespray version's default list,
+//! for `scripts/bench-images`. Starts Debian's `docker-registry` on 127.0.0.1, pushes one
+//! generated multi-arch image (linux/amd64 + linux/arm64) per reference of the download list,
+//! writes the download lists (the shipped JSON form, images only) and the plain image list for
+//! skopeo, prints the registry URL, then serves until killed.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use e2e::ociimage::large_image;
+use e2e::registry::Registry;
+
+/// Serve Kubespray-sized images from a local registry.
+///
+/// Example:
+///   oci-upstream manifests/kubespray/2.31.0.json --out /tmp/bench --scale 0.5
+#[derive(Parser)]
+#[command(verbatim_doc_comment)]
+struct Args {
+    /// A download list (manifests/kubespray/<version>.json): its image references are served.
+    lists: PathBuf,
+    /// Where to write lists.json (for bundler --download-lists) and images.txt (one
+    /// `<name>:<tag>` per line, for skopeo).
+    #[arg(long)]
+    out: PathBuf,
+    /// Multiplies every image's size.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+}
+
+/// Compressed size per platform (MB) of the real images, roughly, by repository suffix.
+fn size_mb(repository: &str) -> f64 {
+    let table = [
+        ("calico/node", 150.0),
+        ("calico/cni", 95.0),
+        ("calico/kube-controllers", 35.0),
+        ("kube-apiserver", 28.0),
+        ("kube-controller-manager", 26.0),
+        ("kube-proxy", 30.0),
+        ("kube-scheduler", 20.0),
+        ("coredns", 22.0),
+        ("k8s-dns-node-cache", 30.0),
+        ("cluster-proportional-autoscaler", 15.0),
+        ("nginx", 20.0),
+        ("pause", 0.3),
+    ];
+    table
+        .iter()
+        .find(|(suffix, _)| repository.ends_with(suffix))
+        .map_or(20.0, |(_, mb)| *mb)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let text = fs_err::read_to_string(&args.lists)?;
+    let lists: serde_json::Value = serde_json::from_str(&text).context("a download list")?;
+    let registry = Registry::start()?;
+    let host = registry.url().trim_start_matches("http://").to_string();
+    fs_err::create_dir_all(&args.out)?;
+    let mut images = Vec::new();
+    let mut plain = String::new();
+    for (i, image) in lists["images"]
+        .as_array()
+        .context("images")?
+        .iter()
+        .enumerate()
+    {
+        let reference = image["reference"].as_str().context("reference")?;
+        let (name, tag) = reference.rsplit_once(':').context("name:tag")?;
+        let repository = name.split_once('/').map_or(name, |(_, r)| r);
+        // Layers of at most 32 MB, as real images split theirs.
+        let bytes = (size_mb(repository) * args.scale * 1e6) as usize;
+        let layers = bytes.div_ceil(32_000_000).max(1);
+        let pushed = large_image(repository, tag, i as u64 + 1, layers, bytes / layers);
+        registry.push(&pushed)?;
+        plain.push_str(&format!("{repository}:{tag}\n"));
+        images.push(serde_json::json!({
+            "name": image["name"],
+            "reference": format!("{host}/{repository}:{tag}"),
+        }));
+    }
+    let out = serde_json::json!({
+        "kubespray": lists["kubespray"],
+        "files": [],
+        "images": images,
+    });
+    fs_err::write(
+        args.out.join("lists.json"),
+        serde_json::to_vec_pretty(&out)?,
+    )?;
+    fs_err::write(args.out.join("images.txt"), plain)?;
+    println!("{}", registry.url());
+    loop {
+        std::thread::park();
+    }
+}
