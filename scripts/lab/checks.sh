@@ -48,5 +48,8 @@ run_node_checks() {
   if [ -n "$pip" ]; then
     check "$round" node1 pip ok "$PROBE" pip
   fi
+  # Kubespray's downloads, from the admin: a file of the files repo, an image via containerd.
+  check "$round" node1 kubelet ok "$PROBE" file "$LAB_KUBELET_URL" "$LAB_KUBELET_SHA256"
+  check "$round" node1 image ok "$PROBE" image "$LAB_IMAGE"
   check "$round" admin status ok "$PROBE" status "$LAB_RUN" "$LAB_SITE"
 }

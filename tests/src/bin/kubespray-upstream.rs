@@ -1,8 +1,10 @@
-//! `oci-upstream`: a registry holding images the size of one Kubespray version's default list,
-//! for `scripts/bench-images`. Starts Debian's `docker-registry` on 127.0.0.1, pushes one
-//! generated multi-arch image (linux/amd64 + linux/arm64) per reference of the download list,
-//! writes the download lists (the shipped JSON form, images only) and the plain image list for
-//! skopeo, prints the registry URL, then serves until killed.
+//! `kubespray-upstream`: what the internet holds for one Kubespray version's download list, made
+//! up locally, for `scripts/bench-images` and the air-gap lab. Starts Debian's `docker-registry`
+//! on 127.0.0.1 and pushes one generated multi-arch image (linux/amd64 + linux/arm64) per image
+//! reference, at roughly the real image's size times `--scale`; with `--files DIR`, writes a
+//! generated file for each listed file at `DIR/<host>/<path>`. Writes `lists.json` (the shipped
+//! JSON form, the original references and URLs, the generated files' sha256) and `images.txt`
+//! (`<repository>:<tag>` per line, for skopeo), prints the registry URL, then serves until killed.
 
 use std::path::PathBuf;
 
@@ -10,11 +12,13 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use e2e::ociimage::large_image;
 use e2e::registry::Registry;
+use sha2::{Digest, Sha256};
 
 /// Serve Kubespray-sized images from a local registry.
 ///
 /// Example:
-///   oci-upstream manifests/kubespray/2.31.0.json --out /tmp/bench --scale 0.5
+///   kubespray-upstream manifests/kubespray/2.31.0.json --out /tmp/bench --scale 0.5
+///   kubespray-upstream manifests/kubespray/2.31.0.json --out /tmp/lab --scale 0.01 --files /tmp/lab/files
 #[derive(Parser)]
 #[command(verbatim_doc_comment)]
 struct Args {
@@ -27,6 +31,9 @@ struct Args {
     /// Multiplies every image's size.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Also write a generated file (64 KiB) for each listed file, at DIR/<host>/<path>.
+    #[arg(long, value_name = "DIR")]
+    files: Option<PathBuf>,
 }
 
 /// Compressed size per platform (MB) of the real images, roughly, by repository suffix.
@@ -56,7 +63,6 @@ fn main() -> Result<()> {
     let text = fs_err::read_to_string(&args.lists)?;
     let lists: serde_json::Value = serde_json::from_str(&text).context("a download list")?;
     let registry = Registry::start()?;
-    let host = registry.url().trim_start_matches("http://").to_string();
     fs_err::create_dir_all(&args.out)?;
     let mut images = Vec::new();
     let mut plain = String::new();
@@ -75,14 +81,26 @@ fn main() -> Result<()> {
         let pushed = large_image(repository, tag, i as u64 + 1, layers, bytes / layers);
         registry.push(&pushed)?;
         plain.push_str(&format!("{repository}:{tag}\n"));
-        images.push(serde_json::json!({
-            "name": image["name"],
-            "reference": format!("{host}/{repository}:{tag}"),
-        }));
+        images.push(serde_json::json!({ "name": image["name"], "reference": reference }));
+    }
+    let mut files = Vec::new();
+    if let Some(dir) = &args.files {
+        for file in lists["files"].as_array().context("files")? {
+            let url = file["url"].as_str().context("url")?;
+            let path = dir.join(url.split_once("://").context("a URL")?.1);
+            // Content from the URL alone: a file listed for both arches is one file.
+            let seed = Sha256::digest(url.as_bytes());
+            let bytes: Vec<u8> = (0..65536usize).map(|b| (b as u8) ^ seed[b % 32]).collect();
+            fs_err::create_dir_all(path.parent().context("a file path")?)?;
+            fs_err::write(&path, &bytes)?;
+            let mut entry = file.clone();
+            entry["sha256"] = hex::encode(Sha256::digest(&bytes)).into();
+            files.push(entry);
+        }
     }
     let out = serde_json::json!({
         "kubespray": lists["kubespray"],
-        "files": [],
+        "files": files,
         "images": images,
     });
     fs_err::write(
