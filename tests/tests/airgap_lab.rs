@@ -145,6 +145,10 @@ fn airgap_lab_passes_with_the_gap_closed_and_each_check_fails_without_its_servic
     for round in ["nat-on", "nat-off"] {
         assert!(r.passed(round, "node1", "pip"));
         assert!(r.passed(round, "admin", "status"));
+        // Kubespray's downloads from the admin: kubelet from the files repo (sha256 checked)
+        // and an image pulled by containerd through the hosts.toml installer node wrote.
+        assert!(r.passed(round, "node1", "kubelet"));
+        assert!(r.passed(round, "node1", "image"));
     }
     // The drill's lines say whether each check failed as expected with its service stopped.
     for (service, broken, status_failing) in [
