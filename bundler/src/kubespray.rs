@@ -14,6 +14,9 @@ use url::Url;
 
 use crate::build::BuildError;
 
+/// `scripts/kubespray-lists`, which renders the lists from Kubespray's roles with ansible.
+const RENDER_SCRIPT: &str = include_str!("../../scripts/kubespray-lists");
+
 /// Download lists shipped with the bundler, newest first.
 const SHIPPED: &[(&str, &str)] = &[(
     "2.31.0",
@@ -61,6 +64,51 @@ impl DownloadLists {
             ))
         })?;
         Ok(serde_json::from_str(text).expect("shipped download lists are valid JSON"))
+    }
+
+    /// Renders the lists for a user's inventory with Kubespray's own roles: runs
+    /// `scripts/kubespray-lists` (built into the binary) with python3 and ansible-playbook on
+    /// the Kubespray source tree `tree` of `version`.
+    pub fn render(version: &str, tree: &Path, inventory: &Path) -> Result<Self, BuildError> {
+        for (flag, dir) in [
+            ("--kubespray-inventory", inventory),
+            ("--kubespray-tree", tree),
+        ] {
+            if !dir.is_dir() {
+                return Err(BuildError::Usage(format!(
+                    "{flag} {}: no such directory",
+                    dir.display()
+                )));
+            }
+        }
+        let work = tempfile::tempdir().map_err(|e| BuildError::Usage(format!("temp dir: {e}")))?;
+        let script = work.path().join("kubespray-lists");
+        let output = work.path().join("lists.json");
+        fs_err::write(&script, RENDER_SCRIPT).map_err(|e| BuildError::Usage(e.to_string()))?;
+        let run = std::process::Command::new("python3")
+            .arg(&script)
+            .arg("--source")
+            .arg(tree)
+            .args(["--version", version])
+            .arg("--inventory")
+            .arg(inventory)
+            .arg("-o")
+            .arg(&output)
+            .output()
+            .map_err(|e| {
+                BuildError::Usage(format!(
+                    "--kubespray-inventory needs python3 and ansible-playbook on the online host: {e}"
+                ))
+            })?;
+        if !run.status.success() {
+            return Err(BuildError::Usage(format!(
+                "rendering the download lists of {} with ansible failed (is ansible-playbook installed, and is {} Kubespray {version}?):\n{}",
+                inventory.display(),
+                tree.display(),
+                String::from_utf8_lossy(&run.stderr).trim()
+            )));
+        }
+        Self::from_file(&output)
     }
 
     /// Lists in the shipped JSON form from a file (`--download-lists`).

@@ -397,3 +397,24 @@ fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
         assert_eq!(Sha256::digest(&got.stdout), Sha256::digest(bytes), "{path}");
     }
 }
+
+#[test]
+fn a_missing_kubespray_inventory_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(workspace_bin("bundler"))
+        .args(["build", "--no-rpm", "--no-pypi", "--no-installer", "-q"])
+        .arg("--kubespray-inventory")
+        .arg(dir.path().join("no-such-inventory"))
+        .arg("--kubespray-tree")
+        .arg(dir.path())
+        .arg("-o")
+        .arg(dir.path().join("b.tar.zst"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--kubespray-inventory") && text(&out).contains("no-such-inventory"),
+        "{}",
+        text(&out)
+    );
+}

@@ -55,6 +55,14 @@ pub struct SelectionArgs {
     /// own Kubespray inventory (files with their sha256, images with their arches).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["files_list", "images_list"])]
     pub download_lists: Option<PathBuf>,
+    /// Your Kubespray inventory: the download lists are rendered from it with ansible (what
+    /// its group_vars enable), from the Kubespray source tree given with --kubespray-tree.
+    #[arg(long, value_name = "DIR", requires = "kubespray_tree",
+          conflicts_with_all = ["download_lists", "files_list", "images_list"])]
+    pub kubespray_inventory: Option<PathBuf>,
+    /// A Kubespray source tree of the --kubespray version (for --kubespray-inventory).
+    #[arg(long, value_name = "DIR", requires = "kubespray_inventory")]
+    pub kubespray_tree: Option<PathBuf>,
     /// Kubespray's files.list (from contrib/offline/generate_list.sh) instead of the shipped
     /// list; its files are pinned by what upstream serves (the list has no checksums).
     #[arg(long, value_name = "FILE")]
@@ -200,7 +208,11 @@ impl SelectionArgs {
             .kubespray
             .clone()
             .unwrap_or_else(|| default_kubespray_version().to_string());
-        let lists = if let Some(path) = &self.download_lists {
+        let lists = if let (Some(inventory), Some(tree)) =
+            (&self.kubespray_inventory, &self.kubespray_tree)
+        {
+            DownloadLists::render(&version, tree, inventory)?
+        } else if let Some(path) = &self.download_lists {
             DownloadLists::from_file(path)?
         } else if self.files_list.is_some() || self.images_list.is_some() {
             let shipped = DownloadLists::shipped(&version).ok();
