@@ -10,12 +10,13 @@
 //! - [`sign`]: key files, signing and checking the manifest;
 //! - [`run`]: the self-extracting `.run` around a bundle stream;
 //! - [`summary`]: counts and sizes per repo and PyPI target, from the manifest alone;
-//! - [`paths`]: the path rules; [`progress`]: the `Reporter` seam; [`error`]: `BundleError`.
+//! - [`paths`]: the path rules; [`image`]: image names, tags and digests; [`progress`]: the `Reporter` seam; [`error`]: `BundleError`.
 
 mod ahead;
 pub mod direct;
 pub mod error;
 mod extract;
+pub mod image;
 pub mod manifest;
 pub mod paths;
 pub mod progress;

@@ -254,22 +254,8 @@ impl ImageRef {
         } else {
             repository
         };
-        if !repository.split('/').all(valid_component) {
-            return Err(bad(
-                "the repository must be lowercase path components (a-z, 0-9, separated by . _ __ or -)",
-            ));
-        }
-        let tag_ok = tag.len() <= 128
-            && tag
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && tag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        if !tag_ok {
-            return Err(bad("the tag must be [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"));
-        }
+        bundle::image::check_name(&repository).map_err(|why| bad(&why))?;
+        bundle::image::check_tag(tag).map_err(|why| bad(&why))?;
         Ok(ImageRef {
             registry,
             repository,
@@ -289,36 +275,6 @@ impl ImageRef {
         };
         Url::parse(&format!("https://{host}")).expect("a registry host makes a URL")
     }
-}
-
-/// One path component of a repository name: `[a-z0-9]+` runs joined by `.`, `_`, `__` or
-/// any number of `-`.
-fn valid_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    if bytes.is_empty()
-        || !bytes[0].is_ascii_alphanumeric()
-        || !bytes[bytes.len() - 1].is_ascii_alphanumeric()
-    {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !(bytes[i].is_ascii_lowercase() || bytes[i].is_ascii_digit()) {
-            i += 1;
-        }
-        let sep = &component[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
 }
 
 #[cfg(test)]

@@ -199,18 +199,8 @@ fn blob_path(digest: &str) -> String {
 
 /// Sha256 hex of a `sha256:<hex>` digest, refusing any other algorithm or a malformed value.
 fn digest_hex<'a>(digest: &'a str, what: &str) -> Result<&'a str, BuildError> {
-    digest
-        .strip_prefix("sha256:")
-        .filter(|h| {
-            h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        })
-        .ok_or_else(|| {
-            BuildError::ImageInvalid(format!(
-                "{what}: digest {digest:?} is not sha256:<64 lowercase hex>"
-            ))
-        })
+    bundle::image::digest_hex(digest)
+        .map_err(|why| BuildError::ImageInvalid(format!("{what}: {why}")))
 }
 
 async fn describe_file(
