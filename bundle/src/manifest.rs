@@ -113,6 +113,11 @@ pub struct PypiTarget {
     pub index_url: String,
     /// The requirement lines as given (after includes were expanded).
     pub requirements: Vec<String>,
+    /// Where the requirements came from: a file given with `--requirements`, the list shipped
+    /// for a Kubespray version, or the URL a Kubespray release's `requirements.txt` was fetched
+    /// from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements_source: Option<String>,
     pub lock: Vec<LockedFile>,
 }
 

@@ -242,6 +242,7 @@ pub fn wheel_targets(wheels: &Path, tree: &Path, arches: &[String]) -> Result<Ve
             glibc: "2.39".into(),
             index_url: "https://pypi.org/simple/".into(),
             requirements: vec![],
+            requirements_source: None,
             lock,
         });
     }

@@ -63,6 +63,7 @@ fn base() -> BundleManifest {
             glibc: "2.39".into(),
             index_url: "https://pypi.org/simple".into(),
             requirements: vec!["six".into()],
+            requirements_source: None,
             lock: vec![LockedFile {
                 name: "six".into(),
                 version: "1.16.0".into(),

@@ -44,14 +44,14 @@ struct RepoLine {
 
 pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
     let sel = &args.selection;
-    let pypi = sel.pypi_settings()?;
+    let fetcher = sel.fetcher()?;
+    let pypi = sel.pypi_settings(&fetcher)?;
     if sel.no_rpm && pypi.is_none() && sel.no_files && sel.no_images {
         return Err(BuildError::Usage(
             "nothing to plan with --no-rpm, --no-pypi, --no-files and --no-images".into(),
         ));
     }
     let reporter = CliReporter::new(sel.quiet || args.json);
-    let fetcher = sel.fetcher()?;
     let resolved = match &pypi {
         Some(settings) => {
             let events = ResolutionLines {

@@ -89,6 +89,13 @@ pub struct SelectionArgs {
     pub pypi: PypiArgs,
 }
 
+/// The download cache when `--cache` is not given.
+pub fn default_cache_dir() -> PathBuf {
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("kubespray-offline")
+}
+
 /// A mirror given as a plain local path becomes a file:// URL.
 fn mirror_url(m: &str) -> Result<String, BuildError> {
     if m.contains("://") {
@@ -173,7 +180,9 @@ impl SelectionArgs {
     }
 
     /// The PyPI settings (`None` with `--no-pypi`); `--platform` defaults to the RPM arches.
-    pub fn pypi_settings(&self) -> Result<Option<PypiSettings>, BuildError> {
+    /// `fetcher` fetches Kubespray's requirements when this bundler ships none for
+    /// `--kubespray`.
+    pub fn pypi_settings(&self, fetcher: &Fetcher) -> Result<Option<PypiSettings>, BuildError> {
         if self.no_pypi {
             return Ok(None);
         }
@@ -182,7 +191,7 @@ impl SelectionArgs {
         } else {
             self.rpm_options()?.arches
         };
-        self.pypi.settings(&arches).map(Some)
+        self.pypi.settings(&arches, fetcher).map(Some)
     }
 
     /// What to take of Kubespray's files and images (`None` when both are left out), for the
@@ -232,11 +241,7 @@ impl SelectionArgs {
     }
 
     pub fn cache_dir(&self) -> PathBuf {
-        self.cache.clone().unwrap_or_else(|| {
-            dirs::cache_dir()
-                .unwrap_or_else(std::env::temp_dir)
-                .join("kubespray-offline")
-        })
+        self.cache.clone().unwrap_or_else(default_cache_dir)
     }
 
     pub fn fetcher(&self) -> Result<Fetcher, BuildError> {
