@@ -1,6 +1,7 @@
 //! Generates a Rocky-like mirror tree on disk: `<root>/<release>/{BaseOS,AppStream,extras}/
 //! <arch>/os/` with signed packages from [`crate::rpmgen`], repodata from `createrepo_c`,
-//! comps and updateinfo attached with `modifyrepo_c`, and the public test key at the root.
+//! comps and updateinfo attached with `modifyrepo_c`, `repomd.xml` signed by the test key
+//! (`repomd.xml.asc`, as Rocky signs it), and the public test key at the root.
 //!
 //! The package set mirrors the shapes real repos have that a mirroring tool must get right:
 //! file requires (`/bin/sh`), sonames, epochs, several versions of one package, a rich
@@ -17,7 +18,10 @@ use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 
 use crate::peridot::rewrite_peridot_style;
-use crate::rpmgen::{Dep, PackageSpec, SplitMix, TEST_KEY_FILE, TEST_KEY_PUBLIC, write_package};
+use crate::rpmgen::{
+    Dep, PackageSpec, SplitMix, TEST_KEY_FILE, TEST_KEY_PUBLIC, TEST_KEY_SECRET,
+    detached_signature, write_package_signed,
+};
 
 /// Fixed repomd revision, so regenerating a mirror gives the same metadata.
 pub const REVISION: u64 = 1_750_000_000;
@@ -37,6 +41,47 @@ pub struct MirrorSpec {
     pub seed: u64,
     /// Names of packages written without a signature (for the unsigned-package test).
     pub unsigned: Vec<String>,
+    /// Version of `rocky-release`: the minor release the repos hold.
+    pub minor_release: String,
+    /// Write `repodata/repomd.xml.asc` (signed by `keys.metadata`) in every repo.
+    pub sign_metadata: bool,
+    /// The key file the mirror publishes and the keys that sign its packages and metadata.
+    pub keys: MirrorKeys,
+}
+
+/// Who signs what in a generated mirror.
+#[derive(Debug, Clone)]
+pub struct MirrorKeys {
+    /// File name of the public key file at the mirror root, and its contents.
+    pub file: String,
+    pub public: String,
+    /// ASCII-armored secret keys that sign every package, in turn (several: several signatures).
+    pub packages: Vec<String>,
+    /// Per repo directory (`BaseOS`...), secret keys that replace `packages` there.
+    pub per_repo: Vec<(String, Vec<String>)>,
+    /// The secret key that signs `repomd.xml`.
+    pub metadata: String,
+}
+
+impl MirrorKeys {
+    /// Everything signed by the project's test key (ed25519), published as
+    /// `RPM-GPG-KEY-kubespray-test`.
+    pub fn test_key() -> Self {
+        Self {
+            file: TEST_KEY_FILE.to_string(),
+            public: TEST_KEY_PUBLIC.to_string(),
+            packages: vec![TEST_KEY_SECRET.to_string()],
+            per_repo: Vec::new(),
+            metadata: TEST_KEY_SECRET.to_string(),
+        }
+    }
+
+    fn for_repo(&self, dir_name: &str) -> &[String] {
+        self.per_repo
+            .iter()
+            .find(|(dir, _)| dir == dir_name)
+            .map_or(&self.packages[..], |(_, keys)| &keys[..])
+    }
 }
 
 impl MirrorSpec {
@@ -51,6 +96,9 @@ impl MirrorSpec {
             filler_max_bytes: 256 * 1024,
             seed: 42,
             unsigned: Vec::new(),
+            minor_release: "10.0".to_string(),
+            sign_metadata: true,
+            keys: MirrorKeys::test_key(),
         }
     }
 }
@@ -73,7 +121,7 @@ pub struct GeneratedRepo {
 pub struct GeneratedMirror {
     pub root: PathBuf,
     pub repos: Vec<GeneratedRepo>,
-    /// Path of the public test key (`<root>/RPM-GPG-KEY-kubespray-test`).
+    /// Path of the public key file (`<root>/RPM-GPG-KEY-kubespray-test` by default).
     pub key_path: PathBuf,
 }
 
@@ -99,8 +147,8 @@ pub const REPO_DIRS: [&str; 3] = ["BaseOS", "AppStream", "extras"];
 /// Generate the whole mirror. Requires `createrepo_c` and `modifyrepo_c` on PATH.
 pub fn generate_mirror(spec: &MirrorSpec) -> Result<GeneratedMirror> {
     fs_err::create_dir_all(&spec.root)?;
-    let key_path = spec.root.join(TEST_KEY_FILE);
-    fs_err::write(&key_path, TEST_KEY_PUBLIC)?;
+    let key_path = spec.root.join(&spec.keys.file);
+    fs_err::write(&key_path, &spec.keys.public)?;
     let mut repos = Vec::new();
     for arch in &spec.arches {
         for dir_name in REPO_DIRS {
@@ -114,12 +162,27 @@ pub fn generate_mirror(spec: &MirrorSpec) -> Result<GeneratedMirror> {
             let written: Vec<(String, u64)> = specs
                 .par_iter()
                 .map(|p| {
-                    let sign = !spec.unsigned.contains(&p.name);
-                    let file = write_package(p, &path, sign)?;
+                    let keys: Vec<&str> = if spec.unsigned.contains(&p.name) {
+                        Vec::new()
+                    } else {
+                        spec.keys
+                            .for_repo(dir_name)
+                            .iter()
+                            .map(String::as_str)
+                            .collect()
+                    };
+                    let file = write_package_signed(p, &path, &keys)?;
                     Ok((p.relative_path(), fs_err::metadata(&file)?.len()))
                 })
                 .collect::<Result<_>>()?;
             write_repodata(&path, dir_name)?;
+            if spec.sign_metadata {
+                let repomd = fs_err::read(path.join("repodata/repomd.xml"))?;
+                fs_err::write(
+                    path.join("repodata/repomd.xml.asc"),
+                    detached_signature(&spec.keys.metadata, &repomd)?,
+                )?;
+            }
             repos.push(GeneratedRepo {
                 dir_name: dir_name.to_string(),
                 arch: arch.clone(),
@@ -152,7 +215,7 @@ const LIBSSL: &str = "libssl.so.3()(64bit)";
 /// The packages of one repo for one arch: the hand-shaped core plus this repo's filler share.
 fn package_set(spec: &MirrorSpec, dir_name: &str, arch: &str) -> Vec<PackageSpec> {
     let mut set = match dir_name {
-        "BaseOS" => baseos_core(arch),
+        "BaseOS" => baseos_core(arch, &spec.minor_release),
         "AppStream" => appstream_core(arch),
         _ => extras_core(),
     };
@@ -204,16 +267,16 @@ fn filler_range(total: usize, dir_name: &str) -> (usize, usize) {
     }
 }
 
-fn baseos_core(arch: &str) -> Vec<PackageSpec> {
+fn baseos_core(arch: &str, minor: &str) -> Vec<PackageSpec> {
     vec![
         pkg("filesystem", "3.18", arch, |p| {
             p.files.push(file("/etc/filesystem.conf"));
         }),
-        pkg("rocky-release", "10.0", "noarch", |p| {
+        pkg("rocky-release", minor, "noarch", |p| {
             p.provides
-                .push(Dep::Eq("redhat-release".into(), "10.0".into()));
+                .push(Dep::Eq("redhat-release".into(), minor.into()));
             p.provides
-                .push(Dep::Eq("system-release".into(), "10.0".into()));
+                .push(Dep::Eq("system-release".into(), minor.into()));
             p.files.push(file("/etc/rocky-release"));
         }),
         pkg("glibc", "2.39", arch, |p| {

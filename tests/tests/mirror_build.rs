@@ -58,15 +58,13 @@ fn build_cmd(
 
 use e2e::harness::assert_success as ok;
 
-/// Bytes of every repo's repomd.xml: what a build fetches again even with a warm cache.
+/// Bytes of every repo's repomd.xml and its signature: what a build fetches again even with a
+/// warm cache.
 fn repomd_bytes(m: &GeneratedMirror) -> u64 {
     m.repos
         .iter()
-        .map(|r| {
-            fs_err::metadata(r.path.join("repodata/repomd.xml"))
-                .unwrap()
-                .len()
-        })
+        .flat_map(|r| ["repomd.xml", "repomd.xml.asc"].map(|f| r.path.join("repodata").join(f)))
+        .map(|p| fs_err::metadata(p).unwrap().len())
         .sum()
 }
 
@@ -216,7 +214,7 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
     assert_eq!(
         server.body_bytes() - served,
         repomd_bytes,
-        "warm cache fetches only repomd.xml"
+        "warm cache fetches only repomd.xml and its signature"
     );
     let plan = ok(bundler(
         &[
@@ -228,7 +226,12 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
             "--no-files",
             "--no-images",
         ],
-        &["--cache".as_ref(), tmp.path().join("cache").as_os_str()],
+        &[
+            "--cache".as_ref(),
+            tmp.path().join("cache").as_os_str(),
+            "--gpg-key".as_ref(),
+            m.key_path.as_os_str(),
+        ],
     )
     .output()
     .unwrap());
@@ -520,9 +523,16 @@ fn sigkill_mid_download_then_rerun_fetches_only_what_was_missing() {
     let manifest = bundle::read::verify(&out, None, &NoProgress).unwrap();
     let repomd: u64 = repomd_bytes(&m);
     // Everything in the bundle, minus what the killed run left in the cache (whole files,
-    // partial ones, and the --gpg-key file it stored), plus repomd.xml which is always fetched
-    // fresh.
-    let expected = manifest.totals.bytes + repomd - before;
+    // partial ones, and the --gpg-key file it stored), plus repomd.xml and its signature,
+    // which are always fetched fresh.
+    // The installer binary beside bundler is packed from disk, never fetched.
+    let local: u64 = manifest
+        .files
+        .iter()
+        .filter(|f| f.kind == bundle::FileKind::Installer)
+        .map(|f| f.size)
+        .sum();
+    let expected = manifest.totals.bytes - local + repomd - before;
     assert_eq!(server.body_bytes(), expected);
-    assert!(server.body_bytes() < manifest.totals.bytes);
+    assert!(server.body_bytes() < manifest.totals.bytes - local);
 }

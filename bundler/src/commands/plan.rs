@@ -1,10 +1,11 @@
 //! `bundler plan`: read only the metadata and say what a build would download: per repo, and
-//! the PyPI resolution per target with the bytes to fetch.
+//! the PyPI resolution per target with the bytes to fetch. For the RPM part it also shows the
+//! key file's keys (pinned or only kept) and the minor release the repos hold.
 
 use bundle::{FileKind, KubesprayDownloads};
 use bundler::build::kubespray::{KubesprayOptions, add_kubespray_part};
 use bundler::build::pypi::resolve_pypi;
-use bundler::build::rpm::plan;
+use bundler::build::rpm::{RpmPlan, plan};
 use bundler::build::{BuildError, BuildParts};
 use bundler::pypi::{ResolvedTarget, render_plan};
 use clap::Args;
@@ -18,6 +19,7 @@ use super::selection::SelectionArgs;
 ///
 /// Examples:
 ///   bundler plan --release 10
+///   bundler plan --release 10.1
 ///   bundler plan --packages kubespray-rpms.txt --json
 ///   bundler plan --no-rpm --kubespray master --platform x86_64 --platform aarch64
 #[derive(Debug, Args)]
@@ -28,6 +30,23 @@ pub struct PlanArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What the RPM part rests on besides its repos: keys and minor release.
+#[derive(Debug, Default, Serialize)]
+struct RpmSummary {
+    minor_release: Option<String>,
+    keys: Vec<KeyLine>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct KeyLine {
+    fingerprint: String,
+    version: u8,
+    algorithm: String,
+    user_id: Option<String>,
+    pinned: bool,
+    usable: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,21 +80,24 @@ pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
         }
         None => Vec::new(),
     };
-    let lines = if sel.no_rpm {
-        Vec::new()
+    let (lines, summary) = if sel.no_rpm {
+        (Vec::new(), None)
     } else {
-        rpm_lines(sel, &fetcher, &reporter)?
+        let (lines, summary) = rpm_lines(sel, &fetcher, &reporter)?;
+        (lines, Some(summary))
     };
     let kubespray = match sel.kubespray_options()? {
         Some(opts) => Some(kubespray_lines(&opts, &fetcher, &reporter)?),
         None => None,
     };
     if args.json {
+        // The RPM lines alone keep the array form older scripts read.
         let json = if pypi.is_none() && kubespray.is_none() {
             serde_json::to_value(&lines).expect("plan serializes")
         } else {
             serde_json::json!({
                 "rpm": lines,
+                "rpm_summary": summary,
                 "pypi": pypi_json(&resolved),
                 "kubespray": kubespray,
             })
@@ -86,8 +108,9 @@ pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
         );
         return Ok(());
     }
-    if !sel.no_rpm {
+    if let Some(summary) = &summary {
         print_rpm_table(&lines);
+        print_rpm_summary(summary);
     }
     if pypi.is_some() {
         print!("{}", render_plan(&resolved));
@@ -181,11 +204,11 @@ fn rpm_lines(
     sel: &super::selection::SelectionArgs,
     fetcher: &bundler::fetch::Fetcher,
     reporter: &CliReporter,
-) -> Result<Vec<RepoLine>, BuildError> {
+) -> Result<(Vec<RepoLine>, RpmSummary), BuildError> {
     let opts = sel.rpm_options()?;
-    let plans = plan(&opts, fetcher, reporter)?;
+    let planned = plan(&opts, fetcher, reporter)?;
     let mut lines = Vec::new();
-    for p in &plans {
+    for p in &planned.repos {
         let mut line = RepoLine {
             repo: p.id.clone(),
             arch: p.arch.clone(),
@@ -210,7 +233,54 @@ fn rpm_lines(
         }
         lines.push(line);
     }
-    Ok(lines)
+    Ok((lines, summarize(&planned)))
+}
+
+/// The key file's keys and the minor release.
+fn summarize(planned: &RpmPlan) -> RpmSummary {
+    let mut summary = RpmSummary {
+        minor_release: planned.minor_release.clone(),
+        ..RpmSummary::default()
+    };
+    if let Some(key) = &planned.key {
+        summary.keys = key
+            .key
+            .certificates
+            .iter()
+            .map(|c| KeyLine {
+                fingerprint: c.fingerprint.clone(),
+                version: c.version,
+                algorithm: c.algorithm.clone(),
+                user_id: c.user_id.clone(),
+                pinned: c.pinned,
+                usable: c.usable(),
+            })
+            .collect();
+    }
+    summary
+}
+
+fn print_rpm_summary(s: &RpmSummary) {
+    if let Some(minor) = &s.minor_release {
+        println!("minor release in the repos: {minor}");
+    }
+    for k in &s.keys {
+        println!(
+            "key {} (v{} {}{}): {}",
+            k.fingerprint,
+            k.version,
+            k.algorithm,
+            k.user_id
+                .as_deref()
+                .map(|u| format!(", {u}"))
+                .unwrap_or_default(),
+            match (k.pinned, k.usable) {
+                (true, _) => "pinned: packages and metadata must be signed by a pinned key",
+                (false, true) => "not pinned: kept in the bundle, its signatures are checked",
+                (false, false) => "not pinned: kept in the bundle, its algorithm is not checked",
+            }
+        );
+    }
 }
 
 fn print_rpm_table(lines: &[RepoLine]) {

@@ -56,7 +56,7 @@ pub fn run(command: &PypiCommand) -> Result<(), BuildError> {
         super::selection::default_cache_dir(),
         bundler::fetch::FetchSettings::default(),
     )?;
-    let settings = command.pypi.settings(&[], &fetcher)?;
+    let settings = command.pypi.settings(&[], None, &fetcher)?;
     let events = ResolutionLines {
         quiet: command.quiet,
     };

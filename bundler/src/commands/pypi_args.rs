@@ -72,11 +72,12 @@ pub struct PypiArgs {
 
 impl PypiArgs {
     /// The settings for the PyPI part. `rpm_arches` is the default platform list (when it is
-    /// empty too: the machines of `manifests/pypi-targets.toml`); `fetcher` reads the
-    /// requirements of a Kubespray release this bundler ships none for.
+    /// empty too: the machines of `manifests/pypi-targets.toml`); `python_full` is the release
+    /// definition's `python_full_version` (used when `--python` is its major.minor).
     pub fn settings(
         &self,
         rpm_arches: &[String],
+        python_full: Option<&str>,
         fetcher: &Fetcher,
     ) -> Result<PypiSettings, BuildError> {
         if let Some(bundle) = &self.pypi_lock {
@@ -89,6 +90,10 @@ impl PypiArgs {
             }
             (None, None) => RequirementSet::kubespray(default_kubespray_version())?,
         };
+        let python_full = python_full.filter(|full| {
+            full.strip_prefix(self.python.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+        });
         let defaults = TargetDefaults::shipped();
         let machines: Vec<String> = if !self.platforms.is_empty() {
             self.platforms.clone()
@@ -104,7 +109,7 @@ impl PypiArgs {
             }
             targets.push(Target::cpython(
                 &self.python,
-                None,
+                python_full,
                 machine,
                 &defaults.glibc,
             )?);
@@ -194,7 +199,7 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let fetcher = Fetcher::new(cache.path(), Default::default()).unwrap();
         cli.pypi
-            .settings(&arches, &fetcher)
+            .settings(&arches, Some("3.12.13"), &fetcher)
             .map_err(|e| e.to_string())
     }
 
@@ -203,6 +208,10 @@ mod tests {
         let s = settings(&[], &["x86_64"]).unwrap();
         assert_eq!(s.targets.len(), 1);
         assert_eq!(s.targets[0].name(), "cp312-manylinux_2_39-x86_64");
+        assert_eq!(
+            s.targets[0].python_full, "3.12.13",
+            "from the release definition"
+        );
         assert!(
             s.requirements
                 .source

@@ -18,14 +18,21 @@ use super::pypi_args::PypiArgs;
 
 #[derive(Debug, Args)]
 pub struct SelectionArgs {
-    /// Distribution release to mirror (reads manifests/rocky-<RELEASE>.toml).
+    /// Distribution release to mirror (reads manifests/rocky-<RELEASE>.toml): `10` is the
+    /// newest minor release, `10.1` exactly that one (from the vault once it moved there).
     #[arg(long, default_value = "10")]
     pub release: String,
     /// Mirror root URL, tried in order (repeatable): http://, https://, file:// or a local
     /// path. Default: the release definition's mirrors.
     #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Vec<String>,
-    /// Repo id to mirror (repeatable; default: all of the release's repos).
+    /// Root of the vault that keeps older minor releases, tried before the mirrors for a
+    /// `--release X.Y` and not used for the moving latest (repeatable). Default: the release
+    /// definition's vault, unless --mirror is given.
+    #[arg(long = "vault", value_name = "URL")]
+    pub vaults: Vec<String>,
+    /// Repo id to mirror (repeatable; default: the release's repos not marked optional, so
+    /// baseos, appstream and extras; crb and highavailability on request).
     #[arg(long = "repo", value_name = "ID")]
     pub repos: Vec<String>,
     /// Target architecture (repeatable; default: x86_64).
@@ -129,7 +136,7 @@ fn read_patterns(path: &Path) -> Result<Vec<String>, BuildError> {
 impl SelectionArgs {
     pub fn rpm_options(&self) -> Result<RpmOptions, BuildError> {
         let release = ReleaseDef::load(&self.release, self.manifests.as_deref())?;
-        let mirrors = if self.mirrors.is_empty() {
+        let mut mirrors: Vec<String> = if self.mirrors.is_empty() {
             release.mirrors.clone()
         } else {
             self.mirrors
@@ -137,8 +144,23 @@ impl SelectionArgs {
                 .map(|m| mirror_url(m))
                 .collect::<Result<_, _>>()?
         };
+        // A minor release is looked for in the vault first: the mirrors carry it only until the
+        // next minor release is out.
+        if release.minor.is_some() {
+            let vaults: Vec<String> = if !self.vaults.is_empty() {
+                self.vaults
+                    .iter()
+                    .map(|m| mirror_url(m))
+                    .collect::<Result<_, _>>()?
+            } else if self.mirrors.is_empty() {
+                release.vault.clone()
+            } else {
+                Vec::new()
+            };
+            mirrors.splice(0..0, vaults);
+        }
         let repos = if self.repos.is_empty() {
-            release.repos.iter().map(|r| r.id.clone()).collect()
+            release.default_repos()
         } else {
             self.repos.clone()
         };
@@ -179,19 +201,21 @@ impl SelectionArgs {
         })
     }
 
-    /// The PyPI settings (`None` with `--no-pypi`); `--platform` defaults to the RPM arches.
-    /// `fetcher` fetches Kubespray's requirements when this bundler ships none for
-    /// `--kubespray`.
+    /// The PyPI settings (`None` with `--no-pypi`); `--platform` defaults to the RPM arches,
+    /// `python_full_version` comes from the release definition. `fetcher` fetches Kubespray's
+    /// requirements when this bundler ships none for `--kubespray`.
     pub fn pypi_settings(&self, fetcher: &Fetcher) -> Result<Option<PypiSettings>, BuildError> {
         if self.no_pypi {
             return Ok(None);
         }
+        let release = ReleaseDef::load(&self.release, self.manifests.as_deref());
         let arches = if self.no_rpm {
             self.arches.clone()
         } else {
             self.rpm_options()?.arches
         };
-        self.pypi.settings(&arches, fetcher).map(Some)
+        let python_full = release.as_ref().ok().and_then(|r| r.python_full_version());
+        self.pypi.settings(&arches, python_full, fetcher).map(Some)
     }
 
     /// What to take of Kubespray's files and images (`None` when both are left out), for the
