@@ -6,7 +6,8 @@
 //!
 //! A major release's definition also serves its minor releases: `--release 10.1` reads
 //! `rocky-10.toml` (unless a `rocky-10.1.toml` exists) and fetches `10.1` from the vault, where
-//! Rocky moves a minor release once the next one is out.
+//! Rocky moves a minor release once the next one is out. Package sets (`--packages @kubespray`)
+//! are looked up the same way.
 
 use std::path::{Path, PathBuf};
 
@@ -108,6 +109,10 @@ pub enum ReleaseError {
     },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error(
+        "no package set @{name}: {file} is neither in --manifests nor built in; pass a file of package names instead"
+    )]
+    NoPackageSet { name: String, file: String },
 }
 
 impl ReleaseDef {
@@ -216,11 +221,17 @@ impl ReleaseDef {
     }
 }
 
-/// The release definitions of the project's `manifests/`, compiled in.
-const BUILT_IN: &[(&str, &str)] = &[(
-    "rocky-10.toml",
-    include_str!("../../manifests/rocky-10.toml"),
-)];
+/// The release definitions and package sets of the project's `manifests/`, compiled in.
+const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "rocky-10.toml",
+        include_str!("../../manifests/rocky-10.toml"),
+    ),
+    (
+        "kubespray-rocky10-packages.txt",
+        include_str!("../../manifests/kubespray-rocky10-packages.txt"),
+    ),
+];
 
 /// A manifest file's text and where it was read from: the first search directory holding it,
 /// else the built-in copy.
@@ -241,6 +252,21 @@ fn find_manifest(name: &str, dirs: &[PathBuf]) -> Result<Option<(String, PathBuf
             PathBuf::from(format!("(built in) manifests/{name}")),
         )
     }))
+}
+
+/// The package set `@NAME` (`--packages @kubespray`) for a release: the names in
+/// `manifests/NAME-<distro><major>-packages.txt` (`kubespray-rocky10-packages.txt`), looked up
+/// like release definitions. Returns its text and where it was read from.
+pub fn package_set(
+    name: &str,
+    release: &ReleaseDef,
+    manifests_dir: Option<&Path>,
+) -> Result<(String, PathBuf), ReleaseError> {
+    let file = format!("{name}-{}{}-packages.txt", release.distro, release.release);
+    find_manifest(&file, &search_dirs(manifests_dir))?.ok_or_else(|| ReleaseError::NoPackageSet {
+        name: name.to_string(),
+        file,
+    })
 }
 
 /// Environment variable naming a directory of release definitions (after `--manifests`).
@@ -303,5 +329,17 @@ mod tests {
         for bad in ["7.1", "10.x", "10.", "10.1.2", ".1"] {
             assert!(ReleaseDef::load(bad, None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_kubespray_package_set_is_built_in() {
+        let def = ReleaseDef::load("10", None).unwrap();
+        let (text, origin) = package_set("kubespray", &def, None).unwrap();
+        assert!(origin.display().to_string().contains("built in"));
+        assert!(text.lines().any(|l| l.trim() == "kernel-modules-extra"));
+        assert!(matches!(
+            package_set("nothing", &def, None),
+            Err(ReleaseError::NoPackageSet { .. })
+        ));
     }
 }

@@ -6,7 +6,9 @@
 //! The package set mirrors the shapes real repos have that a mirroring tool must get right:
 //! file requires (`/bin/sh`), sonames, epochs, several versions of one package, a rich
 //! dependency, a Recommends that only weak-dependency closure pulls in, cross-repo
-//! dependencies, and noarch packages. Filler packages with incompressible payloads give the
+//! dependencies, and noarch packages. It also holds every package of Kubespray's node set
+//! (`manifests/kubespray-rocky10-packages.txt`) under its Rocky name, with the names Kubespray
+//! asks for that are only provides (`iptables`, `ebtables`, `conntrack`) provided as on EL 10. Filler packages with incompressible payloads give the
 //! size a test or benchmark asks for. AppStream is rewritten Peridot-style (`<uuid>-PRIMARY.
 //! xml.gz`, empty elements omitted) and extras uses xz metadata (Debian's createrepo_c 0.17 has no zstd), so readers meet every
 //! naming and compression form that Rocky mirrors serve.
@@ -219,6 +221,7 @@ fn package_set(spec: &MirrorSpec, dir_name: &str, arch: &str) -> Vec<PackageSpec
         "AppStream" => appstream_core(arch),
         _ => extras_core(),
     };
+    set.extend(kubespray_node_packages(dir_name, arch));
     let (start, end) = filler_range(spec.filler_packages, dir_name);
     let mut rng = SplitMix::new(spec.seed);
     for i in 0..spec.filler_packages {
@@ -386,6 +389,102 @@ fn appstream_core(arch: &str) -> Vec<PackageSpec> {
             p.requires.push(Dep::any("curl"));
         }),
     ]
+}
+
+/// The packages of Kubespray's node set not already in the core sets, in the repo EL 10 ships
+/// them in, with a few of their real dependencies so the closure has something to follow.
+fn kubespray_node_packages(dir_name: &str, arch: &str) -> Vec<PackageSpec> {
+    let plain = |name: &str, version: &str, bin: &str| {
+        pkg(name, version, arch, |p| {
+            p.requires.push(Dep::any(LIBC));
+            p.files.push(file(bin));
+        })
+    };
+    match dir_name {
+        "BaseOS" => vec![
+            pkg("bash-completion", "2.11", "noarch", |p| {
+                p.epoch = 1;
+                p.requires.push(Dep::any("bash"));
+                p.files.push(file("/etc/profile.d/bash_completion.sh"));
+            }),
+            pkg("device-mapper-libs", "1.02.202", arch, |p| {
+                p.epoch = 10;
+                p.provides.push(Dep::any("libdevmapper.so.1.02()(64bit)"));
+                p.requires.push(Dep::any(LIBC));
+            }),
+            plain("e2fsprogs", "1.47.1", "/usr/sbin/mkfs.ext4"),
+            pkg("iptables-libs", "1.8.11", arch, |p| {
+                p.provides.push(Dep::any("libxtables.so.12()(64bit)"));
+                p.requires.push(Dep::any(LIBC));
+            }),
+            pkg("iptables-nft", "1.8.11", arch, |p| {
+                p.provides.push(Dep::any("iptables"));
+                p.provides.push(Dep::any("ebtables"));
+                p.requires.push(Dep::any("libxtables.so.12()(64bit)"));
+                p.files.push(file("/usr/sbin/iptables-nft"));
+            }),
+            plain("iproute", "6.11.0", "/usr/sbin/ip"),
+            pkg("iproute-tc", "6.11.0", arch, |p| {
+                p.requires.push(Dep::any("iproute"));
+                p.files.push(file("/usr/sbin/tc"));
+            }),
+            plain("iputils", "20240905", "/usr/bin/ping"),
+            pkg("libseccomp", "2.5.6", arch, |p| {
+                p.provides.push(Dep::any("libseccomp.so.2()(64bit)"));
+                p.requires.push(Dep::any(LIBC));
+            }),
+            plain("openssl", "3.2.2", "/usr/bin/openssl"),
+            plain("rsync", "3.4.1", "/usr/bin/rsync"),
+            plain("tar", "1.35", "/usr/bin/tar"),
+            plain("unzip", "6.0", "/usr/bin/unzip"),
+            plain("xfsprogs", "6.11.0", "/usr/sbin/mkfs.xfs"),
+            plain("ipset", "7.21", "/usr/sbin/ipset"),
+            plain("nftables", "1.1.1", "/usr/sbin/nft"),
+            plain("ethtool", "6.11", "/usr/sbin/ethtool"),
+            pkg("kernel-core", "6.12.0", arch, |p| {
+                p.release = "55.el10".into();
+                p.provides.push(Dep::Eq(
+                    "kernel-uname-r".into(),
+                    format!("6.12.0-55.el10.{arch}"),
+                ));
+                p.files.push(file("/lib/modules/6.12.0-55.el10/vmlinuz"));
+            }),
+            pkg("kernel-modules-extra", "6.12.0", arch, |p| {
+                p.release = "55.el10".into();
+                p.requires.push(Dep::Eq(
+                    "kernel-uname-r".into(),
+                    format!("6.12.0-55.el10.{arch}"),
+                ));
+                p.files
+                    .push(file("/lib/modules/6.12.0-55.el10/extra/sctp.ko.xz"));
+            }),
+        ],
+        "AppStream" => vec![
+            pkg("conntrack-tools", "1.4.8", arch, |p| {
+                p.provides.push(Dep::any("conntrack"));
+                p.requires.push(Dep::any(LIBC));
+                p.files.push(file("/usr/sbin/conntrack"));
+            }),
+            pkg("container-selinux", "2.235.0", "noarch", |p| {
+                p.epoch = 4;
+                p.files
+                    .push(file("/usr/share/selinux/packages/container.pp.bz2"));
+            }),
+            pkg("nss", "3.101.0", arch, |p| {
+                p.requires.push(Dep::any(LIBC));
+                p.files.push(file("/usr/lib64/libnss3.so"));
+            }),
+            plain("socat", "1.7.4.4", "/usr/bin/socat"),
+            plain("ipvsadm", "1.31", "/usr/sbin/ipvsadm"),
+            pkg("python3-libselinux", "3.8", arch, |p| {
+                p.requires.push(Dep::any("python3"));
+                p.files.push(file(
+                    "/usr/lib64/python3.12/site-packages/selinux/__init__.py",
+                ));
+            }),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 fn extras_core() -> Vec<PackageSpec> {

@@ -242,6 +242,129 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
     }
 }
 
+/// The names of the shipped Kubespray node set, as dnf would be asked for them.
+fn kubespray_node_set() -> Vec<String> {
+    let text = fs_err::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../manifests/kubespray-rocky10-packages.txt"
+    ))
+    .unwrap();
+    text.lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn kubespray_node_kit_resolves_and_dnf_installs_it_into_an_empty_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = mirror(tmp.path(), |s| s.filler_packages = 30);
+    let server = TestServer::start(&m.root, Faults::none()).unwrap();
+
+    // plan shows what a full mirror and the kit would take.
+    let plan = ok(bundler(
+        &[
+            "plan",
+            "--mirror",
+            &server.url(),
+            "--no-pypi",
+            "--no-files",
+            "--no-images",
+        ],
+        &[
+            "--cache".as_ref(),
+            tmp.path().join("cache").as_os_str(),
+            "--gpg-key".as_ref(),
+            m.key_path.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap());
+    let text = String::from_utf8_lossy(&plan.stdout);
+    let size = |prefix: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{text}"));
+        line.rsplit(", ")
+            .next()
+            .unwrap()
+            .trim_end_matches(" bytes")
+            .parse()
+            .unwrap()
+    };
+    let (full, kit) = (size("full mirror:"), size("Kubespray node kit"));
+    assert_eq!(full, m.total_bytes(), "{text}");
+    assert!(kit * 2 < full, "{text}");
+
+    let out = tmp.path().join("kit.tar.zst");
+    ok(build_cmd(
+        tmp.path(),
+        &m,
+        &server.url(),
+        &out,
+        &["--packages", "@kubespray"],
+    )
+    .output()
+    .unwrap());
+    let tree = tmp.path().join("tree");
+    let manifest = extract(&out, &tree);
+    let rpm = manifest.rpm.unwrap();
+    assert!(rpm.repos.iter().all(|r| r.slim));
+    assert_eq!(
+        rpm.repos.iter().map(|r| r.package_bytes).sum::<u64>(),
+        kit,
+        "the build carries what plan said"
+    );
+    let carried: Vec<&str> = manifest
+        .files
+        .iter()
+        .filter_map(|f| f.path.strip_suffix(".rpm"))
+        .collect();
+    for wanted in [
+        "kernel-modules-extra-",
+        "kernel-core-",
+        "iptables-nft-",
+        "conntrack-tools-",
+    ] {
+        assert!(
+            carried
+                .iter()
+                .any(|p| p.rsplit('/').next().unwrap().starts_with(wanted)),
+            "{wanted} missing from {carried:?}"
+        );
+    }
+
+    for repo in ["baseos", "appstream", "extras"] {
+        let dir = tree.join("repos").join(repo).join("x86_64");
+        fs_err::remove_dir_all(dir.join("repodata")).unwrap();
+        ok(Command::new("createrepo_c")
+            .arg("--quiet")
+            .arg(&dir)
+            .output()
+            .unwrap());
+    }
+    let names = kubespray_node_set();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let installed = dnf_install(
+        &tree,
+        &["baseos", "appstream", "extras"],
+        &tmp.path().join("root"),
+        &names,
+    );
+    for name in [
+        "kernel-modules-extra",
+        "iptables-nft",
+        "conntrack-tools",
+        "container-selinux",
+        "python3-libselinux",
+        "socat",
+    ] {
+        assert!(installed.iter().any(|n| n == name), "{name}: {installed:?}");
+    }
+}
+
 #[test]
 fn slim_closure_installs_into_empty_root_and_is_much_smaller() {
     let tmp = tempfile::tempdir().unwrap();

@@ -109,7 +109,10 @@ impl BuildError {
             BuildError::Pypi(e) if e.is_verification() => 3,
             BuildError::Meta(e) if e.is_verification() => 3,
             BuildError::Bundle(e) if e.is_verification_failure() => 3,
-            BuildError::Usage(_) | BuildError::Release(ReleaseError::NotFound { .. }) => 2,
+            BuildError::Usage(_)
+            | BuildError::Release(
+                ReleaseError::NotFound { .. } | ReleaseError::NoPackageSet { .. },
+            ) => 2,
             _ => 1,
         }
     }

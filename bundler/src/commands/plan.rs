@@ -1,25 +1,28 @@
 //! `bundler plan`: read only the metadata and say what a build would download: per repo, and
 //! the PyPI resolution per target with the bytes to fetch. For the RPM part it also shows the
-//! key file's keys (pinned or only kept) and the minor release the repos hold.
+//! key file's keys (pinned or only kept), the minor release the repos hold, and the size of a
+//! full mirror next to the Kubespray node kit (`--packages @kubespray`), so that the choice
+//! between them is made knowing both.
 
 use bundle::{FileKind, KubesprayDownloads};
 use bundler::build::kubespray::{KubesprayOptions, add_kubespray_part};
 use bundler::build::pypi::resolve_pypi;
-use bundler::build::rpm::{RpmPlan, plan};
+use bundler::build::rpm::{RpmPlan, plan, select_closure};
 use bundler::build::{BuildError, BuildParts};
 use bundler::pypi::{ResolvedTarget, render_plan};
+use bundler::release::package_set;
 use clap::Args;
 use serde::Serialize;
 
 use super::progress::CliReporter;
 use super::pypi::ResolutionLines;
-use super::selection::SelectionArgs;
+use super::selection::{SelectionArgs, parse_patterns};
 
 /// Show what `bundler build` would fetch: packages, bytes to download, bytes already cached.
 ///
 /// Examples:
 ///   bundler plan --release 10
-///   bundler plan --release 10.1
+///   bundler plan --release 10.1 --packages @kubespray
 ///   bundler plan --packages kubespray-rpms.txt --json
 ///   bundler plan --no-rpm --kubespray master --platform x86_64 --platform aarch64
 #[derive(Debug, Args)]
@@ -32,11 +35,16 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-/// What the RPM part rests on besides its repos: keys and minor release.
+/// What the RPM part rests on besides its repos: keys, minor release, the two sizes.
 #[derive(Debug, Default, Serialize)]
 struct RpmSummary {
     minor_release: Option<String>,
     keys: Vec<KeyLine>,
+    /// Every package of the selected repos and arches.
+    full: SizeLine,
+    /// The closure of the shipped Kubespray node package set, or why it does not resolve.
+    kubespray_kit: Option<SizeLine>,
+    kubespray_kit_error: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -47,6 +55,12 @@ struct KeyLine {
     user_id: Option<String>,
     pinned: bool,
     usable: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct SizeLine {
+    packages: usize,
+    bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -233,11 +247,17 @@ fn rpm_lines(
         }
         lines.push(line);
     }
-    Ok((lines, summarize(&planned)))
+    let summary = summarize(sel, &opts, &planned)?;
+    Ok((lines, summary))
 }
 
-/// The key file's keys and the minor release.
-fn summarize(planned: &RpmPlan) -> RpmSummary {
+/// Keys, minor release, and the sizes of a full mirror and of the Kubespray node kit over the
+/// same metadata.
+fn summarize(
+    sel: &super::selection::SelectionArgs,
+    opts: &bundler::build::rpm::RpmOptions,
+    planned: &RpmPlan,
+) -> Result<RpmSummary, BuildError> {
     let mut summary = RpmSummary {
         minor_release: planned.minor_release.clone(),
         ..RpmSummary::default()
@@ -257,7 +277,29 @@ fn summarize(planned: &RpmPlan) -> RpmSummary {
             })
             .collect();
     }
-    summary
+    for repo in &planned.repos {
+        summary.full.packages += repo.all.len();
+        summary.full.bytes += repo.all.iter().map(|p| p.size).sum::<u64>();
+    }
+    let (text, _) = package_set("kubespray", &opts.release, sel.manifests.as_deref())?;
+    let mut kit = planned.repos.clone();
+    match select_closure(
+        &mut kit,
+        &opts.arches,
+        &parse_patterns(&text),
+        opts.weak_deps,
+    ) {
+        Ok(()) => {
+            let mut size = SizeLine::default();
+            for repo in &kit {
+                size.packages += repo.selected.len();
+                size.bytes += repo.selected().map(|p| p.size).sum::<u64>();
+            }
+            summary.kubespray_kit = Some(size);
+        }
+        Err(e) => summary.kubespray_kit_error = Some(e.to_string()),
+    }
+    Ok(summary)
 }
 
 fn print_rpm_summary(s: &RpmSummary) {
@@ -280,6 +322,18 @@ fn print_rpm_summary(s: &RpmSummary) {
                 (false, false) => "not pinned: kept in the bundle, its algorithm is not checked",
             }
         );
+    }
+    println!(
+        "full mirror: {} packages, {} bytes",
+        s.full.packages, s.full.bytes
+    );
+    match (&s.kubespray_kit, &s.kubespray_kit_error) {
+        (Some(kit), _) => println!(
+            "Kubespray node kit (--packages @kubespray): {} packages, {} bytes",
+            kit.packages, kit.bytes
+        ),
+        (None, Some(e)) => println!("Kubespray node kit (--packages @kubespray): {e}"),
+        (None, None) => {}
     }
 }
 

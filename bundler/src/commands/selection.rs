@@ -11,7 +11,7 @@ use bundler::fetch::{FetchSettings, Fetcher};
 use bundler::kubespray::{DownloadLists, HostMirrors};
 use bundler::pypi::PypiSettings;
 use bundler::pypi::requirements::default_kubespray_version;
-use bundler::release::ReleaseDef;
+use bundler::release::{ReleaseDef, package_set};
 use clap::Args;
 
 use super::pypi_args::PypiArgs;
@@ -66,9 +66,11 @@ pub struct SelectionArgs {
     /// list.
     #[arg(long, value_name = "FILE")]
     pub images_list: Option<PathBuf>,
-    /// Slim mode: package names, name.arch or globs (one per line, # comments), expanded to
-    /// their dependency closure against the selected repos.
-    #[arg(long, value_name = "FILE")]
+    /// Slim mode: a file of package names, name.arch, globs or provides (one per line, #
+    /// comments), expanded to their dependency closure against the selected repos. `@kubespray`
+    /// is the shipped list of what Kubespray installs on the nodes
+    /// (manifests/kubespray-rocky10-packages.txt).
+    #[arg(long, value_name = "FILE|@SET")]
     pub packages: Option<PathBuf>,
     /// In slim mode, leave out weak dependencies (Recommends).
     #[arg(long)]
@@ -115,22 +117,37 @@ fn mirror_url(m: &str) -> Result<String, BuildError> {
         .map_err(|()| BuildError::Usage(format!("--mirror {m}: not a usable path")))
 }
 
-fn read_patterns(path: &Path) -> Result<Vec<String>, BuildError> {
-    let text =
-        fs_err::read_to_string(path).map_err(|e| BuildError::Usage(format!("--packages: {e}")))?;
-    let patterns: Vec<String> = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or_default())
-        .flat_map(str::split_whitespace)
-        .map(str::to_string)
-        .collect();
+/// The patterns of a package list: a file, or `@NAME` for a shipped set.
+fn read_patterns(
+    path: &Path,
+    release: &ReleaseDef,
+    manifests: Option<&Path>,
+) -> Result<Vec<String>, BuildError> {
+    let (text, origin) = match path.to_str().and_then(|p| p.strip_prefix('@')) {
+        Some(name) => package_set(name, release, manifests)?,
+        None => (
+            fs_err::read_to_string(path)
+                .map_err(|e| BuildError::Usage(format!("--packages: {e}")))?,
+            path.to_path_buf(),
+        ),
+    };
+    let patterns = parse_patterns(&text);
     if patterns.is_empty() {
         return Err(BuildError::Usage(format!(
             "--packages {}: no package names in it",
-            path.display()
+            origin.display()
         )));
     }
     Ok(patterns)
+}
+
+/// Package names of a list: one or more per line, `#` starts a comment.
+pub fn parse_patterns(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .flat_map(str::split_whitespace)
+        .map(str::to_string)
+        .collect()
 }
 
 impl SelectionArgs {
@@ -188,7 +205,11 @@ impl SelectionArgs {
                 )));
             }
         }
-        let packages = self.packages.as_deref().map(read_patterns).transpose()?;
+        let packages = self
+            .packages
+            .as_deref()
+            .map(|p| read_patterns(p, &release, self.manifests.as_deref()))
+            .transpose()?;
         Ok(RpmOptions {
             release,
             mirrors,
