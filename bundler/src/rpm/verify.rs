@@ -231,8 +231,9 @@ impl ReleaseKey {
                     None => verified_by[s] = Some(c),
                     Some(e) if cannot_check(e) => {}
                     Some(e) => broken.push(format!(
-                        "its signature by {} does not verify: {e}",
-                        cert.fingerprint
+                        "its signature by {} does not verify ({})",
+                        cert.fingerprint,
+                        why_not(e)
                     )),
                 }
             }
@@ -287,7 +288,7 @@ impl ReleaseKey {
             match verifier.verify(data, &raw) {
                 Ok(()) => return Ok(cert.fingerprint.clone()),
                 Err(rpm::Error::KeyNotFoundError { .. }) => {}
-                Err(e) => errors.push(format!("{}: {e}", cert.fingerprint)),
+                Err(e) => errors.push(format!("{}: {}", cert.fingerprint, why_not(&e))),
             }
         }
         Err(if errors.is_empty() {
@@ -312,6 +313,17 @@ fn cannot_check(e: &rpm::Error) -> bool {
             | rpm::Error::NoSignatureFound
             | rpm::Error::UnknownVersionSignature
     )
+}
+
+/// Why a signature that names a key does not verify, in words: the crypto library's own
+/// message for a wrong hash is an assertion dump.
+fn why_not(e: &rpm::Error) -> String {
+    match e {
+        rpm::Error::VerificationError { .. } => {
+            "made over other bytes than these, or damaged".to_string()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The armored blocks of a key file: upstream files may concatenate several.
