@@ -63,9 +63,18 @@ pub struct RpmSection {
     /// Bundle path of the release key file (e.g. `keys/RPM-GPG-KEY-Rocky-10`), if carried.
     #[serde(default)]
     pub key_path: Option<String>,
-    /// Fingerprint of the key packages were verified against (uppercase hex, no spaces).
+    /// Fingerprint of the key packages were verified against (uppercase hex, no spaces): the
+    /// first of `pinned_fingerprints`.
     #[serde(default)]
     pub key_fingerprint: Option<String>,
+    /// Every key a package could be signed by to pass: the release definition's pins (or, with
+    /// `--gpg-key`, every key in that file). The key file may hold more keys than these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pinned_fingerprints: Vec<String>,
+    /// The minor release the repos hold, read from their metadata (the version of the
+    /// release package, e.g. `rocky-release` 10.1 gives "10.1"), when it could be found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor_release: Option<String>,
     pub repos: Vec<RpmRepo>,
 }
 
@@ -91,6 +100,14 @@ pub struct RpmRepo {
     /// True when a package list selected a dependency closure rather than the full repo.
     #[serde(default)]
     pub slim: bool,
+    /// Fingerprints of the keys whose signatures verified on this repo's packages (any one
+    /// package may carry several). Empty when packages were not verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<String>,
+    /// Fingerprint of the key whose signature over `repomd.xml` (`repomd.xml.asc`) verified;
+    /// None when the metadata was not signed or not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_signer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +130,11 @@ pub struct PypiTarget {
     pub index_url: String,
     /// The requirement lines as given (after includes were expanded).
     pub requirements: Vec<String>,
+    /// Where the requirements came from: a file given with `--requirements`, the list shipped
+    /// for a Kubespray version, or the URL a Kubespray release's `requirements.txt` was fetched
+    /// from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements_source: Option<String>,
     pub lock: Vec<LockedFile>,
 }
 

@@ -15,6 +15,10 @@ pub struct Summary {
     pub created: String,
     pub tool: ToolInfo,
     pub release: Option<String>,
+    /// The minor release the RPM repos hold, e.g. "10.1" (from the manifest's RPM section).
+    pub minor_release: Option<String>,
+    /// Keys whose signatures verified on the bundle's packages, over every repo.
+    pub package_signers: Vec<String>,
     pub arches: Vec<String>,
     /// The bundle carries `manifest.json.sig` (not checked here; `verify --key` checks it).
     pub signed: bool,
@@ -200,6 +204,16 @@ impl Summary {
                 .unwrap_or_else(|_| m.created.to_string()),
             tool: m.tool.clone(),
             release: m.release.clone(),
+            minor_release: m.rpm.as_ref().and_then(|r| r.minor_release.clone()),
+            package_signers: {
+                let mut signers: Vec<String> = Vec::new();
+                for s in m.rpm.iter().flat_map(|r| &r.repos).flat_map(|r| &r.signers) {
+                    if !signers.contains(s) {
+                        signers.push(s.clone());
+                    }
+                }
+                signers
+            },
             arches: m.arches.clone(),
             signed,
             files: m.totals.files,

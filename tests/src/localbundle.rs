@@ -96,6 +96,8 @@ pub fn build_local_bundle(
             gpgcheck: spec.key.is_some(),
             key_path: spec.key.as_ref().map(|_| key_path),
             key_fingerprint: None,
+            pinned_fingerprints: Vec::new(),
+            minor_release: None,
             repos,
         });
     }
@@ -176,6 +178,8 @@ fn repo_record(src: &Path, id: &str, arch: &str, dir: &str) -> Result<RpmRepo> {
         package_bytes: bytes,
         metadata,
         slim: false,
+        signers: Vec::new(),
+        metadata_signer: None,
     })
 }
 
@@ -242,6 +246,7 @@ pub fn wheel_targets(wheels: &Path, tree: &Path, arches: &[String]) -> Result<Ve
             glibc: "2.39".into(),
             index_url: "https://pypi.org/simple/".into(),
             requirements: vec![],
+            requirements_source: None,
             lock,
         });
     }

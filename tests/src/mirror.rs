@@ -1,11 +1,14 @@
 //! Generates a Rocky-like mirror tree on disk: `<root>/<release>/{BaseOS,AppStream,extras}/
 //! <arch>/os/` with signed packages from [`crate::rpmgen`], repodata from `createrepo_c`,
-//! comps and updateinfo attached with `modifyrepo_c`, and the public test key at the root.
+//! comps and updateinfo attached with `modifyrepo_c`, `repomd.xml` signed by the test key
+//! (`repomd.xml.asc`, as Rocky signs it), and the public test key at the root.
 //!
 //! The package set mirrors the shapes real repos have that a mirroring tool must get right:
 //! file requires (`/bin/sh`), sonames, epochs, several versions of one package, a rich
 //! dependency, a Recommends that only weak-dependency closure pulls in, cross-repo
-//! dependencies, and noarch packages. Filler packages with incompressible payloads give the
+//! dependencies, and noarch packages. It also holds every package of Kubespray's node set
+//! (`manifests/kubespray-rocky10-packages.txt`) under its Rocky name, with the names Kubespray
+//! asks for that are only provides (`iptables`, `ebtables`, `conntrack`) provided as on EL 10. Filler packages with incompressible payloads give the
 //! size a test or benchmark asks for. AppStream is rewritten Peridot-style (`<uuid>-PRIMARY.
 //! xml.gz`, empty elements omitted) and extras uses xz metadata (Debian's createrepo_c 0.17 has no zstd), so readers meet every
 //! naming and compression form that Rocky mirrors serve.
@@ -17,7 +20,10 @@ use anyhow::{Context, Result, bail};
 use rayon::prelude::*;
 
 use crate::peridot::rewrite_peridot_style;
-use crate::rpmgen::{Dep, PackageSpec, SplitMix, TEST_KEY_FILE, TEST_KEY_PUBLIC, write_package};
+use crate::rpmgen::{
+    Dep, PackageSpec, SplitMix, TEST_KEY_FILE, TEST_KEY_PUBLIC, TEST_KEY_SECRET,
+    detached_signature, write_package_signed,
+};
 
 /// Fixed repomd revision, so regenerating a mirror gives the same metadata.
 pub const REVISION: u64 = 1_750_000_000;
@@ -37,6 +43,47 @@ pub struct MirrorSpec {
     pub seed: u64,
     /// Names of packages written without a signature (for the unsigned-package test).
     pub unsigned: Vec<String>,
+    /// Version of `rocky-release`: the minor release the repos hold.
+    pub minor_release: String,
+    /// Write `repodata/repomd.xml.asc` (signed by `keys.metadata`) in every repo.
+    pub sign_metadata: bool,
+    /// The key file the mirror publishes and the keys that sign its packages and metadata.
+    pub keys: MirrorKeys,
+}
+
+/// Who signs what in a generated mirror.
+#[derive(Debug, Clone)]
+pub struct MirrorKeys {
+    /// File name of the public key file at the mirror root, and its contents.
+    pub file: String,
+    pub public: String,
+    /// ASCII-armored secret keys that sign every package, in turn (several: several signatures).
+    pub packages: Vec<String>,
+    /// Per repo directory (`BaseOS`...), secret keys that replace `packages` there.
+    pub per_repo: Vec<(String, Vec<String>)>,
+    /// The secret key that signs `repomd.xml`.
+    pub metadata: String,
+}
+
+impl MirrorKeys {
+    /// Everything signed by the project's test key (ed25519), published as
+    /// `RPM-GPG-KEY-kubespray-test`.
+    pub fn test_key() -> Self {
+        Self {
+            file: TEST_KEY_FILE.to_string(),
+            public: TEST_KEY_PUBLIC.to_string(),
+            packages: vec![TEST_KEY_SECRET.to_string()],
+            per_repo: Vec::new(),
+            metadata: TEST_KEY_SECRET.to_string(),
+        }
+    }
+
+    fn for_repo(&self, dir_name: &str) -> &[String] {
+        self.per_repo
+            .iter()
+            .find(|(dir, _)| dir == dir_name)
+            .map_or(&self.packages[..], |(_, keys)| &keys[..])
+    }
 }
 
 impl MirrorSpec {
@@ -51,6 +98,9 @@ impl MirrorSpec {
             filler_max_bytes: 256 * 1024,
             seed: 42,
             unsigned: Vec::new(),
+            minor_release: "10.0".to_string(),
+            sign_metadata: true,
+            keys: MirrorKeys::test_key(),
         }
     }
 }
@@ -73,7 +123,7 @@ pub struct GeneratedRepo {
 pub struct GeneratedMirror {
     pub root: PathBuf,
     pub repos: Vec<GeneratedRepo>,
-    /// Path of the public test key (`<root>/RPM-GPG-KEY-kubespray-test`).
+    /// Path of the public key file (`<root>/RPM-GPG-KEY-kubespray-test` by default).
     pub key_path: PathBuf,
 }
 
@@ -99,8 +149,8 @@ pub const REPO_DIRS: [&str; 3] = ["BaseOS", "AppStream", "extras"];
 /// Generate the whole mirror. Requires `createrepo_c` and `modifyrepo_c` on PATH.
 pub fn generate_mirror(spec: &MirrorSpec) -> Result<GeneratedMirror> {
     fs_err::create_dir_all(&spec.root)?;
-    let key_path = spec.root.join(TEST_KEY_FILE);
-    fs_err::write(&key_path, TEST_KEY_PUBLIC)?;
+    let key_path = spec.root.join(&spec.keys.file);
+    fs_err::write(&key_path, &spec.keys.public)?;
     let mut repos = Vec::new();
     for arch in &spec.arches {
         for dir_name in REPO_DIRS {
@@ -114,12 +164,27 @@ pub fn generate_mirror(spec: &MirrorSpec) -> Result<GeneratedMirror> {
             let written: Vec<(String, u64)> = specs
                 .par_iter()
                 .map(|p| {
-                    let sign = !spec.unsigned.contains(&p.name);
-                    let file = write_package(p, &path, sign)?;
+                    let keys: Vec<&str> = if spec.unsigned.contains(&p.name) {
+                        Vec::new()
+                    } else {
+                        spec.keys
+                            .for_repo(dir_name)
+                            .iter()
+                            .map(String::as_str)
+                            .collect()
+                    };
+                    let file = write_package_signed(p, &path, &keys)?;
                     Ok((p.relative_path(), fs_err::metadata(&file)?.len()))
                 })
                 .collect::<Result<_>>()?;
             write_repodata(&path, dir_name)?;
+            if spec.sign_metadata {
+                let repomd = fs_err::read(path.join("repodata/repomd.xml"))?;
+                fs_err::write(
+                    path.join("repodata/repomd.xml.asc"),
+                    detached_signature(&spec.keys.metadata, &repomd)?,
+                )?;
+            }
             repos.push(GeneratedRepo {
                 dir_name: dir_name.to_string(),
                 arch: arch.clone(),
@@ -152,10 +217,11 @@ const LIBSSL: &str = "libssl.so.3()(64bit)";
 /// The packages of one repo for one arch: the hand-shaped core plus this repo's filler share.
 fn package_set(spec: &MirrorSpec, dir_name: &str, arch: &str) -> Vec<PackageSpec> {
     let mut set = match dir_name {
-        "BaseOS" => baseos_core(arch),
+        "BaseOS" => baseos_core(arch, &spec.minor_release),
         "AppStream" => appstream_core(arch),
         _ => extras_core(),
     };
+    set.extend(kubespray_node_packages(dir_name, arch));
     let (start, end) = filler_range(spec.filler_packages, dir_name);
     let mut rng = SplitMix::new(spec.seed);
     for i in 0..spec.filler_packages {
@@ -204,16 +270,16 @@ fn filler_range(total: usize, dir_name: &str) -> (usize, usize) {
     }
 }
 
-fn baseos_core(arch: &str) -> Vec<PackageSpec> {
+fn baseos_core(arch: &str, minor: &str) -> Vec<PackageSpec> {
     vec![
         pkg("filesystem", "3.18", arch, |p| {
             p.files.push(file("/etc/filesystem.conf"));
         }),
-        pkg("rocky-release", "10.0", "noarch", |p| {
+        pkg("rocky-release", minor, "noarch", |p| {
             p.provides
-                .push(Dep::Eq("redhat-release".into(), "10.0".into()));
+                .push(Dep::Eq("redhat-release".into(), minor.into()));
             p.provides
-                .push(Dep::Eq("system-release".into(), "10.0".into()));
+                .push(Dep::Eq("system-release".into(), minor.into()));
             p.files.push(file("/etc/rocky-release"));
         }),
         pkg("glibc", "2.39", arch, |p| {
@@ -323,6 +389,102 @@ fn appstream_core(arch: &str) -> Vec<PackageSpec> {
             p.requires.push(Dep::any("curl"));
         }),
     ]
+}
+
+/// The packages of Kubespray's node set not already in the core sets, in the repo EL 10 ships
+/// them in, with a few of their real dependencies so the closure has something to follow.
+fn kubespray_node_packages(dir_name: &str, arch: &str) -> Vec<PackageSpec> {
+    let plain = |name: &str, version: &str, bin: &str| {
+        pkg(name, version, arch, |p| {
+            p.requires.push(Dep::any(LIBC));
+            p.files.push(file(bin));
+        })
+    };
+    match dir_name {
+        "BaseOS" => vec![
+            pkg("bash-completion", "2.11", "noarch", |p| {
+                p.epoch = 1;
+                p.requires.push(Dep::any("bash"));
+                p.files.push(file("/etc/profile.d/bash_completion.sh"));
+            }),
+            pkg("device-mapper-libs", "1.02.202", arch, |p| {
+                p.epoch = 10;
+                p.provides.push(Dep::any("libdevmapper.so.1.02()(64bit)"));
+                p.requires.push(Dep::any(LIBC));
+            }),
+            plain("e2fsprogs", "1.47.1", "/usr/sbin/mkfs.ext4"),
+            pkg("iptables-libs", "1.8.11", arch, |p| {
+                p.provides.push(Dep::any("libxtables.so.12()(64bit)"));
+                p.requires.push(Dep::any(LIBC));
+            }),
+            pkg("iptables-nft", "1.8.11", arch, |p| {
+                p.provides.push(Dep::any("iptables"));
+                p.provides.push(Dep::any("ebtables"));
+                p.requires.push(Dep::any("libxtables.so.12()(64bit)"));
+                p.files.push(file("/usr/sbin/iptables-nft"));
+            }),
+            plain("iproute", "6.11.0", "/usr/sbin/ip"),
+            pkg("iproute-tc", "6.11.0", arch, |p| {
+                p.requires.push(Dep::any("iproute"));
+                p.files.push(file("/usr/sbin/tc"));
+            }),
+            plain("iputils", "20240905", "/usr/bin/ping"),
+            pkg("libseccomp", "2.5.6", arch, |p| {
+                p.provides.push(Dep::any("libseccomp.so.2()(64bit)"));
+                p.requires.push(Dep::any(LIBC));
+            }),
+            plain("openssl", "3.2.2", "/usr/bin/openssl"),
+            plain("rsync", "3.4.1", "/usr/bin/rsync"),
+            plain("tar", "1.35", "/usr/bin/tar"),
+            plain("unzip", "6.0", "/usr/bin/unzip"),
+            plain("xfsprogs", "6.11.0", "/usr/sbin/mkfs.xfs"),
+            plain("ipset", "7.21", "/usr/sbin/ipset"),
+            plain("nftables", "1.1.1", "/usr/sbin/nft"),
+            plain("ethtool", "6.11", "/usr/sbin/ethtool"),
+            pkg("kernel-core", "6.12.0", arch, |p| {
+                p.release = "55.el10".into();
+                p.provides.push(Dep::Eq(
+                    "kernel-uname-r".into(),
+                    format!("6.12.0-55.el10.{arch}"),
+                ));
+                p.files.push(file("/lib/modules/6.12.0-55.el10/vmlinuz"));
+            }),
+            pkg("kernel-modules-extra", "6.12.0", arch, |p| {
+                p.release = "55.el10".into();
+                p.requires.push(Dep::Eq(
+                    "kernel-uname-r".into(),
+                    format!("6.12.0-55.el10.{arch}"),
+                ));
+                p.files
+                    .push(file("/lib/modules/6.12.0-55.el10/extra/sctp.ko.xz"));
+            }),
+        ],
+        "AppStream" => vec![
+            pkg("conntrack-tools", "1.4.8", arch, |p| {
+                p.provides.push(Dep::any("conntrack"));
+                p.requires.push(Dep::any(LIBC));
+                p.files.push(file("/usr/sbin/conntrack"));
+            }),
+            pkg("container-selinux", "2.235.0", "noarch", |p| {
+                p.epoch = 4;
+                p.files
+                    .push(file("/usr/share/selinux/packages/container.pp.bz2"));
+            }),
+            pkg("nss", "3.101.0", arch, |p| {
+                p.requires.push(Dep::any(LIBC));
+                p.files.push(file("/usr/lib64/libnss3.so"));
+            }),
+            plain("socat", "1.7.4.4", "/usr/bin/socat"),
+            plain("ipvsadm", "1.31", "/usr/sbin/ipvsadm"),
+            pkg("python3-libselinux", "3.8", arch, |p| {
+                p.requires.push(Dep::any("python3"));
+                p.files.push(file(
+                    "/usr/lib64/python3.12/site-packages/selinux/__init__.py",
+                ));
+            }),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 fn extras_core() -> Vec<PackageSpec> {

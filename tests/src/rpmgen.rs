@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 /// The test signing key shipped with the project (ed25519, no passphrase). Debian's rpm 4.18
 /// and the `rpm` crate both verify EdDSA v4 header signatures.
 pub const TEST_KEY_PUBLIC: &str = include_str!("../keys/RPM-GPG-KEY-kubespray-test");
-const TEST_KEY_SECRET: &str = include_str!("../keys/kubespray-test.secret.asc");
+pub const TEST_KEY_SECRET: &str = include_str!("../keys/kubespray-test.secret.asc");
 /// Fingerprint of [`TEST_KEY_PUBLIC`] (uppercase hex, no spaces).
 pub const TEST_KEY_FINGERPRINT: &str = "58562246DEFF51EF0457D4A8F55ECD569E520ECC";
 /// File name the generated mirror publishes the public key under.
@@ -148,6 +148,51 @@ impl PackageSpec {
 /// Build `spec`, sign it with the test key (unless `sign` is false) and write it under
 /// `repo_dir` at its relative path. Returns the written path.
 pub fn write_package(spec: &PackageSpec, repo_dir: &Path, sign: bool) -> Result<PathBuf> {
+    let keys: &[&str] = if sign { &[TEST_KEY_SECRET] } else { &[] };
+    write_package_signed(spec, repo_dir, keys)
+}
+
+/// Build `spec`, sign it with each ASCII-armored secret key in `secret_keys` in turn (none:
+/// unsigned; v4 and v6 keys alike, several signatures side by side as RHEL 10 signs) and write
+/// it under `repo_dir` at its relative path. Returns the written path.
+pub fn write_package_signed(
+    spec: &PackageSpec,
+    repo_dir: &Path,
+    secret_keys: &[&str],
+) -> Result<PathBuf> {
+    let mut package = build_package(spec)?;
+    for secret in secret_keys {
+        let signer =
+            rpm::signature::pgp::Signer::from_asc(secret).context("loading a signing key")?;
+        package
+            .sign_with_timestamp(signer, SOURCE_DATE)
+            .with_context(|| format!("signing {}", spec.file_name()))?;
+    }
+    let dest = repo_dir.join(spec.relative_path());
+    fs_err::create_dir_all(dest.parent().expect("relative path has a parent"))?;
+    package
+        .write_file(&dest)
+        .with_context(|| format!("writing {}", dest.display()))?;
+    Ok(dest)
+}
+
+/// An ASCII-armored detached signature over `data` by the secret key `secret` (what Rocky's
+/// compose writes as `repomd.xml.asc`), made with the `rpm` crate's signer: a binary-document
+/// OpenPGP signature with the issuer's fingerprint, at the generator's fixed time.
+pub fn detached_signature(secret: &str, data: &[u8]) -> Result<String> {
+    use rpm::signature::Signing;
+    let signer = rpm::signature::pgp::Signer::from_asc(secret).context("loading a signing key")?;
+    let raw = signer
+        .sign(data, rpm::Timestamp(SOURCE_DATE))
+        .context("signing")?;
+    let sig =
+        <pgp::composed::DetachedSignature as pgp::composed::Deserializable>::from_bytes(&raw[..])
+            .context("reading back the signature")?;
+    sig.to_armored_string(Default::default())
+        .context("armoring the signature")
+}
+
+fn build_package(spec: &PackageSpec) -> Result<rpm::Package> {
     let config = rpm::BuildConfig::v4()
         .compression(rpm::CompressionWithLevel::Zstd(1))
         .source_date(SOURCE_DATE);
@@ -198,18 +243,7 @@ pub fn write_package(spec: &PackageSpec, repo_dir: &Path, sign: bool) -> Result<
             rpm::FileOptions::new(format!("/usr/share/{}/blob", spec.name)).permissions(0o644),
         )?;
     }
-    let package = if sign {
-        let signer = rpm::signature::pgp::Signer::from_asc(TEST_KEY_SECRET)
-            .context("loading the test signing key")?;
-        builder.build_and_sign(signer)
-    } else {
-        builder.build()
-    }
-    .with_context(|| format!("building {}", spec.file_name()))?;
-    let dest = repo_dir.join(spec.relative_path());
-    fs_err::create_dir_all(dest.parent().expect("relative path has a parent"))?;
-    package
-        .write_file(&dest)
-        .with_context(|| format!("writing {}", dest.display()))?;
-    Ok(dest)
+    builder
+        .build()
+        .with_context(|| format!("building {}", spec.file_name()))
 }

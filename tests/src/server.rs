@@ -6,8 +6,9 @@
 //! Faults are decided per (path, attempt number) from a seed, never from timing, so a run is
 //! reproducible whatever the client's concurrency. Only the first `max_faulty_attempts`
 //! requests of a path can fail, which guarantees that a client retrying enough succeeds.
-//! `repomd.xml` is never corrupted (only reset/5xx/truncated): nothing upstream pins its hash,
-//! so silently corrupting it would test nothing but the server.
+//! `repomd.xml`, its signature and key files are never corrupted (only reset/5xx/truncated):
+//! nothing upstream pins their hash, so silently corrupting them would test nothing but the
+//! server (a corrupted signature is refused, as it must be).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -263,7 +264,13 @@ fn choose_fault(faults: &Faults, stats: &ServerStats, path: &str) -> Option<Faul
         Fault::Stall,
     ];
     let fault = all[(rng.next_u64() % all.len() as u64) as usize];
-    if fault == Fault::Corrupt && path.ends_with("repomd.xml") {
+    let unpinned = path.ends_with("repomd.xml")
+        || path.ends_with("repomd.xml.asc")
+        || path
+            .rsplit('/')
+            .next()
+            .is_some_and(|f| f.starts_with("RPM-GPG-KEY"));
+    if fault == Fault::Corrupt && unpinned {
         return Some(Fault::Status503);
     }
     Some(fault)

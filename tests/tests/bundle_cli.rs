@@ -37,6 +37,8 @@ fn base() -> BundleManifest {
         package_bytes: 300,
         metadata: vec![],
         slim: false,
+        signers: vec![],
+        metadata_signer: None,
     };
     BundleManifest {
         format: FORMAT_VERSION,
@@ -53,6 +55,8 @@ fn base() -> BundleManifest {
             gpgcheck: true,
             key_path: Some("keys/RPM-GPG-KEY-Rocky-10".into()),
             key_fingerprint: None,
+            pinned_fingerprints: vec![],
+            minor_release: None,
             repos: vec![repo("baseos"), repo("appstream")],
         }),
         pypi_targets: vec![PypiTarget {
@@ -63,6 +67,7 @@ fn base() -> BundleManifest {
             glibc: "2.39".into(),
             index_url: "https://pypi.org/simple".into(),
             requirements: vec!["six".into()],
+            requirements_source: None,
             lock: vec![LockedFile {
                 name: "six".into(),
                 version: "1.16.0".into(),

@@ -58,15 +58,13 @@ fn build_cmd(
 
 use e2e::harness::assert_success as ok;
 
-/// Bytes of every repo's repomd.xml: what a build fetches again even with a warm cache.
+/// Bytes of every repo's repomd.xml and its signature: what a build fetches again even with a
+/// warm cache.
 fn repomd_bytes(m: &GeneratedMirror) -> u64 {
     m.repos
         .iter()
-        .map(|r| {
-            fs_err::metadata(r.path.join("repodata/repomd.xml"))
-                .unwrap()
-                .len()
-        })
+        .flat_map(|r| ["repomd.xml", "repomd.xml.asc"].map(|f| r.path.join("repodata").join(f)))
+        .map(|p| fs_err::metadata(p).unwrap().len())
         .sum()
 }
 
@@ -216,7 +214,7 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
     assert_eq!(
         server.body_bytes() - served,
         repomd_bytes,
-        "warm cache fetches only repomd.xml"
+        "warm cache fetches only repomd.xml and its signature"
     );
     let plan = ok(bundler(
         &[
@@ -228,7 +226,12 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
             "--no-files",
             "--no-images",
         ],
-        &["--cache".as_ref(), tmp.path().join("cache").as_os_str()],
+        &[
+            "--cache".as_ref(),
+            tmp.path().join("cache").as_os_str(),
+            "--gpg-key".as_ref(),
+            m.key_path.as_os_str(),
+        ],
     )
     .output()
     .unwrap());
@@ -236,6 +239,129 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
     for line in lines.as_array().unwrap() {
         assert_eq!(line["bytes_to_download"], 0, "{line}");
         assert!(line["packages"].as_u64().unwrap() > 0);
+    }
+}
+
+/// The names of the shipped Kubespray node set, as dnf would be asked for them.
+fn kubespray_node_set() -> Vec<String> {
+    let text = fs_err::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../manifests/kubespray-rocky10-packages.txt"
+    ))
+    .unwrap();
+    text.lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn kubespray_node_kit_resolves_and_dnf_installs_it_into_an_empty_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = mirror(tmp.path(), |s| s.filler_packages = 30);
+    let server = TestServer::start(&m.root, Faults::none()).unwrap();
+
+    // plan shows what a full mirror and the kit would take.
+    let plan = ok(bundler(
+        &[
+            "plan",
+            "--mirror",
+            &server.url(),
+            "--no-pypi",
+            "--no-files",
+            "--no-images",
+        ],
+        &[
+            "--cache".as_ref(),
+            tmp.path().join("cache").as_os_str(),
+            "--gpg-key".as_ref(),
+            m.key_path.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap());
+    let text = String::from_utf8_lossy(&plan.stdout);
+    let size = |prefix: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{text}"));
+        line.rsplit(", ")
+            .next()
+            .unwrap()
+            .trim_end_matches(" bytes")
+            .parse()
+            .unwrap()
+    };
+    let (full, kit) = (size("full mirror:"), size("Kubespray node kit"));
+    assert_eq!(full, m.total_bytes(), "{text}");
+    assert!(kit * 2 < full, "{text}");
+
+    let out = tmp.path().join("kit.tar.zst");
+    ok(build_cmd(
+        tmp.path(),
+        &m,
+        &server.url(),
+        &out,
+        &["--packages", "@kubespray"],
+    )
+    .output()
+    .unwrap());
+    let tree = tmp.path().join("tree");
+    let manifest = extract(&out, &tree);
+    let rpm = manifest.rpm.unwrap();
+    assert!(rpm.repos.iter().all(|r| r.slim));
+    assert_eq!(
+        rpm.repos.iter().map(|r| r.package_bytes).sum::<u64>(),
+        kit,
+        "the build carries what plan said"
+    );
+    let carried: Vec<&str> = manifest
+        .files
+        .iter()
+        .filter_map(|f| f.path.strip_suffix(".rpm"))
+        .collect();
+    for wanted in [
+        "kernel-modules-extra-",
+        "kernel-core-",
+        "iptables-nft-",
+        "conntrack-tools-",
+    ] {
+        assert!(
+            carried
+                .iter()
+                .any(|p| p.rsplit('/').next().unwrap().starts_with(wanted)),
+            "{wanted} missing from {carried:?}"
+        );
+    }
+
+    for repo in ["baseos", "appstream", "extras"] {
+        let dir = tree.join("repos").join(repo).join("x86_64");
+        fs_err::remove_dir_all(dir.join("repodata")).unwrap();
+        ok(Command::new("createrepo_c")
+            .arg("--quiet")
+            .arg(&dir)
+            .output()
+            .unwrap());
+    }
+    let names = kubespray_node_set();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let installed = dnf_install(
+        &tree,
+        &["baseos", "appstream", "extras"],
+        &tmp.path().join("root"),
+        &names,
+    );
+    for name in [
+        "kernel-modules-extra",
+        "iptables-nft",
+        "conntrack-tools",
+        "container-selinux",
+        "python3-libselinux",
+        "socat",
+    ] {
+        assert!(installed.iter().any(|n| n == name), "{name}: {installed:?}");
     }
 }
 
@@ -519,16 +645,17 @@ fn sigkill_mid_download_then_rerun_fetches_only_what_was_missing() {
         .unwrap());
     let manifest = bundle::read::verify(&out, None, &NoProgress).unwrap();
     let repomd: u64 = repomd_bytes(&m);
-    // Everything the mirror serves into the bundle (the installer binary comes from beside
-    // bundler), minus what the killed run left in the cache (whole files, partial ones, and the
-    // --gpg-key file it stored), plus repomd.xml which is always fetched fresh.
-    let from_mirror: u64 = manifest
+    // Everything in the bundle, minus what the killed run left in the cache (whole files,
+    // partial ones, and the --gpg-key file it stored), plus repomd.xml and its signature,
+    // which are always fetched fresh.
+    // The installer binary beside bundler is packed from disk, never fetched.
+    let local: u64 = manifest
         .files
         .iter()
-        .filter(|f| f.kind != bundle::FileKind::Installer)
+        .filter(|f| f.kind == bundle::FileKind::Installer)
         .map(|f| f.size)
         .sum();
-    let expected = from_mirror + repomd - before;
+    let expected = manifest.totals.bytes - local + repomd - before;
     assert_eq!(server.body_bytes(), expected);
-    assert!(server.body_bytes() < from_mirror);
+    assert!(server.body_bytes() < manifest.totals.bytes - local);
 }

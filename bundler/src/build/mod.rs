@@ -99,16 +99,20 @@ pub enum BuildError {
 
 impl BuildError {
     /// 3 for verification failures (wrong checksum from every mirror, bad or missing package
-    /// signature, a key that does not match its pin), 2 for usage errors, else 1.
+    /// or metadata signature, a key that does not match its pin, another minor release than
+    /// asked for), 2 for usage errors, else 1.
     pub fn exit_code(&self) -> i32 {
         match self {
             BuildError::Fetch(e) if e.is_checksum_failure() => 3,
             BuildError::Image { source, .. } if source.is_checksum_failure() => 3,
             BuildError::ImageInvalid(_) => 3,
             BuildError::Pypi(e) if e.is_verification() => 3,
-            BuildError::Meta(RpmMetaError::Signature { .. } | RpmMetaError::Key { .. }) => 3,
+            BuildError::Meta(e) if e.is_verification() => 3,
             BuildError::Bundle(e) if e.is_verification_failure() => 3,
-            BuildError::Usage(_) | BuildError::Release(ReleaseError::NotFound { .. }) => 2,
+            BuildError::Usage(_)
+            | BuildError::Release(
+                ReleaseError::NotFound { .. } | ReleaseError::NoPackageSet { .. },
+            ) => 2,
             _ => 1,
         }
     }
@@ -123,7 +127,7 @@ pub struct BuildParts {
     pub pypi_targets: Vec<PypiTarget>,
     pub kubespray: Option<bundle::KubesprayDownloads>,
     pub files: PartFiles,
-    /// The key RPM header signatures are checked against (None with `--no-gpgcheck`).
+    /// The key file RPM header signatures are checked against (None with `--no-gpgcheck`).
     pub verifier: Option<Arc<ReleaseKey>>,
 }
 
@@ -166,8 +170,8 @@ pub fn add_rpm_part(
     fetcher: &Fetcher,
     reporter: &dyn Reporter,
 ) -> Result<(), BuildError> {
-    let plans = rpm::plan(opts, fetcher, reporter)?;
-    let part = rpm::describe(opts, &plans, fetcher)?;
+    let plan = rpm::plan(opts, fetcher, reporter)?;
+    let part = rpm::describe(opts, &plan)?;
     parts.release = Some(opts.release.release.clone());
     for arch in &opts.arches {
         if !parts.arches.contains(arch) {

@@ -1,6 +1,10 @@
 //! The PyPI part of `bundler build`: resolve the requirements for every target and hand the
 //! manifest's `pypi_targets` plus the `pypi/files/` entries to the packer, which fetches them
 //! through the shared fetcher (index sha256 and size checked, cached by content).
+//!
+//! The requirements of a Kubespray release this bundler ships no list for are read from the
+//! release itself (`requirements.txt` at its tag), so a new Kubespray release needs no new
+//! bundler.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,9 +12,66 @@ use std::sync::Arc;
 use super::{BuildError, BuildParts, Source};
 use crate::fetch::{Download, Expected, Fetcher};
 use crate::pypi::download::{bundle_path, describe, unique_files};
+use crate::pypi::requirements::is_shipped_kubespray;
 use crate::pypi::{
-    IndexClient, PypiReporter, PypiSettings, ResolvedTarget, download, resolve_targets,
+    IndexClient, PypiError, PypiReporter, PypiSettings, RequirementSet, ResolvedTarget, download,
+    resolve_targets,
 };
+
+/// Where `--kubespray VERSION` reads `v<VERSION>/requirements.txt` when this bundler ships no
+/// list for that version: the raw files of kubernetes-sigs/kubespray's tags on GitHub.
+/// `--kubespray-source` points elsewhere (a corporate mirror of the repository, a test server).
+pub const KUBESPRAY_SOURCE: &str = "https://raw.githubusercontent.com/kubernetes-sigs/kubespray";
+
+/// The requirements of Kubespray `version`: the list shipped with this bundler, else the
+/// release's `requirements.txt` fetched from `<source>/v<VERSION>/requirements.txt` through
+/// the one fetcher (its URL is recorded as the requirements' source).
+pub fn kubespray_requirements(
+    version: &str,
+    source: &str,
+    fetcher: &Fetcher,
+) -> Result<RequirementSet, BuildError> {
+    if is_shipped_kubespray(version) {
+        return Ok(RequirementSet::kubespray(version)?);
+    }
+    let version = version.trim_start_matches('v');
+    let bad = |message: String| {
+        BuildError::Pypi(PypiError::Requirements {
+            origin: format!("--kubespray {version}"),
+            message,
+        })
+    };
+    // A release tag: digits first, then what tags hold (2.32.0, 2.32.0-rc.1); nothing that
+    // could walk out of the URL's path.
+    if !version.starts_with(|c: char| c.is_ascii_digit())
+        || !version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+    {
+        return Err(BuildError::Usage(format!(
+            "--kubespray {version}: not a release version (want e.g. 2.32.0, or master)"
+        )));
+    }
+    let url = format!(
+        "{}/v{version}/requirements.txt",
+        source.trim_end_matches('/')
+    );
+    let url = url::Url::parse(&url)
+        .map_err(|e| BuildError::Usage(format!("--kubespray-source {source}: {e}")))?;
+    let (bytes, from) = fetcher
+        .block_on(fetcher.fetch_unpinned(std::slice::from_ref(&url)))
+        .map_err(|e| {
+            bad(format!(
+                "this bundler ships no requirements for it, and fetching them failed: {e}; check the version, or pass --kubespray-source URL or --requirements FILE"
+            ))
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| bad(format!("{from} is not UTF-8 text")))?;
+    let set = RequirementSet::from_text(&text, from.as_str(), None)?;
+    if set.requirements.is_empty() {
+        return Err(bad(format!("{from} lists no requirements")));
+    }
+    Ok(set)
+}
 
 /// Resolves only: what `plan` shows.
 pub fn resolve_pypi(
@@ -105,5 +166,8 @@ pub fn add_pypi_part(
         }
     }
     parts.pypi_targets = part.targets;
+    for target in &mut parts.pypi_targets {
+        target.requirements_source = settings.requirements.source.clone();
+    }
     Ok(resolved)
 }

@@ -1,8 +1,9 @@
-//! The RPM part of a build: per selected repo and arch, fetch `repomd.xml` (first mirror that
-//! answers), every metadata record it lists (pinned by its sha256), parse primary, select the
-//! packages (everything, or the slim closure), and describe the bundle files: metadata from the
-//! cache, packages to fetch and verify while the bundle is written (`super::stream`), plus the
-//! manifest's `RpmSection`.
+//! The RPM part of a build: load the release key file, then per selected repo and arch fetch
+//! `repomd.xml` (first mirror that answers), check its detached signature before trusting it,
+//! fetch every metadata record it lists (pinned by its sha256), parse primary, select the
+//! packages (everything, or the slim closure), read the minor release from the release
+//! package, and describe the bundle files: metadata and key from the cache, packages to fetch
+//! and verify while the bundle is written (`super::stream`), plus the manifest's `RpmSection`.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -46,6 +47,23 @@ pub struct MetaFile {
     pub fetched: Fetched,
 }
 
+/// The key file packages and metadata are checked against, as fetched for the bundle.
+#[derive(Debug, Clone)]
+pub struct KeyFile {
+    pub key: Arc<ReleaseKey>,
+    pub file: Fetched,
+}
+
+/// Everything read before any package is downloaded (all `bundler plan` does).
+#[derive(Debug, Clone)]
+pub struct RpmPlan {
+    pub repos: Vec<RepoPlan>,
+    /// None only with `--no-gpgcheck` when no key could be had.
+    pub key: Option<KeyFile>,
+    /// The version of the release package (`rocky-release`) in the repos, e.g. "10.1".
+    pub minor_release: Option<String>,
+}
+
 /// One repo and arch after its metadata was read.
 #[derive(Debug, Clone)]
 pub struct RepoPlan {
@@ -61,6 +79,8 @@ pub struct RepoPlan {
     /// Indexes into `all` of the packages to mirror.
     pub selected: Vec<usize>,
     pub slim: bool,
+    /// The pinned key whose signature over repomd.xml verified (None when not checked).
+    pub metadata_signer: Option<String>,
 }
 
 impl RepoPlan {
@@ -113,14 +133,19 @@ fn parse_url(s: &str) -> Result<Url, BuildError> {
     Url::parse(s).map_err(|e| BuildError::Usage(format!("bad mirror URL {s}: {e}")))
 }
 
-/// Read metadata for every selected repo and arch, and select packages. Downloads only
-/// metadata (this is all `bundler plan` does).
+/// Load the key, read metadata for every selected repo and arch (signature first), and select
+/// packages. Downloads only metadata (this is all `bundler plan` does).
 pub fn plan(
     opts: &RpmOptions,
     fetcher: &Fetcher,
     reporter: &dyn Reporter,
-) -> Result<Vec<RepoPlan>, BuildError> {
-    let mut plans = Vec::new();
+) -> Result<RpmPlan, BuildError> {
+    let key = release_key(opts, fetcher)?;
+    let check = MetadataCheck {
+        key: key.as_ref().filter(|_| opts.gpgcheck).map(|k| &*k.key),
+        required: opts.release.key.signed_metadata,
+    };
+    let mut repos = Vec::new();
     for arch in &opts.arches {
         for id in &opts.repos {
             let repo = opts.release.repo(id).ok_or_else(|| {
@@ -134,13 +159,29 @@ pub fn plan(
                 .iter()
                 .map(|m| parse_url(&opts.release.repo_url(m, repo, arch)))
                 .collect::<Result<Vec<_>, _>>()?;
-            plans.push(plan_repo(id, arch, bases, fetcher, reporter)?);
+            repos.push(plan_repo(id, arch, bases, &check, fetcher, reporter)?);
         }
     }
-    for arch in &opts.arches {
-        let Some(patterns) = &opts.packages else {
-            continue;
-        };
+    if let Some(patterns) = &opts.packages {
+        select_closure(&mut repos, &opts.arches, patterns, opts.weak_deps)?;
+    }
+    let minor_release = minor_release(&opts.release, &repos)?;
+    Ok(RpmPlan {
+        repos,
+        key,
+        minor_release,
+    })
+}
+
+/// Slim mode: per arch, replace each repo's selection with its share of the dependency closure
+/// of `patterns` over all of that arch's repos.
+pub fn select_closure(
+    plans: &mut [RepoPlan],
+    arches: &[String],
+    patterns: &[String],
+    weak_deps: bool,
+) -> Result<(), BuildError> {
+    for arch in arches {
         let idx: Vec<usize> = (0..plans.len())
             .filter(|&i| &plans[i].arch == arch)
             .collect();
@@ -151,7 +192,7 @@ pub fn plan(
                 repos,
                 arch,
                 patterns,
-                weak_deps: opts.weak_deps,
+                weak_deps,
             })
         };
         let closure = match closure(&repos) {
@@ -174,7 +215,40 @@ pub fn plan(
             plans[idx[r]].selected.push(p);
         }
     }
-    Ok(plans)
+    Ok(())
+}
+
+/// The minor release the repos hold: the newest version of the release package among them.
+/// When a minor release was asked for, a repo set holding another one is refused (a mirror
+/// serving the wrong tree, or a moved symlink).
+fn minor_release(release: &ReleaseDef, plans: &[RepoPlan]) -> Result<Option<String>, BuildError> {
+    let Some(name) = &release.release_package else {
+        return Ok(None);
+    };
+    let newest = plans
+        .iter()
+        .flat_map(|plan| plan.all.iter().map(move |p| (plan, p)))
+        .filter(|(_, p)| &p.name == name)
+        .max_by(|(_, a), (_, b)| {
+            rpm_version::Evr::new(a.epoch.as_str(), a.version.as_str(), a.release.as_str()).cmp(
+                &rpm_version::Evr::new(b.epoch.as_str(), b.version.as_str(), b.release.as_str()),
+            )
+        });
+    let Some((plan, package)) = newest else {
+        return Ok(None);
+    };
+    if let Some(asked) = &release.minor
+        && package.version != *asked
+    {
+        return Err(RpmMetaError::WrongMinorRelease {
+            repo: format!("{}/{}", plan.id, plan.arch),
+            url: plan.bases[0].to_string(),
+            asked: asked.clone(),
+            found: package.nevra(),
+        }
+        .into());
+    }
+    Ok(Some(package.version.clone()))
 }
 
 /// Adds the `wanted` paths that `plan`'s filelists (already in the cache with the rest of the
@@ -197,10 +271,18 @@ fn add_filelists(
     Ok(())
 }
 
+/// How a repo's `repomd.xml` is checked: against the pinned keys when gpgcheck is on; a
+/// missing signature fails only when the release definition says there must be one.
+struct MetadataCheck<'a> {
+    key: Option<&'a ReleaseKey>,
+    required: bool,
+}
+
 fn plan_repo(
     id: &str,
     arch: &str,
     mut bases: Vec<Url>,
+    check: &MetadataCheck<'_>,
     fetcher: &Fetcher,
     reporter: &dyn Reporter,
 ) -> Result<RepoPlan, BuildError> {
@@ -211,6 +293,25 @@ fn plan_repo(
         let good = bases.remove(pos);
         bases.insert(0, good);
     }
+    // The detached signature comes from the mirror that served repomd.xml, and is checked
+    // before anything repomd.xml says is used.
+    let asc_url = join_all(&bases[..1], "repodata/repomd.xml.asc")?;
+    let asc = fetcher.block_on(fetcher.fetch_unpinned(&asc_url));
+    let bad_metadata = |reason: String| RpmMetaError::MetadataSignature {
+        repo: format!("{id}/{arch}"),
+        url: asc_url[0].to_string(),
+        reason,
+    };
+    let metadata_signer = match (check.key, &asc) {
+        (Some(key), Ok((asc, _))) => Some(key.verify_detached(&bytes, asc).map_err(bad_metadata)?),
+        (Some(_), Err(e)) if check.required => {
+            return Err(bad_metadata(format!(
+                "repomd.xml has no signature ({e}), and the release definition says every repo's metadata is signed"
+            ))
+            .into());
+        }
+        _ => None,
+    };
     let repomd: RepoMd = parse_repomd(&bytes, from.as_str())?;
     let (path, sha256) = fetcher.cache().store_bytes(&bytes)?;
     let mut metadata = vec![MetaFile {
@@ -225,9 +326,8 @@ fn plan_repo(
             data: None,
         },
     }];
-    // The detached signature is optional upstream; carry it when the mirror has it.
-    let asc_urls = join_all(&bases[..1], "repodata/repomd.xml.asc")?;
-    if let Ok((asc, url)) = fetcher.block_on(fetcher.fetch_unpinned(&asc_urls)) {
+    // The bundle carries the signature when the mirror has it, checked or not.
+    if let Ok((asc, url)) = asc {
         let (path, sha256) = fetcher.cache().store_bytes(&asc)?;
         metadata.push(MetaFile {
             kind: "repomd-asc".into(),
@@ -285,6 +385,7 @@ fn plan_repo(
         selected: (0..all.len()).collect(),
         all,
         slim: false,
+        metadata_signer,
     })
 }
 
@@ -309,7 +410,7 @@ fn record_download(r: &MdRecord, bases: &[Url], repomd_url: &Url) -> Result<Down
 }
 
 /// The RPM part, described before any package is downloaded: every bundle file with its
-/// source, the manifest section, and the key every package's header signature must verify
+/// source, the manifest section, and the key every package's header signatures are checked
 /// against (None with `--no-gpgcheck`).
 pub struct RpmPart {
     pub files: PartFiles,
@@ -317,23 +418,14 @@ pub struct RpmPart {
     pub verifier: Option<Arc<ReleaseKey>>,
 }
 
-/// Describe the bundle files of every plan: metadata and the key are already in the cache,
+/// Describe the bundle files of the plan: metadata and the key are already in the cache,
 /// packages are to be fetched (and their signatures verified) while the bundle is written.
-/// Sizes and sha256 come from primary, so the manifest is complete before any download.
-///
-/// `key_fingerprint` is the release definition's pinned fingerprint; with `--gpg-key` nothing
-/// pins it and it is left `None` here for the packer to fill from the first package's
-/// signature (see [`super::stream`]).
-pub fn describe(
-    opts: &RpmOptions,
-    plans: &[RepoPlan],
-    fetcher: &Fetcher,
-) -> Result<RpmPart, BuildError> {
-    let key = release_key(opts, fetcher)?;
-    let fingerprint = key.as_ref().and_then(|(k, _)| k.pinned.clone());
+/// Sizes and sha256 come from primary, so the manifest is complete before any download; the
+/// repos' signers are filled in by the packer ([`super::stream`]).
+pub fn describe(opts: &RpmOptions, plan: &RpmPlan) -> Result<RpmPart, BuildError> {
     let mut files: PartFiles = Vec::new();
     let mut repos = Vec::new();
-    for plan in plans {
+    for plan in &plan.repos {
         let dir = plan.bundle_dir();
         let mut records = Vec::new();
         for m in &plan.metadata {
@@ -364,32 +456,45 @@ pub fn describe(
             package_bytes: bytes,
             metadata: records,
             slim: plan.slim,
+            signers: Vec::new(),
+            metadata_signer: plan.metadata_signer.clone(),
         });
     }
-    let mut verifier = None;
-    let key_path = key.map(|(k, f)| {
+    let pinned = plan
+        .key
+        .as_ref()
+        .filter(|_| opts.gpgcheck)
+        .map(|k| k.key.pinned())
+        .unwrap_or_default();
+    let key_path = plan.key.as_ref().map(|k| {
         let path = format!(
             "keys/{}",
-            f.url
+            k.file
+                .url
                 .path_segments()
                 .and_then(|mut s| s.next_back())
                 .unwrap_or("RPM-GPG-KEY")
         );
-        files.push(entry(path.clone(), &f, FileKind::Key));
-        verifier = opts.gpgcheck.then(|| Arc::new(k));
+        files.push(entry(path.clone(), &k.file, FileKind::Key));
         path
     });
     let section = RpmSection {
         distro: opts.release.distro.clone(),
         gpgcheck: opts.gpgcheck,
         key_path,
-        key_fingerprint: fingerprint,
+        key_fingerprint: pinned.first().cloned(),
+        pinned_fingerprints: pinned,
+        minor_release: plan.minor_release.clone(),
         repos,
     };
     Ok(RpmPart {
         files,
         section,
-        verifier,
+        verifier: plan
+            .key
+            .as_ref()
+            .filter(|_| opts.gpgcheck)
+            .map(|k| k.key.clone()),
     })
 }
 
@@ -406,13 +511,10 @@ fn entry(path: String, f: &Fetched, kind: FileKind) -> (FileEntry, Source) {
     )
 }
 
-/// The key to verify with and its file (as fetched, for the bundle): `--gpg-key`, else the
-/// release key from the mirrors (pinned by fingerprint). None only with `--no-gpgcheck` when no
-/// key could be had.
-fn release_key(
-    opts: &RpmOptions,
-    fetcher: &Fetcher,
-) -> Result<Option<(ReleaseKey, Fetched)>, BuildError> {
+/// The key to verify with and its file (as fetched, for the bundle): `--gpg-key` (every key in
+/// it trusted), else the release key file from the mirrors, with the release definition's pins.
+/// None only with `--no-gpgcheck` when no key could be had.
+fn release_key(opts: &RpmOptions, fetcher: &Fetcher) -> Result<Option<KeyFile>, BuildError> {
     if let Some(path) = &opts.gpg_key {
         let key = ReleaseKey::load(path, None)?;
         let bytes = fs_err::read(path).map_err(crate::fetch::FetchError::Io)?;
@@ -420,7 +522,10 @@ fn release_key(
         let abs = std::path::absolute(path).map_err(crate::fetch::FetchError::Io)?;
         let url = Url::from_file_path(&abs)
             .map_err(|()| BuildError::Usage(format!("bad key path {}", path.display())))?;
-        return Ok(Some((key, key_file(cached, url, &bytes, sha256))));
+        return Ok(Some(KeyFile {
+            key: Arc::new(key),
+            file: key_file(cached, url, &bytes, sha256),
+        }));
     }
     let def = &opts.release.key;
     let urls = opts
@@ -435,8 +540,11 @@ fn release_key(
         Err(e) => return Err(e.into()),
     };
     let (cached, sha256) = fetcher.cache().store_bytes(&bytes)?;
-    let key = ReleaseKey::load(&cached, Some(&def.fingerprint))?;
-    Ok(Some((key, key_file(cached, url, &bytes, sha256))))
+    let key = ReleaseKey::load(&cached, Some(&def.pins()))?;
+    Ok(Some(KeyFile {
+        key: Arc::new(key),
+        file: key_file(cached, url, &bytes, sha256),
+    }))
 }
 
 /// The key file as the bundle carries it: stored in the cache, with where it came from.

@@ -15,8 +15,15 @@
 //! The output is byte-identical to a two-pass build of the same inputs: the manifest is the
 //! same and `bundle::write` writes the same stream whether its sources are all there or arrive
 //! one by one.
+//!
+//! The manifest records each RPM repo's signers, which only the packages can tell when the key
+//! file holds several keys (Rocky 10.2's holds a v4 and a v6 key). Then the packages not
+//! checked by an earlier build (the cache keeps the results) are downloaded and checked before
+//! the manifest is written, and packed from the cache afterwards: such a cold build downloads
+//! first and packs second. With one key in the file every passing package is signed by it and
+//! the build streams as above.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
@@ -25,7 +32,7 @@ use bundle::write::{
     Input, OutputStamps, Reuse, WriteOptions, WrittenBundle, reuse_if_up_to_date,
     write_bundle_streaming,
 };
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use super::{BuildError, BuildParts, Source, manifest_for};
 use crate::fetch::{Download, Fetcher, SignatureRecords};
@@ -35,20 +42,15 @@ use crate::rpm::verify::ReleaseKey;
 /// this bounds what a writer slower than the network holds.
 const WAITING: usize = 8;
 
-/// A downloaded and verified file: where it is, its bytes when the download kept them (taken
-/// by the first manifest entry that needs them), and the fingerprint its signature names.
+/// A downloaded and verified file: where it is, and its bytes when the download kept them
+/// (taken by the first manifest entry that needs them).
 struct Ready {
     path: PathBuf,
     data: Option<Arc<Vec<u8>>>,
-    signer: Option<String>,
 }
 
 /// Write the bundle for `parts` to `output` (atomically, with its `.sha256`), fetching and
 /// verifying what is not local yet while it is written.
-///
-/// With gpgcheck on and no pinned fingerprint (`--gpg-key`), the manifest's `key_fingerprint`
-/// is the one the first package's signature names, so that package is fetched and verified
-/// before the manifest is written.
 ///
 /// When the bundle already at `output` holds exactly this manifest (its `created` aside) and is
 /// unchanged since this tool wrote it (a stamp in the cache's `outputs/`) or checks out in
@@ -96,6 +98,9 @@ fn stream_into(
     verifier: Option<&(Arc<ReleaseKey>, SignatureRecords)>,
     reporter: &dyn Reporter,
 ) -> Result<WrittenBundle, BuildError> {
+    if let Some(verifier) = verifier {
+        record_signers(parts, verifier, fetcher, reporter)?;
+    }
     // Each distinct download once, in the order the manifest first needs it.
     let mut unique: Vec<(&Download, Option<&str>)> = Vec::new();
     let mut by_hash: HashMap<&str, usize> = HashMap::new();
@@ -116,7 +121,6 @@ fn stream_into(
             ),
         });
     }
-    let first_signed = unique.iter().position(|(_, signed)| signed.is_some());
     let total: u64 = unique.iter().map(|(d, _)| d.expected.size).sum();
     let fetches = unique
         .iter()
@@ -125,20 +129,6 @@ fn stream_into(
     let mut done: Vec<Ready> = Vec::with_capacity(unique.len());
     reporter.started("download, verify and pack", unique.len() as u64, total);
 
-    let observe = parts
-        .rpm
-        .as_ref()
-        .is_some_and(|r| r.gpgcheck && r.key_fingerprint.is_none());
-    if let (true, Some(first)) = (observe, first_signed) {
-        fetcher.block_on(async {
-            while done.len() <= first {
-                done.push(ready.next().await.expect("one result per download")?);
-            }
-            Ok::<_, BuildError>(())
-        })?;
-        let rpm = parts.rpm.as_mut().expect("observe implies an rpm section");
-        rpm.key_fingerprint = done[first].signer.clone();
-    }
     let mut manifest = manifest_for(parts);
     // A stamp that is missing or cannot be written only costs the next run a full check, so
     // recording one never fails the build.
@@ -205,9 +195,81 @@ fn stream_into(
     Ok(written)
 }
 
+/// Fill in each RPM repo's signers (the keys whose signatures verified on its packages) before
+/// the manifest is written; see the module comment.
+fn record_signers(
+    parts: &mut BuildParts,
+    verifier: &(Arc<ReleaseKey>, SignatureRecords),
+    fetcher: &Fetcher,
+    reporter: &dyn Reporter,
+) -> Result<(), BuildError> {
+    let BuildParts { rpm, files, .. } = parts;
+    let Some(rpm) = rpm.as_mut() else {
+        return Ok(());
+    };
+    let (key, records) = verifier;
+    let signed: Vec<(&str, &Download, &str)> = files
+        .iter()
+        .filter_map(|(entry, source)| match source {
+            Source::Fetch {
+                download,
+                signed_package: Some(package),
+            } => Some((entry.path.as_str(), download, package.as_str())),
+            _ => None,
+        })
+        .collect();
+    let in_repo = |dir: &str, path: &str| {
+        path.strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    if let Some(only) = key.sole_signer() {
+        for repo in &mut rpm.repos {
+            if signed.iter().any(|(path, ..)| in_repo(&repo.dir, path)) {
+                repo.signers = vec![only.clone()];
+            }
+        }
+        return Ok(());
+    }
+    let mut seen = HashSet::new();
+    let pending: Vec<(&Download, &str)> = signed
+        .iter()
+        .filter(|(_, d, _)| records.passed(&d.expected.sha256).is_none())
+        .filter(|(_, d, _)| seen.insert(d.expected.sha256.as_str()))
+        .map(|&(_, d, package)| (d, package))
+        .collect();
+    if !pending.is_empty() {
+        let total = pending.iter().map(|(d, _)| d.expected.size).sum();
+        reporter.started("download and check signatures", pending.len() as u64, total);
+        let checks = pending.iter().map(|&(d, package)| {
+            fetch_verified(fetcher, d, Some(package), Some(verifier), reporter)
+        });
+        // Bytes kept in memory are dropped as each check ends: the pack reads the cache.
+        fetcher.block_on(
+            futures::stream::iter(checks)
+                .buffer_unordered(fetcher.jobs())
+                .try_for_each(|_| async { Ok(()) }),
+        )?;
+        reporter.finished();
+    }
+    for repo in &mut rpm.repos {
+        let mut found = HashSet::new();
+        for (_, d, _) in signed.iter().filter(|(path, ..)| in_repo(&repo.dir, path)) {
+            found.extend(records.passed(&d.expected.sha256).unwrap_or_default());
+        }
+        repo.signers = key
+            .certificates
+            .iter()
+            .map(|c| &c.fingerprint)
+            .filter(|f| found.contains(*f))
+            .cloned()
+            .collect();
+    }
+    Ok(())
+}
+
 /// Fetch one file (from the cache when it is there) and, for a package, verify its header
-/// signature on the blocking pool so that checks run in parallel with the downloads. A check
-/// this package already passed with this key (recorded in the cache) is not redone.
+/// signatures on the blocking pool so that checks run in parallel with the downloads. A check
+/// this package already passed with this key file (recorded in the cache) is not redone.
 async fn fetch_verified(
     fetcher: &Fetcher,
     download: &Download,
@@ -216,28 +278,21 @@ async fn fetch_verified(
     reporter: &dyn Reporter,
 ) -> Result<Ready, BuildError> {
     let fetched = fetcher.fetch(download, reporter).await?;
-    let signer = match (signed_package, verifier) {
-        (Some(package), Some((key, records))) => match records.passed(&fetched.sha256) {
-            Some(signer) => signer,
-            None => {
-                let (checker, path, package) =
-                    (key.clone(), fetched.path.clone(), package.to_string());
-                let data = fetched.data.clone();
-                let signer = tokio::task::spawn_blocking(move || match data {
-                    Some(data) => checker.verify_bytes(&data, &path, &package),
-                    None => checker.verify(&path, &package),
-                })
-                .await
-                .expect("signature check does not panic")?;
-                records.record(&fetched.sha256, signer.as_deref());
-                signer
-            }
-        },
-        _ => None,
-    };
+    if let (Some(package), Some((key, records))) = (signed_package, verifier)
+        && records.passed(&fetched.sha256).is_none()
+    {
+        let (checker, path, package) = (key.clone(), fetched.path.clone(), package.to_string());
+        let data = fetched.data.clone();
+        let signers = tokio::task::spawn_blocking(move || match data {
+            Some(data) => checker.verify_bytes(&data, &path, &package),
+            None => checker.verify(&path, &package),
+        })
+        .await
+        .expect("signature check does not panic")?;
+        records.record(&fetched.sha256, &signers);
+    }
     Ok(Ready {
         path: fetched.path,
         data: fetched.data,
-        signer,
     })
 }

@@ -83,8 +83,8 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
             "bundle.tar.zst"
         })
     });
-    let pypi = sel.pypi_settings()?;
     let fetcher = sel.fetcher()?;
+    let pypi = sel.pypi_settings(&fetcher)?;
     let mut parts = BuildParts::default();
     if !sel.no_rpm {
         let rpm = sel.rpm_options()?;

@@ -1,23 +1,28 @@
 //! `bundler plan`: read only the metadata and say what a build would download: per repo, and
-//! the PyPI resolution per target with the bytes to fetch.
+//! the PyPI resolution per target with the bytes to fetch. For the RPM part it also shows the
+//! key file's keys (pinned or only kept), the minor release the repos hold, and the size of a
+//! full mirror next to the Kubespray node kit (`--packages @kubespray`), so that the choice
+//! between them is made knowing both.
 
 use bundle::{FileKind, KubesprayDownloads};
 use bundler::build::kubespray::{KubesprayOptions, add_kubespray_part};
 use bundler::build::pypi::resolve_pypi;
-use bundler::build::rpm::plan;
+use bundler::build::rpm::{RpmPlan, plan, select_closure};
 use bundler::build::{BuildError, BuildParts};
 use bundler::pypi::{ResolvedTarget, render_plan};
+use bundler::release::package_set;
 use clap::Args;
 use serde::Serialize;
 
 use super::progress::CliReporter;
 use super::pypi::ResolutionLines;
-use super::selection::SelectionArgs;
+use super::selection::{SelectionArgs, parse_patterns};
 
 /// Show what `bundler build` would fetch: packages, bytes to download, bytes already cached.
 ///
 /// Examples:
 ///   bundler plan --release 10
+///   bundler plan --release 10.1 --packages @kubespray
 ///   bundler plan --packages kubespray-rpms.txt --json
 ///   bundler plan --no-rpm --kubespray master --platform x86_64 --platform aarch64
 #[derive(Debug, Args)]
@@ -28,6 +33,34 @@ pub struct PlanArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What the RPM part rests on besides its repos: keys, minor release, the two sizes.
+#[derive(Debug, Default, Serialize)]
+struct RpmSummary {
+    minor_release: Option<String>,
+    keys: Vec<KeyLine>,
+    /// Every package of the selected repos and arches.
+    full: SizeLine,
+    /// The closure of the shipped Kubespray node package set, or why it does not resolve.
+    kubespray_kit: Option<SizeLine>,
+    kubespray_kit_error: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct KeyLine {
+    fingerprint: String,
+    version: u8,
+    algorithm: String,
+    user_id: Option<String>,
+    pinned: bool,
+    usable: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct SizeLine {
+    packages: usize,
+    bytes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,14 +77,14 @@ struct RepoLine {
 
 pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
     let sel = &args.selection;
-    let pypi = sel.pypi_settings()?;
+    let fetcher = sel.fetcher()?;
+    let pypi = sel.pypi_settings(&fetcher)?;
     if sel.no_rpm && pypi.is_none() && sel.no_files && sel.no_images {
         return Err(BuildError::Usage(
             "nothing to plan with --no-rpm, --no-pypi, --no-files and --no-images".into(),
         ));
     }
     let reporter = CliReporter::new(sel.quiet || args.json);
-    let fetcher = sel.fetcher()?;
     let resolved = match &pypi {
         Some(settings) => {
             let events = ResolutionLines {
@@ -61,21 +94,24 @@ pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
         }
         None => Vec::new(),
     };
-    let lines = if sel.no_rpm {
-        Vec::new()
+    let (lines, summary) = if sel.no_rpm {
+        (Vec::new(), None)
     } else {
-        rpm_lines(sel, &fetcher, &reporter)?
+        let (lines, summary) = rpm_lines(sel, &fetcher, &reporter)?;
+        (lines, Some(summary))
     };
     let kubespray = match sel.kubespray_options()? {
         Some(opts) => Some(kubespray_lines(&opts, &fetcher, &reporter)?),
         None => None,
     };
     if args.json {
+        // The RPM lines alone keep the array form older scripts read.
         let json = if pypi.is_none() && kubespray.is_none() {
             serde_json::to_value(&lines).expect("plan serializes")
         } else {
             serde_json::json!({
                 "rpm": lines,
+                "rpm_summary": summary,
                 "pypi": pypi_json(&resolved),
                 "kubespray": kubespray,
             })
@@ -86,8 +122,9 @@ pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
         );
         return Ok(());
     }
-    if !sel.no_rpm {
+    if let Some(summary) = &summary {
         print_rpm_table(&lines);
+        print_rpm_summary(summary);
     }
     if pypi.is_some() {
         print!("{}", render_plan(&resolved));
@@ -181,11 +218,11 @@ fn rpm_lines(
     sel: &super::selection::SelectionArgs,
     fetcher: &bundler::fetch::Fetcher,
     reporter: &CliReporter,
-) -> Result<Vec<RepoLine>, BuildError> {
+) -> Result<(Vec<RepoLine>, RpmSummary), BuildError> {
     let opts = sel.rpm_options()?;
-    let plans = plan(&opts, fetcher, reporter)?;
+    let planned = plan(&opts, fetcher, reporter)?;
     let mut lines = Vec::new();
-    for p in &plans {
+    for p in &planned.repos {
         let mut line = RepoLine {
             repo: p.id.clone(),
             arch: p.arch.clone(),
@@ -210,7 +247,94 @@ fn rpm_lines(
         }
         lines.push(line);
     }
-    Ok(lines)
+    let summary = summarize(sel, &opts, &planned)?;
+    Ok((lines, summary))
+}
+
+/// Keys, minor release, and the sizes of a full mirror and of the Kubespray node kit over the
+/// same metadata.
+fn summarize(
+    sel: &super::selection::SelectionArgs,
+    opts: &bundler::build::rpm::RpmOptions,
+    planned: &RpmPlan,
+) -> Result<RpmSummary, BuildError> {
+    let mut summary = RpmSummary {
+        minor_release: planned.minor_release.clone(),
+        ..RpmSummary::default()
+    };
+    if let Some(key) = &planned.key {
+        summary.keys = key
+            .key
+            .certificates
+            .iter()
+            .map(|c| KeyLine {
+                fingerprint: c.fingerprint.clone(),
+                version: c.version,
+                algorithm: c.algorithm.clone(),
+                user_id: c.user_id.clone(),
+                pinned: c.pinned,
+                usable: c.usable(),
+            })
+            .collect();
+    }
+    for repo in &planned.repos {
+        summary.full.packages += repo.all.len();
+        summary.full.bytes += repo.all.iter().map(|p| p.size).sum::<u64>();
+    }
+    let (text, _) = package_set("kubespray", &opts.release, sel.manifests.as_deref())?;
+    let mut kit = planned.repos.clone();
+    match select_closure(
+        &mut kit,
+        &opts.arches,
+        &parse_patterns(&text),
+        opts.weak_deps,
+    ) {
+        Ok(()) => {
+            let mut size = SizeLine::default();
+            for repo in &kit {
+                size.packages += repo.selected.len();
+                size.bytes += repo.selected().map(|p| p.size).sum::<u64>();
+            }
+            summary.kubespray_kit = Some(size);
+        }
+        Err(e) => summary.kubespray_kit_error = Some(e.to_string()),
+    }
+    Ok(summary)
+}
+
+fn print_rpm_summary(s: &RpmSummary) {
+    if let Some(minor) = &s.minor_release {
+        println!("minor release in the repos: {minor}");
+    }
+    for k in &s.keys {
+        println!(
+            "key {} (v{} {}{}): {}",
+            k.fingerprint,
+            k.version,
+            k.algorithm,
+            k.user_id
+                .as_deref()
+                .map(|u| format!(", {u}"))
+                .unwrap_or_default(),
+            match (k.pinned, k.usable) {
+                (true, _) => "pinned: packages and metadata must be signed by a pinned key",
+                (false, true) => "not pinned: kept in the bundle, its signatures are checked",
+                (false, false) => "not pinned: kept in the bundle, its algorithm is not checked",
+            }
+        );
+    }
+    println!(
+        "full mirror: {} packages, {} bytes",
+        s.full.packages, s.full.bytes
+    );
+    match (&s.kubespray_kit, &s.kubespray_kit_error) {
+        (Some(kit), _) => println!(
+            "Kubespray node kit (--packages @kubespray): {} packages, {} bytes",
+            kit.packages, kit.bytes
+        ),
+        (None, Some(e)) => println!("Kubespray node kit (--packages @kubespray): {e}"),
+        (None, None) => {}
+    }
 }
 
 fn print_rpm_table(lines: &[RepoLine]) {

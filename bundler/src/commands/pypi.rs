@@ -51,7 +51,12 @@ impl PypiReporter for ResolutionLines {
 }
 
 pub fn run(command: &PypiCommand) -> Result<(), BuildError> {
-    let settings = command.pypi.settings(&[])?;
+    // Only Kubespray requirements this bundler does not ship are fetched through it.
+    let fetcher = bundler::fetch::Fetcher::new(
+        super::selection::default_cache_dir(),
+        bundler::fetch::FetchSettings::default(),
+    )?;
+    let settings = command.pypi.settings(&[], None, &fetcher)?;
     let events = ResolutionLines {
         quiet: command.quiet,
     };

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use bundler::build::BuildError;
+use bundler::build::pypi::{KUBESPRAY_SOURCE, kubespray_requirements};
+use bundler::fetch::Fetcher;
 use bundler::pypi::candidates::ResolveOptions;
 use bundler::pypi::requirements::default_kubespray_version;
 use bundler::pypi::target::TargetDefaults;
@@ -20,9 +22,15 @@ pub struct PypiArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "kubespray")]
     pub requirements: Option<PathBuf>,
 
-    /// Use the requirements shipped for this Kubespray version (e.g. 2.31.0, master).
+    /// Kubespray version whose requirements to take (e.g. 2.31.0, master). A release this
+    /// bundler ships no list for is read from --kubespray-source.
     #[arg(long, value_name = "VERSION")]
     pub kubespray: Option<String>,
+
+    /// Where to read `v<VERSION>/requirements.txt` of a Kubespray release this bundler ships
+    /// no list for: a copy of the Kubespray repository's files by tag.
+    #[arg(long, value_name = "URL", default_value = KUBESPRAY_SOURCE)]
+    pub kubespray_source: String,
 
     /// Target CPython version (major.minor).
     #[arg(long, value_name = "X.Y", default_value = "3.12")]
@@ -64,16 +72,28 @@ pub struct PypiArgs {
 
 impl PypiArgs {
     /// The settings for the PyPI part. `rpm_arches` is the default platform list (when it is
-    /// empty too: the machines of `manifests/pypi-targets.toml`).
-    pub fn settings(&self, rpm_arches: &[String]) -> Result<PypiSettings, BuildError> {
+    /// empty too: the machines of `manifests/pypi-targets.toml`); `python_full` is the release
+    /// definition's `python_full_version` (used when `--python` is its major.minor).
+    pub fn settings(
+        &self,
+        rpm_arches: &[String],
+        python_full: Option<&str>,
+        fetcher: &Fetcher,
+    ) -> Result<PypiSettings, BuildError> {
         if let Some(bundle) = &self.pypi_lock {
             return locked_settings(bundle);
         }
         let requirements = match (&self.requirements, &self.kubespray) {
             (Some(path), _) => RequirementSet::from_file(path)?,
-            (None, Some(version)) => RequirementSet::kubespray(version)?,
+            (None, Some(version)) => {
+                kubespray_requirements(version, &self.kubespray_source, fetcher)?
+            }
             (None, None) => RequirementSet::kubespray(default_kubespray_version())?,
         };
+        let python_full = python_full.filter(|full| {
+            full.strip_prefix(self.python.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+        });
         let defaults = TargetDefaults::shipped();
         let machines: Vec<String> = if !self.platforms.is_empty() {
             self.platforms.clone()
@@ -89,7 +109,7 @@ impl PypiArgs {
             }
             targets.push(Target::cpython(
                 &self.python,
-                None,
+                python_full,
                 machine,
                 &defaults.glibc,
             )?);
@@ -131,7 +151,10 @@ fn locked_settings(bundle: &std::path::Path) -> Result<PypiSettings, BuildError>
         )));
     }
     let targets = &manifest.pypi_targets;
-    let requirements = bundler::pypi::lock::recorded_requirements(&origin, targets)?;
+    let mut requirements = bundler::pypi::lock::recorded_requirements(&origin, targets)?;
+    if let Some(source) = &targets[0].requirements_source {
+        requirements.source = Some(source.clone());
+    }
     let resolved = bundler::pypi::lock::resolved_from_lock(&origin, targets)?;
     Ok(PypiSettings {
         requirements,
@@ -173,7 +196,11 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("bundler").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
         let arches: Vec<String> = arches.iter().map(|a| a.to_string()).collect();
-        cli.pypi.settings(&arches).map_err(|e| e.to_string())
+        let cache = tempfile::tempdir().unwrap();
+        let fetcher = Fetcher::new(cache.path(), Default::default()).unwrap();
+        cli.pypi
+            .settings(&arches, Some("3.12.13"), &fetcher)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -181,6 +208,18 @@ mod tests {
         let s = settings(&[], &["x86_64"]).unwrap();
         assert_eq!(s.targets.len(), 1);
         assert_eq!(s.targets[0].name(), "cp312-manylinux_2_39-x86_64");
+        assert_eq!(
+            s.targets[0].python_full, "3.12.13",
+            "from the release definition"
+        );
+        assert!(
+            s.requirements
+                .source
+                .as_deref()
+                .is_some_and(|src| src.contains("kubespray-2.31.0.txt")),
+            "{:?}",
+            s.requirements.source
+        );
         assert_eq!(s.index_url, DEFAULT_INDEX_URL);
         assert!(
             s.requirements
@@ -213,10 +252,24 @@ mod tests {
         let err = settings(&["--platform", "riscv64"], &[]).unwrap_err();
         assert!(err.contains("unsupported platform"), "{err}");
         assert!(settings(&["--exclude-newer", "yesterday"], &[]).is_err());
+        // A version this bundler ships nothing for is fetched; these never reach the network.
+        for bad in ["../../etc", "latest", "v"] {
+            let err = settings(&["--kubespray", bad], &[]).unwrap_err();
+            assert!(err.contains("not a release version"), "{bad}: {err}");
+        }
+        let err = settings(
+            &[
+                "--kubespray",
+                "9.9.9",
+                "--kubespray-source",
+                "file:///nonexistent/ks",
+            ],
+            &[],
+        )
+        .unwrap_err();
         assert!(
-            settings(&["--kubespray", "0.1"], &[])
-                .unwrap_err()
-                .contains("known")
+            err.contains("file:///nonexistent/ks/v9.9.9/requirements.txt"),
+            "{err}"
         );
     }
 }

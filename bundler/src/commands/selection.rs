@@ -11,21 +11,28 @@ use bundler::fetch::{FetchSettings, Fetcher};
 use bundler::kubespray::{DownloadLists, HostMirrors};
 use bundler::pypi::PypiSettings;
 use bundler::pypi::requirements::default_kubespray_version;
-use bundler::release::ReleaseDef;
+use bundler::release::{ReleaseDef, package_set};
 use clap::Args;
 
 use super::pypi_args::PypiArgs;
 
 #[derive(Debug, Args)]
 pub struct SelectionArgs {
-    /// Distribution release to mirror (reads manifests/rocky-<RELEASE>.toml).
+    /// Distribution release to mirror (reads manifests/rocky-<RELEASE>.toml): `10` is the
+    /// newest minor release, `10.1` exactly that one (from the vault once it moved there).
     #[arg(long, default_value = "10")]
     pub release: String,
     /// Mirror root URL, tried in order (repeatable): http://, https://, file:// or a local
     /// path. Default: the release definition's mirrors.
     #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Vec<String>,
-    /// Repo id to mirror (repeatable; default: all of the release's repos).
+    /// Root of the vault that keeps older minor releases, tried before the mirrors for a
+    /// `--release X.Y` and not used for the moving latest (repeatable). Default: the release
+    /// definition's vault, unless --mirror is given.
+    #[arg(long = "vault", value_name = "URL")]
+    pub vaults: Vec<String>,
+    /// Repo id to mirror (repeatable; default: the release's repos not marked optional, so
+    /// baseos, appstream and extras; crb and highavailability on request).
     #[arg(long = "repo", value_name = "ID")]
     pub repos: Vec<String>,
     /// Target architecture (repeatable; default: x86_64).
@@ -71,9 +78,11 @@ pub struct SelectionArgs {
     /// list.
     #[arg(long, value_name = "FILE")]
     pub images_list: Option<PathBuf>,
-    /// Slim mode: package names, name.arch or globs (one per line, # comments), expanded to
-    /// their dependency closure against the selected repos.
-    #[arg(long, value_name = "FILE")]
+    /// Slim mode: a file of package names, name.arch, globs or provides (one per line, #
+    /// comments), expanded to their dependency closure against the selected repos. `@kubespray`
+    /// is the shipped list of what Kubespray installs on the nodes
+    /// (manifests/kubespray-rocky10-packages.txt).
+    #[arg(long, value_name = "FILE|@SET")]
     pub packages: Option<PathBuf>,
     /// In slim mode, leave out weak dependencies (Recommends).
     #[arg(long)]
@@ -101,6 +110,13 @@ pub struct SelectionArgs {
     pub pypi: PypiArgs,
 }
 
+/// The download cache when `--cache` is not given.
+pub fn default_cache_dir() -> PathBuf {
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("kubespray-offline")
+}
+
 /// A mirror given as a plain local path becomes a file:// URL.
 fn mirror_url(m: &str) -> Result<String, BuildError> {
     if m.contains("://") {
@@ -113,28 +129,43 @@ fn mirror_url(m: &str) -> Result<String, BuildError> {
         .map_err(|()| BuildError::Usage(format!("--mirror {m}: not a usable path")))
 }
 
-fn read_patterns(path: &Path) -> Result<Vec<String>, BuildError> {
-    let text =
-        fs_err::read_to_string(path).map_err(|e| BuildError::Usage(format!("--packages: {e}")))?;
-    let patterns: Vec<String> = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or_default())
-        .flat_map(str::split_whitespace)
-        .map(str::to_string)
-        .collect();
+/// The patterns of a package list: a file, or `@NAME` for a shipped set.
+fn read_patterns(
+    path: &Path,
+    release: &ReleaseDef,
+    manifests: Option<&Path>,
+) -> Result<Vec<String>, BuildError> {
+    let (text, origin) = match path.to_str().and_then(|p| p.strip_prefix('@')) {
+        Some(name) => package_set(name, release, manifests)?,
+        None => (
+            fs_err::read_to_string(path)
+                .map_err(|e| BuildError::Usage(format!("--packages: {e}")))?,
+            path.to_path_buf(),
+        ),
+    };
+    let patterns = parse_patterns(&text);
     if patterns.is_empty() {
         return Err(BuildError::Usage(format!(
             "--packages {}: no package names in it",
-            path.display()
+            origin.display()
         )));
     }
     Ok(patterns)
 }
 
+/// Package names of a list: one or more per line, `#` starts a comment.
+pub fn parse_patterns(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .flat_map(str::split_whitespace)
+        .map(str::to_string)
+        .collect()
+}
+
 impl SelectionArgs {
     pub fn rpm_options(&self) -> Result<RpmOptions, BuildError> {
         let release = ReleaseDef::load(&self.release, self.manifests.as_deref())?;
-        let mirrors = if self.mirrors.is_empty() {
+        let mut mirrors: Vec<String> = if self.mirrors.is_empty() {
             release.mirrors.clone()
         } else {
             self.mirrors
@@ -142,8 +173,23 @@ impl SelectionArgs {
                 .map(|m| mirror_url(m))
                 .collect::<Result<_, _>>()?
         };
+        // A minor release is looked for in the vault first: the mirrors carry it only until the
+        // next minor release is out.
+        if release.minor.is_some() {
+            let vaults: Vec<String> = if !self.vaults.is_empty() {
+                self.vaults
+                    .iter()
+                    .map(|m| mirror_url(m))
+                    .collect::<Result<_, _>>()?
+            } else if self.mirrors.is_empty() {
+                release.vault.clone()
+            } else {
+                Vec::new()
+            };
+            mirrors.splice(0..0, vaults);
+        }
         let repos = if self.repos.is_empty() {
-            release.repos.iter().map(|r| r.id.clone()).collect()
+            release.default_repos()
         } else {
             self.repos.clone()
         };
@@ -171,7 +217,11 @@ impl SelectionArgs {
                 )));
             }
         }
-        let packages = self.packages.as_deref().map(read_patterns).transpose()?;
+        let packages = self
+            .packages
+            .as_deref()
+            .map(|p| read_patterns(p, &release, self.manifests.as_deref()))
+            .transpose()?;
         Ok(RpmOptions {
             release,
             mirrors,
@@ -184,17 +234,21 @@ impl SelectionArgs {
         })
     }
 
-    /// The PyPI settings (`None` with `--no-pypi`); `--platform` defaults to the RPM arches.
-    pub fn pypi_settings(&self) -> Result<Option<PypiSettings>, BuildError> {
+    /// The PyPI settings (`None` with `--no-pypi`); `--platform` defaults to the RPM arches,
+    /// `python_full_version` comes from the release definition. `fetcher` fetches Kubespray's
+    /// requirements when this bundler ships none for `--kubespray`.
+    pub fn pypi_settings(&self, fetcher: &Fetcher) -> Result<Option<PypiSettings>, BuildError> {
         if self.no_pypi {
             return Ok(None);
         }
+        let release = ReleaseDef::load(&self.release, self.manifests.as_deref());
         let arches = if self.no_rpm {
             self.arches.clone()
         } else {
             self.rpm_options()?.arches
         };
-        self.pypi.settings(&arches).map(Some)
+        let python_full = release.as_ref().ok().and_then(|r| r.python_full_version());
+        self.pypi.settings(&arches, python_full, fetcher).map(Some)
     }
 
     /// What to take of Kubespray's files and images (`None` when both are left out), for the
@@ -250,11 +304,7 @@ impl SelectionArgs {
     }
 
     pub fn cache_dir(&self) -> PathBuf {
-        self.cache.clone().unwrap_or_else(|| {
-            dirs::cache_dir()
-                .unwrap_or_else(std::env::temp_dir)
-                .join("kubespray-offline")
-        })
+        self.cache.clone().unwrap_or_else(default_cache_dir)
     }
 
     pub fn fetcher(&self) -> Result<Fetcher, BuildError> {

@@ -64,9 +64,13 @@ impl Cache {
             .unwrap_or_default()
             .lines()
             .filter_map(|line| {
-                let (sha256, signer) = line.split_once(' ')?;
-                let signer = (signer != "-").then(|| signer.to_string());
-                Some((sha256.to_string(), signer))
+                let (sha256, signers) = line.split_once(' ')?;
+                let signers = signers
+                    .split(',')
+                    .filter(|s| !s.is_empty() && *s != "-")
+                    .map(str::to_string)
+                    .collect();
+                Some((sha256.to_string(), signers))
             })
             .collect();
         SignatureRecords {
@@ -110,14 +114,14 @@ impl Cache {
 #[derive(Debug)]
 pub struct SignatureRecords {
     path: PathBuf,
-    /// sha256 of a package -> the fingerprint its signature named, if any.
-    known: Mutex<HashMap<String, Option<String>>>,
+    /// sha256 of a package -> the fingerprints of the keys whose signatures verified.
+    known: Mutex<HashMap<String, Vec<String>>>,
     added: AtomicBool,
 }
 
 impl SignatureRecords {
-    /// Some(signer) when the package with this sha256 passed its check with this key before.
-    pub fn passed(&self, sha256: &str) -> Option<Option<String>> {
+    /// Some(signers) when the package with this sha256 passed its check with this key before.
+    pub fn passed(&self, sha256: &str) -> Option<Vec<String>> {
         self.known
             .lock()
             .expect("not poisoned")
@@ -126,11 +130,11 @@ impl SignatureRecords {
     }
 
     /// Remember a passed check (saved by [`SignatureRecords::save`]).
-    pub fn record(&self, sha256: &str, signer: Option<&str>) {
+    pub fn record(&self, sha256: &str, signers: &[String]) {
         self.known
             .lock()
             .expect("not poisoned")
-            .insert(sha256.to_string(), signer.map(str::to_string));
+            .insert(sha256.to_string(), signers.to_vec());
         self.added.store(true, Ordering::Relaxed);
     }
 
@@ -144,7 +148,10 @@ impl SignatureRecords {
             .lock()
             .expect("not poisoned")
             .iter()
-            .map(|(sha256, signer)| format!("{sha256} {}\n", signer.as_deref().unwrap_or("-")))
+            .map(|(sha256, signers)| match signers.as_slice() {
+                [] => format!("{sha256} -\n"),
+                _ => format!("{sha256} {}\n", signers.join(",")),
+            })
             .collect();
         lines.sort();
         let dir = self.path.parent().expect("records live in a directory");
@@ -190,12 +197,15 @@ mod tests {
             !dir.path().join("signatures/key1").exists(),
             "nothing added"
         );
-        records.record("pkg", Some("ABCD"));
-        records.record("other", None);
+        records.record("pkg", &["ABCD".into(), "EF01".into()]);
+        records.record("other", &[]);
         records.save().unwrap();
         let again = cache.signature_records("key1");
-        assert_eq!(again.passed("pkg"), Some(Some("ABCD".into())));
-        assert_eq!(again.passed("other"), Some(None));
+        assert_eq!(
+            again.passed("pkg"),
+            Some(vec!["ABCD".into(), "EF01".into()])
+        );
+        assert_eq!(again.passed("other"), Some(vec![]));
         assert_eq!(again.passed("pkg2"), None, "another package");
         assert_eq!(
             cache.signature_records("key2").passed("pkg"),

@@ -152,6 +152,7 @@ pub fn describe(
             glibc: format!("{}.{}", t.glibc.0, t.glibc.1),
             index_url: index_url.to_string(),
             requirements: requirements.to_vec(),
+            requirements_source: None,
             lock,
         });
     }

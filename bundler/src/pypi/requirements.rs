@@ -32,6 +32,13 @@ pub fn default_kubespray_version() -> &'static str {
     SHIPPED[0].0
 }
 
+/// True when this bundler ships the requirements of Kubespray `version` (`v2.31.0` or
+/// `2.31.0`).
+pub fn is_shipped_kubespray(version: &str) -> bool {
+    let version = version.trim_start_matches('v');
+    SHIPPED.iter().any(|(known, _)| *known == version)
+}
+
 /// One requirement (or constraint) line after includes and continuations were resolved.
 #[derive(Debug, Clone)]
 pub struct RequirementLine {
@@ -73,6 +80,8 @@ pub struct RequirementSet {
     pub index_url: Option<String>,
     /// `--pre` given in the file.
     pub pre: bool,
+    /// Where the requirements came from, for the manifest: a path, a shipped list, a URL.
+    pub source: Option<String>,
 }
 
 impl RequirementSet {
@@ -81,6 +90,7 @@ impl RequirementSet {
         let mut set = RequirementSet::default();
         let mut stack = HashSet::new();
         set.read_file(path, false, &mut stack)?;
+        set.source = Some(path.display().to_string());
         Ok(set)
     }
 
@@ -98,20 +108,18 @@ impl RequirementSet {
                 ),
             })?;
         let mut set = RequirementSet::default();
-        set.parse_text(
-            text,
-            &format!("kubespray-{version}.txt"),
-            None,
-            false,
-            &mut HashSet::new(),
-        )?;
+        let name = format!("kubespray-{version}.txt");
+        set.parse_text(text, &name, None, false, &mut HashSet::new())?;
+        set.source = Some(format!("manifests/{name} (shipped with bundler)"));
         Ok(set)
     }
 
     /// Parses requirements text; `-r`/`-c` in it are resolved relative to `base_dir`.
+    /// `origin` names it in messages and is recorded as its source.
     pub fn from_text(text: &str, origin: &str, base_dir: Option<&Path>) -> Result<Self, PypiError> {
         let mut set = RequirementSet::default();
         set.parse_text(text, origin, base_dir, false, &mut HashSet::new())?;
+        set.source = Some(origin.to_string());
         Ok(set)
     }
 

@@ -33,7 +33,7 @@ impl TargetDefaults {
 #[derive(Debug, Clone)]
 pub struct Target {
     pub python: (u32, u32),
-    /// `python_full_version` marker value, e.g. "3.12.12".
+    /// `python_full_version` marker value, e.g. "3.12.13".
     pub python_full: String,
     pub machine: String,
     pub glibc: (u32, u32),
@@ -295,6 +295,6 @@ mod tests {
         assert!(req.marker.evaluate(t.markers(), &[]));
         assert!(!req.marker.evaluate(target("x86_64").markers(), &[]));
         assert_eq!(t.name(), "cp312-manylinux_2_39-aarch64");
-        assert_eq!(t.python_version().to_string(), "3.12.12");
+        assert_eq!(t.python_version().to_string(), "3.12.13");
     }
 }

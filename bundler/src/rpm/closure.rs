@@ -1,5 +1,6 @@
 //! Slim mode: expand a package list to its dependency closure against the target repos (never
-//! the build host). Candidates are the newest EVR per name.arch with arch in {target, noarch};
+//! the build host). A name in the list matches packages by name (globs allowed), else, like
+//! dnf, the packages that provide it. Candidates are the newest EVR per name.arch with arch in {target, noarch};
 //! a requirement is met by every candidate that provides it (by name and version, by a file in
 //! primary, or implicitly by its own name). The caller adds files from filelists
 //! ([`super::filelists`]) when a required path is not in primary, and resolves again. Rich dependencies are expanded conservatively: both
@@ -213,7 +214,7 @@ pub fn resolve_closure(input: &ClosureInput<'_>) -> Result<Vec<PkgRef>, RpmMetaE
                 reason: e.to_string(),
             })?
             .compile_matcher();
-        let matched: Vec<PkgRef> = cands
+        let mut matched: Vec<PkgRef> = cands
             .iter()
             .copied()
             .filter(|&p| {
@@ -221,6 +222,11 @@ pub fn resolve_closure(input: &ClosureInput<'_>) -> Result<Vec<PkgRef>, RpmMetaE
                 glob.is_match(&pkg.name) || glob.is_match(format!("{}.{}", pkg.name, pkg.arch))
             })
             .collect();
+        // Like `dnf install NAME`: a plain name no package has is looked up in provides
+        // (Kubespray asks for `iptables`, which iptables-nft provides on EL 9 and 10).
+        if matched.is_empty() && !pattern.contains(['*', '?', '[', '{']) {
+            matched = index.providers(pattern, None, ("", "", ""));
+        }
         if matched.is_empty() {
             return Err(RpmMetaError::NoMatch {
                 pattern: pattern.clone(),
@@ -381,6 +387,37 @@ mod tests {
                 "fs-b-1.0-1.noarch"
             ]
         );
+    }
+
+    #[test]
+    fn a_plain_name_no_package_has_selects_its_providers_like_dnf() {
+        let repos = vec![vec![
+            pkg(
+                "iptables-nft",
+                "1",
+                "x86_64",
+                &[],
+                &["iptables", "ebtables"],
+                &[],
+            ),
+            pkg("other", "1", "x86_64", &[], &[], &[]),
+        ]];
+        let resolve = |pattern: &str| {
+            resolve_closure(&ClosureInput {
+                repos: &repos,
+                arch: "x86_64",
+                patterns: &[pattern.to_string()],
+                weak_deps: false,
+            })
+        };
+        for name in ["iptables", "ebtables"] {
+            assert_eq!(
+                names(&repos, &resolve(name).unwrap()),
+                ["iptables-nft-1.0-1.x86_64"]
+            );
+        }
+        // Globs match package names only; they are not looked up in provides.
+        assert!(matches!(resolve("ebt*"), Err(RpmMetaError::NoMatch { .. })));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The RPM side of the bundler: reading upstream repository metadata (repomd, primary),
-//! selecting packages (full mirror or slim closure) and verifying package signatures against
-//! the release key. Network access lives in [`crate::fetch`]; orchestration in
+//! selecting packages (full mirror or slim closure) and verifying package and metadata
+//! signatures against the release key file. Network access lives in [`crate::fetch`]; orchestration in
 //! [`crate::build`].
 
 pub mod closure;
@@ -41,4 +41,35 @@ pub enum RpmMetaError {
         path: PathBuf,
         reason: String,
     },
+    #[error(
+        "repo {repo}: the metadata signature {url} does not check out: {reason}; the mirror may serve old or altered metadata (try another --mirror)"
+    )]
+    MetadataSignature {
+        repo: String,
+        url: String,
+        reason: String,
+    },
+    #[error(
+        "repo {repo} ({url}) holds {found}, not release {asked}: the mirror serves another minor release under that path"
+    )]
+    WrongMinorRelease {
+        repo: String,
+        url: String,
+        asked: String,
+        found: String,
+    },
+}
+
+impl RpmMetaError {
+    /// True when upstream served something that failed a check (exit status 3): a package or
+    /// metadata signature, a key that does not hold its pin, the wrong minor release.
+    pub fn is_verification(&self) -> bool {
+        matches!(
+            self,
+            RpmMetaError::Signature { .. }
+                | RpmMetaError::Key { .. }
+                | RpmMetaError::MetadataSignature { .. }
+                | RpmMetaError::WrongMinorRelease { .. }
+        )
+    }
 }

@@ -52,7 +52,20 @@ pub fn render(s: &Summary) -> String {
     line(format!("created:   {}", s.created));
     line(format!("tool:      {} {}", s.tool.name, s.tool.version));
     if let Some(release) = &s.release {
-        line(format!("release:   {release} ({})", s.arches.join(", ")));
+        let minor = match &s.minor_release {
+            Some(minor) if minor != release => format!(", minor release {minor}"),
+            _ => String::new(),
+        };
+        line(format!(
+            "release:   {release}{minor} ({})",
+            s.arches.join(", ")
+        ));
+    }
+    if !s.package_signers.is_empty() {
+        line(format!(
+            "rpm keys:  packages signed by {}",
+            s.package_signers.join(", ")
+        ));
     }
     line(format!(
         "signed:    {}",

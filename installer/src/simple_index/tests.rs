@@ -71,6 +71,7 @@ fn target(name: &str, lock: Vec<LockedFile>) -> PypiTarget {
         glibc: "2.39".into(),
         index_url: "https://pypi.org/simple/".into(),
         requirements: vec![],
+        requirements_source: None,
         lock,
     }
 }

@@ -47,6 +47,9 @@ fn main() -> Result<()> {
         filler_max_bytes: args.max_kb * 1024,
         seed: args.seed,
         unsigned: Vec::new(),
+        minor_release: "10.0".to_string(),
+        sign_metadata: true,
+        keys: e2e::mirror::MirrorKeys::test_key(),
     };
     let mirror = generate_mirror(&spec)?;
     for repo in &mirror.repos {
