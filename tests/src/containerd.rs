@@ -49,6 +49,22 @@ impl Containerd {
         containerd
     }
 
+    /// `ctr images pull` of `reference` (its upstream name) over plain HTTP through the
+    /// `hosts.toml` files under `hosts_dir`, as a node's containerd pulls through the admin.
+    pub fn pull_through(&self, hosts_dir: &Path, reference: &str) -> Output {
+        let hosts = hosts_dir.to_str().expect("a UTF-8 hosts dir");
+        self.ctr(&[
+            "images",
+            "pull",
+            "--plain-http",
+            "--snapshotter",
+            "native",
+            "--hosts-dir",
+            hosts,
+            reference,
+        ])
+    }
+
     /// `ctr --address <this containerd> ARGS`.
     pub fn ctr(&self, args: &[&str]) -> Output {
         Command::new("ctr")

@@ -499,16 +499,7 @@ fn apply_serves_files_and_images_to_skopeo_containerd_and_curl() {
     let containerd_dir = tempfile::tempdir().unwrap();
     let containerd = Containerd::start(containerd_dir.path());
     nginx.clear_access_log();
-    let pull = containerd.ctr(&[
-        "images",
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        "native",
-        "--hosts-dir",
-        certs.to_str().unwrap(),
-        "registry.k8s.io/pause:3.10",
-    ]);
+    let pull = containerd.pull_through(&certs, "registry.k8s.io/pause:3.10");
     assert!(
         pull.status.success(),
         "ctr pull: {}\n{}",

@@ -371,16 +371,7 @@ fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
     let containerd_dir = tempfile::tempdir().unwrap();
     let containerd = e2e::containerd::Containerd::start(containerd_dir.path());
     let pause = up.images.iter().find(|i| i.name == "pause").unwrap();
-    let pulled = containerd.ctr(&[
-        "images",
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        "native",
-        "--hosts-dir",
-        certs.to_str().unwrap(),
-        "registry.k8s.io/pause:3.10",
-    ]);
+    let pulled = containerd.pull_through(&certs, "registry.k8s.io/pause:3.10");
     assert!(pulled.status.success(), "ctr pull: {}", text(&pulled));
     let listed = text(&containerd.ctr(&["images", "ls"]));
     assert!(listed.contains(&pause.top.digest), "{listed}");
