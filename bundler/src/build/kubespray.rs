@@ -223,39 +223,31 @@ async fn describe_file(
     };
     let (expected, source) = match &f.sha256 {
         Some(sha256) => {
-            let size = fetcher.content_length(&url).await?;
+            let expected = Expected {
+                size: fetcher.content_length(&url).await?,
+                sha256: sha256.clone(),
+            };
             let download = Download {
                 label: f.url.clone(),
                 urls: vec![url],
-                expected: Expected {
-                    size,
-                    sha256: sha256.clone(),
-                },
+                expected: expected.clone(),
                 auth: None,
             };
-            let (entry, source) = to_fetch(path, FileKind::Download, download, None);
-            return Ok((
-                file,
-                FileEntry {
-                    origin: Some(f.url.clone()),
-                    ..entry
-                },
-                source,
-            ));
+            let source = Source::Fetch {
+                download,
+                signed_package: None,
+            };
+            (expected, source)
         }
         // A list from Kubespray's script has no checksums: what upstream serves now is pinned.
         None => {
             let (bytes, _) = fetcher.fetch_unpinned(&[url]).await?;
             let (stored, sha256) = fetcher.cache().store_bytes(&bytes)?;
-            (
-                Expected {
-                    size: bytes.len() as u64,
-                    sha256,
-                },
-                Source::Local(stored),
-            )
+            let size = bytes.len() as u64;
+            (Expected { size, sha256 }, Source::Local(stored))
         }
     };
+    // The origin is the URL Kubespray names, not the mirror's it was fetched from.
     let entry = FileEntry {
         path,
         size: expected.size,
