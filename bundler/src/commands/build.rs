@@ -177,3 +177,20 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_decimal_and_binary_suffixes() {
+        assert_eq!(parse_size("4G"), Ok(4_000_000_000));
+        assert_eq!(parse_size("4700M"), Ok(4_700_000_000));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert!(parse_size("1K").is_err(), "below the smallest volume");
+        assert!(parse_size("4T").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
+}
