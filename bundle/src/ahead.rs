@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::direct::{DIRECT_CHUNK, DirectBuffer, open_direct, read_window_at};
 use crate::run::Region;
+use crate::volume::VolumeReader;
 
 /// Reading threads; window `i` is read by thread `i % READERS`.
 const READERS: usize = 2;
@@ -30,6 +31,8 @@ const READERS: usize = 2;
 const WINDOWS: usize = 2;
 
 type Filled = io::Result<(DirectBuffer, usize)>;
+/// A reading thread's ends of its two channels: filled windows out, free windows in.
+type ReaderEnds = (mpsc::SyncSender<Filled>, mpsc::Receiver<DirectBuffer>);
 
 pub(crate) struct AheadReader {
     full: Vec<mpsc::Receiver<Filled>>,
@@ -55,6 +58,40 @@ impl AheadReader {
     pub(crate) fn open(path: &Path, digest: bool, region: Region) -> io::Result<Self> {
         let file = Arc::new(File::open(path)?);
         let meta = file.metadata()?;
+        if !meta.is_file() {
+            // A pipe or a device (`installer verify /dev/stdin`): no size, no positional
+            // reads; one thread reads it in order and deals the windows out the same way.
+            return Ok(Self::start(digest, move |ends| {
+                vec![std::thread::spawn(move || read_in_order(&*file, &ends))]
+            }));
+        }
+        let (size, direct) = (meta.len(), Arc::new(open_direct(path)));
+        let end = region.offset.saturating_add(region.len).min(size);
+        Ok(Self::start(digest, move |ends| {
+            ends.into_iter()
+                .enumerate()
+                .map(|(first, (full_tx, free_rx))| {
+                    let (file, direct) = (file.clone(), direct.clone());
+                    std::thread::spawn(move || {
+                        let direct = direct.as_ref().as_ref();
+                        let span = (region.offset, end, size);
+                        read_ahead(&file, direct, span, first, &full_tx, &free_rx);
+                    })
+                })
+                .collect()
+        }))
+    }
+
+    /// Reads the volumes of a split bundle one after the other, on one thread (plain reads:
+    /// the windows do not line up with the volume boundaries).
+    pub(crate) fn open_volumes(volumes: VolumeReader, digest: bool) -> Self {
+        Self::start(digest, move |ends| {
+            vec![std::thread::spawn(move || read_in_order(volumes, &ends))]
+        })
+    }
+
+    /// Sets up the windows and their channels, and `spawn`s the reading threads on their ends.
+    fn start(digest: bool, spawn: impl FnOnce(Vec<ReaderEnds>) -> Vec<JoinHandle<()>>) -> Self {
         let mut full = Vec::with_capacity(READERS);
         let mut free = Vec::with_capacity(READERS);
         let mut ends = Vec::with_capacity(READERS);
@@ -70,23 +107,7 @@ impl AheadReader {
             free.push(free_tx);
             ends.push((full_tx, free_rx));
         }
-        let mut threads = Vec::with_capacity(READERS);
-        if meta.is_file() {
-            let (size, direct) = (meta.len(), Arc::new(open_direct(path)));
-            let end = region.offset.saturating_add(region.len).min(size);
-            for (first, (full_tx, free_rx)) in ends.into_iter().enumerate() {
-                let (file, direct) = (file.clone(), direct.clone());
-                threads.push(std::thread::spawn(move || {
-                    let direct = direct.as_ref().as_ref();
-                    let span = (region.offset, end, size);
-                    read_ahead(&file, direct, span, first, &full_tx, &free_rx);
-                }));
-            }
-        } else {
-            // A pipe or a device (`installer verify /dev/stdin`): no size, no positional
-            // reads; one thread reads it in order and deals the windows out the same way.
-            threads.push(std::thread::spawn(move || read_in_order(&file, &ends)));
-        }
+        let threads = spawn(ends);
         let (to_hasher, hasher) = if digest {
             let (tx, rx) = mpsc::sync_channel(READERS * WINDOWS);
             let free = free.clone();
@@ -94,7 +115,7 @@ impl AheadReader {
         } else {
             (None, None)
         };
-        Ok(AheadReader {
+        AheadReader {
             full,
             free,
             next: 0,
@@ -106,7 +127,7 @@ impl AheadReader {
             to_hasher,
             hasher,
             threads,
-        })
+        }
     }
 
     /// Once everything was read: the file's hex sha256 and size, when it was hashed.
@@ -215,10 +236,7 @@ impl Read for AheadReader {
 
 /// The reading thread for a file that is not a regular file: window `i` filled by plain reads
 /// and sent to the channels of reader `i % READERS`.
-fn read_in_order(
-    mut file: &File,
-    ends: &[(mpsc::SyncSender<Filled>, mpsc::Receiver<DirectBuffer>)],
-) {
+fn read_in_order(mut file: impl Read, ends: &[ReaderEnds]) {
     for index in 0.. {
         let (full, free) = &ends[index % READERS];
         let Ok(mut window) = free.recv() else {

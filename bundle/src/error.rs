@@ -72,6 +72,10 @@ pub enum BundleError {
     #[error("invalid manifest for writing: {reason}")]
     InvalidInput { reason: String },
 
+    /// A volume of a split bundle is missing, out of order, truncated or from another set.
+    #[error("{volume}: {reason}")]
+    Volume { volume: PathBuf, reason: String },
+
     /// Extraction refuses to touch an existing destination.
     #[error("{path}: destination already exists; extraction only creates new directories")]
     DestinationExists { path: PathBuf },

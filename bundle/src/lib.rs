@@ -9,6 +9,7 @@
 //! - [`read`]: `read_manifest`, `verify`, `extract`;
 //! - [`sign`]: key files, signing and checking the manifest;
 //! - [`run`]: the self-extracting `.run` around a bundle stream;
+//! - [`volume`]: a bundle stream split into volumes (`NAME.001`, …) for size-limited media;
 //! - [`summary`]: counts and sizes per repo and PyPI target, from the manifest alone;
 //! - [`paths`]: the path rules; [`image`]: image names, tags and digests; [`progress`]: the `Reporter` seam; [`error`]: `BundleError`.
 
@@ -31,6 +32,7 @@ mod source;
 pub mod summary;
 mod tarfmt;
 mod tree;
+pub mod volume;
 pub mod write;
 
 pub use error::{BundleError, EntryProblem};

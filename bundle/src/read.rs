@@ -4,7 +4,8 @@
 //! size (an oversize entry is refused from its header, before its data is read) and sha256,
 //! nothing missing, extra or duplicated, then the end-of-archive blocks, the end of the zstd
 //! frame and the end of the file. With a key, the signature over the exact manifest bytes must
-//! check out before any payload is looked at.
+//! check out before any payload is looked at. A split bundle (`NAME.001`, or the directory
+//! holding its volumes) is read as the one stream its volumes hold, after the set is checked.
 //!
 //! The payload pass decompresses on the calling thread and hands fixed-size chunks to a few
 //! worker threads that hash (and, for extraction, write) whole files, so hashing runs on every
@@ -22,6 +23,7 @@ use crate::progress::Reporter;
 use crate::scan::{VerifySink, scan};
 use crate::sign::{VerifyingKey, verify_manifest};
 use crate::tarfmt::{self, Next, RawEntry, TarError, padding};
+use crate::volume::VolumeReader;
 
 pub use crate::extract::{EntryObserver, NoObserver, OBSERVED_HEAD, extract, extract_observed};
 
@@ -181,11 +183,16 @@ impl BundleStream {
         lenient_tail: bool,
         digest: bool,
     ) -> Result<(Self, ManifestInfo), BundleError> {
-        let mut file = std::fs::File::open(bundle).map_err(|e| BundleError::io(bundle, e))?;
-        let region = crate::run::locate(bundle, &mut file)?;
-        drop(file);
-        let source =
-            AheadReader::open(bundle, digest, region).map_err(|e| BundleError::io(bundle, e))?;
+        let source = match crate::volume::open_set(bundle)? {
+            Some(set) => AheadReader::open_volumes(VolumeReader::new(set), digest),
+            None => {
+                let mut file =
+                    std::fs::File::open(bundle).map_err(|e| BundleError::io(bundle, e))?;
+                let region = crate::run::locate(bundle, &mut file)?;
+                drop(file);
+                AheadReader::open(bundle, digest, region).map_err(|e| BundleError::io(bundle, e))?
+            }
+        };
         let decoder = zstd::stream::read::Decoder::with_buffer(source)
             .map(|d| d.single_frame())
             .map_err(|e| BundleError::io(bundle, e))?;

@@ -145,5 +145,6 @@ pub fn reuse_if_up_to_date(
         size,
         signed: signature.is_some(),
         reused: Some(how),
+        volumes: Vec::new(),
     })
 }

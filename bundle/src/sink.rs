@@ -1,7 +1,8 @@
 //! The bundle writer's output stage: the zstd encoder writes into an [`OutputSink`], which
 //! collects compressed bytes into chunks and hands them to a thread that hashes them for
 //! `<bundle>.sha256` and passes them to one that writes them to the file, so that neither the
-//! write nor the hash holds up the thread feeding the compressor.
+//! write nor the hash holds up the thread feeding the compressor. The output is one file
+//! ([`DirectWriter`]) or a set of volumes ([`VolumeWriter`]), which hash each volume themselves.
 
 use std::io::{self, Write};
 use std::sync::mpsc;
@@ -10,24 +11,55 @@ use std::thread::JoinHandle;
 use sha2::{Digest, Sha256};
 
 use crate::direct::DirectWriter;
+use crate::volume::{VolumeWriter, WrittenVolume};
 use crate::write::{BUFFERS, CHUNK};
 
+/// Where the output stage writes: the bytes go in with `Write`, `finish` says what came out.
+pub(crate) trait Output: Write + Send + 'static {
+    type Done: Send + 'static;
+    fn finish(self) -> io::Result<Self::Done>;
+}
+
+impl Output for DirectWriter {
+    type Done = std::fs::File;
+    fn finish(self) -> io::Result<std::fs::File> {
+        DirectWriter::finish(self)
+    }
+}
+
+impl Output for VolumeWriter {
+    type Done = Vec<WrittenVolume>;
+    fn finish(self) -> io::Result<Vec<WrittenVolume>> {
+        VolumeWriter::finish(self)
+    }
+}
+
+/// What the output stage hands back: what it wrote, the sha256 state, the bytes written.
+pub(crate) type Finished<O> = (<O as Output>::Done, Sha256, u64);
+
 /// The zstd encoder's sink: collects the compressed bytes into chunks for the output stage.
-pub(crate) struct OutputSink {
+pub(crate) struct OutputSink<O: Output> {
     buf: Vec<u8>,
     full: Option<mpsc::SyncSender<Vec<u8>>>,
     free: mpsc::Receiver<Vec<u8>>,
-    thread: Option<JoinHandle<io::Result<(std::fs::File, Sha256, u64)>>>,
+    thread: Option<JoinHandle<io::Result<Finished<O>>>>,
 }
 
-impl OutputSink {
+impl OutputSink<DirectWriter> {
     /// Writes at `file`'s position; `hasher` and `written` already hold what is before it (the
     /// header and installer of a `.run`, or nothing).
     pub(crate) fn new(file: std::fs::File, hasher: Sha256, written: u64) -> Self {
+        Self::start(DirectWriter::new(file), hasher, written)
+    }
+}
+
+impl<O: Output> OutputSink<O> {
+    /// Starts the output stage writing into `out`.
+    pub(crate) fn start(out: O, hasher: Sha256, written: u64) -> Self {
         let (full_tx, full_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
         let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(2 * BUFFERS + 1);
         let thread =
-            std::thread::spawn(move || write_output(file, hasher, written, &full_rx, &free_tx));
+            std::thread::spawn(move || write_output(out, hasher, written, &full_rx, &free_tx));
         OutputSink {
             buf: Vec::with_capacity(CHUNK),
             full: Some(full_tx),
@@ -54,8 +86,8 @@ impl OutputSink {
         }
     }
 
-    /// Waits for the output thread: the file, the sha256 state and the size of the file.
-    fn join(&mut self) -> io::Result<(std::fs::File, Sha256, u64)> {
+    /// Waits for the output thread: what it wrote, the sha256 state and the size of the stream.
+    fn join(&mut self) -> io::Result<Finished<O>> {
         self.full = None;
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(Ok(done))) => Ok(done),
@@ -65,13 +97,13 @@ impl OutputSink {
         }
     }
 
-    pub(crate) fn finish(mut self) -> io::Result<(std::fs::File, Sha256, u64)> {
+    pub(crate) fn finish(mut self) -> io::Result<Finished<O>> {
         self.send()?;
         self.join()
     }
 }
 
-impl Write for OutputSink {
+impl<O: Output> Write for OutputSink<O> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = data.len().min(CHUNK - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
@@ -91,17 +123,16 @@ impl Write for OutputSink {
 /// the page cache, see [`crate::direct`]) and returns the buffer for reuse. Hash and write run
 /// on their own threads because a direct write waits for the disk (1 MiB writes of 512 MiB took
 /// 0.68 s here with `dd oflag=direct`), and the hash need not wait with it.
-fn write_output(
-    file: std::fs::File,
+fn write_output<O: Output>(
+    mut out: O,
     mut hasher: Sha256,
     mut written: u64,
     full: &mpsc::Receiver<Vec<u8>>,
     free: &mpsc::SyncSender<Vec<u8>>,
-) -> io::Result<(std::fs::File, Sha256, u64)> {
+) -> io::Result<Finished<O>> {
     let (to_writer, chunks) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
     std::thread::scope(|scope| {
-        let writer = scope.spawn(move || -> io::Result<std::fs::File> {
-            let mut out = DirectWriter::new(file);
+        let writer = scope.spawn(move || -> io::Result<O::Done> {
             for mut chunk in chunks {
                 out.write_all(&chunk)?;
                 chunk.clear();
@@ -117,9 +148,9 @@ fn write_output(
             }
         }
         drop(to_writer);
-        let file = writer
+        let done = writer
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-        Ok((file, hasher, written))
+        Ok((done, hasher, written))
     })
 }

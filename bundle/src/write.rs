@@ -34,10 +34,11 @@ use crate::progress::Reporter;
 use crate::readahead::read_ahead;
 use crate::run::{self, RunInstaller};
 use crate::sign::{SigningKey, sign_manifest};
-use crate::sink::OutputSink;
+use crate::sink::{Output, OutputSink};
 pub use crate::source::Input;
 use crate::source::{Chunk, read_sources};
 use crate::tarfmt::{file_headers, padding};
+use crate::volume::VolumeWriter;
 
 pub use crate::reuse::{OutputStamps, reuse_if_up_to_date};
 pub use crate::tree::{file_kind, hash_file, pack_tree};
@@ -63,6 +64,8 @@ pub struct WriteOptions {
     pub signing_key: Option<SigningKey>,
     /// Write a self-extracting `.run` around the bundle stream, carrying this installer.
     pub self_extracting: Option<RunInstaller>,
+    /// Split the output into volumes `<output>.001`, … of at most this many bytes each.
+    pub split: Option<u64>,
 }
 
 impl Default for WriteOptions {
@@ -72,6 +75,7 @@ impl Default for WriteOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             signing_key: None,
             self_extracting: None,
+            split: None,
         }
     }
 }
@@ -90,6 +94,10 @@ pub struct WrittenBundle {
     /// The bundle already at the output path was kept: it held exactly this content (see
     /// [`reuse_if_up_to_date`]) and nothing was rewritten. None for a bundle just written.
     pub reused: Option<Reuse>,
+    /// The volumes, in order, of a bundle written with [`WriteOptions::split`] (`path` is the
+    /// first; `sha256` and `size` are then those of the stream the volumes hold together).
+    /// Empty for a single file.
+    pub volumes: Vec<PathBuf>,
 }
 
 /// How a kept bundle was known to be up to date.
@@ -165,7 +173,12 @@ where
 {
     let sources = sources.into_iter().map(Into::into);
     check_input(manifest, None)?;
+    if let Some(limit) = opts.split {
+        return write_volumes(output, manifest, sources, opts, reporter, limit);
+    }
     let (dir, name) = split_output(output)?;
+    let mtime = manifest.created.unix_timestamp().max(0) as u64;
+    let raw = manifest_bytes(manifest);
     let tmp = temp_beside(dir, &name)?;
     let mut file = tmp
         .as_file()
@@ -183,72 +196,18 @@ where
         }
         None => 0,
     };
-    let mtime = manifest.created.unix_timestamp().max(0) as u64;
-    let raw = manifest_bytes(manifest);
 
     reporter.started("pack", manifest.totals.files, manifest.totals.bytes);
-    // Three stages on their own threads, so that neither sha256 pass waits for the compressor
-    // or the other: a reader reads and hashes source files ahead, this thread writes the tar
-    // stream into zstd (whose workers compress), and an output thread writes the compressed
-    // bytes to the file and hashes them. Buffers circulate through bounded channels, so memory
-    // stays at a few chunks per stage whatever the file sizes.
-    let (mut file, mut hasher, mut size) = std::thread::scope(|scope| -> Result<_, BundleError> {
-        let (data_tx, data_rx) = mpsc::sync_channel::<Chunk>(BUFFERS);
-        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
-        for _ in 0..BUFFERS {
-            free_tx.send(vec![0u8; CHUNK]).expect("receiver is alive");
-        }
-        let sources = read_ahead(scope, sources);
-        scope.spawn(move || read_sources(manifest, sources, &free_rx, &data_tx));
-
-        let sink = OutputSink::new(file, hasher, offset);
-        let mut encoder = zstd::stream::write::Encoder::new(sink, opts.level)
-            .and_then(|mut e| {
-                e.multithread(opts.threads.max(1))?;
-                e.include_checksum(true)?;
-                Ok(e)
-            })
-            .map_err(io_err)?;
-        write_memory_entry(&mut encoder, MANIFEST_NAME, &raw, mtime).map_err(io_err)?;
-        if let Some(key) = &opts.signing_key {
-            let sig = sign_manifest(key, &raw);
-            write_memory_entry(&mut encoder, SIGNATURE_NAME, &sig, mtime).map_err(io_err)?;
-        }
-        for entry in &manifest.files {
-            encoder
-                .write_all(&file_headers(&entry.path, entry.size, mtime))
-                .map_err(io_err)?;
-            loop {
-                // A closed channel means the reader returned early, which it only does after
-                // sending its error; so Err here cannot happen before the error was seen.
-                match data_rx.recv().expect("reader reports before it stops") {
-                    Chunk::Data(buf, n) => {
-                        encoder.write_all(&buf[..n]).map_err(io_err)?;
-                        reporter.advanced(0, n as u64);
-                        // The reader may be gone after an error; the buffer is then dropped.
-                        let _ = free_tx.send(buf);
-                    }
-                    Chunk::EndOfFile => break,
-                    Chunk::Failed(e) => return Err(e),
-                    Chunk::Done => unreachable!("the reader sends Done only after the last file"),
-                }
-            }
-            encoder
-                .write_all(&[0u8; 512][..padding(entry.size)])
-                .map_err(io_err)?;
-            reporter.advanced(1, 0);
-        }
-        match data_rx.recv().expect("reader reports before it stops") {
-            Chunk::Done => {}
-            Chunk::Failed(e) => return Err(e),
-            Chunk::Data(..) | Chunk::EndOfFile => unreachable!("the reader sent every file"),
-        }
-        encoder.write_all(&[0u8; 1024]).map_err(io_err)?;
-        let sink = encoder.finish().map_err(io_err)?;
-        sink.finish().map_err(io_err)
-        // On an early return, dropping data_rx and free_tx stops the reader at its next send
-        // or receive, and dropping the sink stops the output thread; the scope joins both.
-    })?;
+    let sink = OutputSink::new(file, hasher, offset);
+    let packed = Packing {
+        manifest,
+        raw: &raw,
+        mtime,
+        opts,
+        reporter,
+        err_path: &tmp_path,
+    };
+    let (mut file, mut hasher, mut size) = packed.pack(sink, sources)?;
     if opts.self_extracting.is_some() {
         let end = run::trailer(offset, size - offset);
         file.write_all(&end).map_err(io_err)?;
@@ -272,7 +231,172 @@ where
         size,
         signed: opts.signing_key.is_some(),
         reused: None,
+        volumes: Vec::new(),
     })
+}
+
+/// [`write_bundle_streaming`] into volumes `<output>.001`, … of at most `limit` bytes, and one
+/// `<output>.sha256` listing them all. Every volume stays under a temp name until the last one
+/// is complete; a failed write leaves none behind.
+fn write_volumes(
+    output: &Path,
+    manifest: &BundleManifest,
+    sources: impl Iterator<Item = Input> + Send,
+    opts: &WriteOptions,
+    reporter: &dyn Reporter,
+    limit: u64,
+) -> Result<WrittenBundle, BundleError> {
+    if opts.self_extracting.is_some() {
+        return Err(BundleError::InvalidInput {
+            reason: "a self-extracting bundle cannot be split into volumes".into(),
+        });
+    }
+    if limit < crate::volume::MIN_VOLUME_SIZE {
+        return Err(BundleError::InvalidInput {
+            reason: format!(
+                "volume size {limit} is below the smallest accepted, {} bytes",
+                crate::volume::MIN_VOLUME_SIZE
+            ),
+        });
+    }
+    let (dir, _) = split_output(output)?;
+    let mtime = manifest.created.unix_timestamp().max(0) as u64;
+    let raw = manifest_bytes(manifest);
+    reporter.started("pack", manifest.totals.files, manifest.totals.bytes);
+    let out = VolumeWriter::new(output.to_path_buf(), limit, crate::volume::set_id(&raw));
+    let packed = Packing {
+        manifest,
+        raw: &raw,
+        mtime,
+        opts,
+        reporter,
+        err_path: output,
+    };
+    let (volumes, hasher, size) = packed.pack(OutputSink::start(out, Sha256::new(), 0), sources)?;
+    let mut listing = String::new();
+    let mut paths = Vec::with_capacity(volumes.len());
+    for volume in volumes {
+        let file_name = volume.path.file_name().expect("a volume has a file name");
+        listing.push_str(&format!(
+            "{}  {}\n",
+            volume.sha256,
+            file_name.to_string_lossy()
+        ));
+        volume
+            .tmp
+            .persist(&volume.path)
+            .map_err(|e| BundleError::io(&volume.path, e.error))?;
+        paths.push(volume.path);
+    }
+    // Volumes past the new last one are left from an earlier, larger set of the same name.
+    for index in paths.len() as u32 + 1.. {
+        let stale = crate::volume::volume_path(output, index);
+        if std::fs::remove_file(&stale).is_err() {
+            break;
+        }
+    }
+    let sha256_path = sidecar_path(output);
+    write_atomic(&sha256_path, listing.as_bytes())?;
+    sync_dir(dir)?;
+    reporter.finished();
+    Ok(WrittenBundle {
+        path: paths[0].clone(),
+        sha256_path,
+        sha256: hex::encode(hasher.finalize()),
+        size,
+        signed: opts.signing_key.is_some(),
+        reused: None,
+        volumes: paths,
+    })
+}
+
+/// What packing one bundle stream needs, whatever it is written into.
+struct Packing<'a> {
+    manifest: &'a BundleManifest,
+    /// The exact `manifest.json` bytes.
+    raw: &'a [u8],
+    mtime: u64,
+    opts: &'a WriteOptions,
+    reporter: &'a dyn Reporter,
+    /// The path named by a write error.
+    err_path: &'a Path,
+}
+
+impl Packing<'_> {
+    /// Writes the tar stream of the manifest, signature and every source through zstd into
+    /// `sink`; returns what the sink wrote, the sha256 state and the size of its output.
+    fn pack<O: Output>(
+        &self,
+        sink: OutputSink<O>,
+        sources: impl Iterator<Item = Input> + Send,
+    ) -> Result<(O::Done, Sha256, u64), BundleError> {
+        let (manifest, opts, mtime) = (self.manifest, self.opts, self.mtime);
+        let io_err = |e| BundleError::io(self.err_path, e);
+        // Three stages on their own threads, so that neither sha256 pass waits for the
+        // compressor or the other: a reader reads and hashes source files ahead, this thread
+        // writes the tar stream into zstd (whose workers compress), and an output thread writes
+        // the compressed bytes and hashes them. Buffers circulate through bounded channels, so
+        // memory stays at a few chunks per stage whatever the file sizes.
+        std::thread::scope(|scope| -> Result<_, BundleError> {
+            let (data_tx, data_rx) = mpsc::sync_channel::<Chunk>(BUFFERS);
+            let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+            for _ in 0..BUFFERS {
+                free_tx.send(vec![0u8; CHUNK]).expect("receiver is alive");
+            }
+            let sources = read_ahead(scope, sources);
+            scope.spawn(move || read_sources(manifest, sources, &free_rx, &data_tx));
+
+            let mut encoder = zstd::stream::write::Encoder::new(sink, opts.level)
+                .and_then(|mut e| {
+                    e.multithread(opts.threads.max(1))?;
+                    e.include_checksum(true)?;
+                    Ok(e)
+                })
+                .map_err(io_err)?;
+            write_memory_entry(&mut encoder, MANIFEST_NAME, self.raw, mtime).map_err(io_err)?;
+            if let Some(key) = &opts.signing_key {
+                let sig = sign_manifest(key, self.raw);
+                write_memory_entry(&mut encoder, SIGNATURE_NAME, &sig, mtime).map_err(io_err)?;
+            }
+            for entry in &manifest.files {
+                encoder
+                    .write_all(&file_headers(&entry.path, entry.size, mtime))
+                    .map_err(io_err)?;
+                loop {
+                    // A closed channel means the reader returned early, which it only does
+                    // after sending its error; so Err here cannot happen before it was seen.
+                    match data_rx.recv().expect("reader reports before it stops") {
+                        Chunk::Data(buf, n) => {
+                            encoder.write_all(&buf[..n]).map_err(io_err)?;
+                            self.reporter.advanced(0, n as u64);
+                            // The reader may be gone after an error; the buffer is then dropped.
+                            let _ = free_tx.send(buf);
+                        }
+                        Chunk::EndOfFile => break,
+                        Chunk::Failed(e) => return Err(e),
+                        Chunk::Done => {
+                            unreachable!("the reader sends Done only after the last file")
+                        }
+                    }
+                }
+                encoder
+                    .write_all(&[0u8; 512][..padding(entry.size)])
+                    .map_err(io_err)?;
+                self.reporter.advanced(1, 0);
+            }
+            match data_rx.recv().expect("reader reports before it stops") {
+                Chunk::Done => {}
+                Chunk::Failed(e) => return Err(e),
+                Chunk::Data(..) | Chunk::EndOfFile => unreachable!("the reader sent every file"),
+            }
+            encoder.write_all(&[0u8; 1024]).map_err(io_err)?;
+            let sink = encoder.finish().map_err(io_err)?;
+            sink.finish().map_err(io_err)
+            // On an early return, dropping data_rx and free_tx stops the reader at its next
+            // send or receive, and dropping the sink stops the output thread; the scope joins
+            // both.
+        })
+    }
 }
 
 /// `<bundle>.sha256`.
@@ -302,7 +426,7 @@ fn check_input(manifest: &BundleManifest, sources: Option<usize>) -> Result<(), 
     Ok(())
 }
 
-fn split_output(output: &Path) -> Result<(&Path, String), BundleError> {
+pub(crate) fn split_output(output: &Path) -> Result<(&Path, String), BundleError> {
     let name =
         output
             .file_name()
@@ -347,7 +471,7 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), BundleErr
 /// A temp file `<name>.tmp-<pid>-*` in `dir`, after removing the ones a killed run left behind
 /// (a SIGKILL or Ctrl-C skips the cleanup, and a bundle's temp file is as large as the bundle).
 /// A temp file whose process is still alive belongs to a concurrent run and is left alone.
-fn temp_beside(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile, BundleError> {
+pub(crate) fn temp_beside(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile, BundleError> {
     let prefix = format!("{name}.tmp-");
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {

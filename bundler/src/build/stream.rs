@@ -133,10 +133,11 @@ fn stream_into(
     // A stamp that is missing or cannot be written only costs the next run a full check, so
     // recording one never fails the build.
     let stamps = OutputStamps::new(fetcher.cache().root().join("outputs"));
-    // A `.run` is always written anew: the up-to-date check reads plain bundles only.
-    let kept = match opts.self_extracting {
-        None => reuse_if_up_to_date(output, &mut manifest, opts, Some(&stamps)),
-        Some(_) => None,
+    // A `.run` or a volume set is always written anew: the up-to-date check reads plain
+    // bundles only.
+    let kept = match (&opts.self_extracting, opts.split) {
+        (None, None) => reuse_if_up_to_date(output, &mut manifest, opts, Some(&stamps)),
+        _ => None,
     };
     if let Some(kept) = kept {
         if kept.reused == Some(Reuse::Verified) {
@@ -191,7 +192,9 @@ fn stream_into(
     reporter.finished();
     fed?;
     let written = written?;
-    let _ = stamps.record(&written);
+    if written.volumes.is_empty() {
+        let _ = stamps.record(&written);
+    }
     Ok(written)
 }
 

@@ -23,6 +23,7 @@ use super::selection::SelectionArgs;
 /// Examples:
 ///   bundler build --release 10 -o rocky10.tar.zst
 ///   bundler build --release 10 --self-extracting -o rocky10.run
+///   bundler build --release 10 --split 4G -o rocky10.tar.zst   (rocky10.tar.zst.001, …)
 ///   bundler build --release 10 --arch x86_64 --arch aarch64 --kubespray master
 ///   bundler build --no-rpm --requirements req.txt --platform aarch64 --exclude-newer 2026-08-21
 ///   bundler build --mirror http://127.0.0.1:8080 --gpg-key RPM-GPG-KEY-test --no-pypi
@@ -52,12 +53,53 @@ pub struct BuildArgs {
     /// `sh bundle.run apply --site site.toml --key site.pub` (any installer command).
     #[arg(long)]
     pub self_extracting: bool,
+    /// Write the bundle as volumes FILE.001, FILE.002, … of at most SIZE bytes each, for media
+    /// with a file size limit, and one FILE.sha256 listing them all. SIZE is a byte count with
+    /// an optional suffix: K, M, G (powers of 1000: `4G` fits FAT32, `4700M` a DVD) or KiB, MiB,
+    /// GiB (powers of 1024). `installer apply FILE.001` reads the volumes in order.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "self_extracting")]
+    pub split: Option<u64>,
+}
+
+/// `4G`, `4700M`, `1MiB`, `65536`: a size in bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit: u64 = match &text[digits.len()..] {
+        "" => 1,
+        "K" | "k" => 1000,
+        "M" => 1000 * 1000,
+        "G" => 1000 * 1000 * 1000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?}; use K, M, G, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 4G or 4700M"))?;
+    let size = n
+        .checked_mul(unit)
+        .ok_or_else(|| format!("{text} is too large"))?;
+    if size < bundle::volume::MIN_VOLUME_SIZE {
+        return Err(format!(
+            "volumes must be at least {} bytes",
+            bundle::volume::MIN_VOLUME_SIZE
+        ));
+    }
+    Ok(size)
 }
 
 pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
     let sel = &args.selection;
     let reporter = CliReporter::new(sel.quiet);
-    let mut opts = WriteOptions::default();
+    let mut opts = WriteOptions {
+        split: args.split,
+        ..WriteOptions::default()
+    };
     if let Some(key) = &args.sign {
         opts.signing_key = Some(bundle::sign::load_signing_key(key)?);
     }
@@ -106,6 +148,19 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
             fetcher.cache().root().display()
         );
     }
+    if !written.volumes.is_empty() {
+        for volume in &written.volumes {
+            println!("{}", volume.display());
+        }
+        println!(
+            "{} volumes ({} bytes of bundle stream{}), checksums in {}",
+            written.volumes.len(),
+            written.size,
+            if written.signed { ", signed" } else { "" },
+            written.sha256_path.display()
+        );
+        return Ok(());
+    }
     println!(
         "{} ({} bytes, sha256 {}{}{})",
         written.path.display(),
@@ -121,4 +176,21 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
         }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_decimal_and_binary_suffixes() {
+        assert_eq!(parse_size("4G"), Ok(4_000_000_000));
+        assert_eq!(parse_size("4700M"), Ok(4_700_000_000));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert!(parse_size("1K").is_err(), "below the smallest volume");
+        assert!(parse_size("4T").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
 }

@@ -26,7 +26,8 @@ files, IP forwarding and the NAT ruleset. With --root other than / or --no-servi
 actions (SELinux labels, firewalld, systemctl enable/restart, NAT now) are printed, not run.\n\n\
 Exit status: 0 ok, 1 operational failure, 2 usage error, 3 the bundle failed verification.")]
 pub struct ApplyArgs {
-    /// The bundle file (`bundle.tar.zst`).
+    /// The bundle file (`bundle.tar.zst`), or the first volume of a split bundle
+    /// (`bundle.tar.zst.001`) or the directory holding its volumes.
     #[arg(env = "KOI_BUNDLE")]
     pub bundle: PathBuf,
     /// Write everything under DIR instead of `/` (tests, staging an image).

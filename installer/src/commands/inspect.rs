@@ -21,7 +21,8 @@ use crate::reporter::human_bytes;
 ))]
 pub struct InspectArgs {
     /// The bundle file (`*.tar.zst`, or a self-extracting `*.run`; inside a `.run`, the
-    /// file itself by default).
+    /// file itself by default), or the first volume of a split bundle (`*.tar.zst.001`) or
+    /// the directory holding its volumes.
     #[arg(env = "KOI_BUNDLE")]
     pub bundle: PathBuf,
     /// Print the summary as JSON on stdout.

@@ -21,7 +21,8 @@ use crate::reporter::{BarReporter, human_bytes};
      bundle format newer than this installer)."
 ))]
 pub struct VerifyArgs {
-    /// The bundle file (`*.tar.zst`).
+    /// The bundle file (`*.tar.zst`), or the first volume of a split bundle (`*.tar.zst.001`)
+    /// or the directory holding its volumes.
     #[arg(env = "KOI_BUNDLE")]
     pub bundle: PathBuf,
     /// Public key (`PREFIX.pub` from `bundler keygen`); the bundle must carry a valid
