@@ -319,6 +319,22 @@ fn parent_of(path: &Path) -> &Path {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_printed_error_chain_names_a_full_disk_once() {
+        let enospc = || std::io::Error::from_raw_os_error(28);
+        for err in [
+            anyhow::Error::from(crate::apply::ApplyError::Io(enospc())),
+            anyhow::Error::from(crate::apply::ApplyError::Fs(FsError::Io(enospc()))),
+            anyhow::Error::from(crate::apply::ApplyError::Fs(FsError::Write {
+                path: "/data/x".into(),
+                cause: enospc(),
+            })),
+        ] {
+            let text = format!("{err:#}");
+            assert_eq!(text.matches("No space left on device").count(), 1, "{text}");
+        }
+    }
+
     fn desired(path: &str, text: &str) -> DesiredFile {
         DesiredFile {
             path: PathBuf::from(path),
