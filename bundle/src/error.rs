@@ -18,8 +18,8 @@ pub enum BundleError {
     },
 
     /// A file operation failed; the message (from `fs_err`) names the path.
-    #[error("{0}")]
-    Fs(#[source] io::Error),
+    #[error(transparent)]
+    Fs(io::Error),
 
     /// The compressed stream or the tar structure of the bundle is damaged.
     #[error("{bundle}: {reason}")]

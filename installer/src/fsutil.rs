@@ -15,18 +15,20 @@ pub const BACKUP_SUFFIX: &str = ".orig";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
-    #[error("cannot write {path}: {source}")]
+    // The cause is part of each message and deliberately not a `source`: an error chain
+    // printed with `{:#}` would name it twice ("No space left on device" after itself).
+    #[error("cannot write {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot swap {a} and {b}: {source}")]
+    #[error("cannot swap {a} and {b}: {cause}")]
     Swap {
         a: PathBuf,
         b: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(
         "{path} is not an absolute target path; generated files must name where they live on the admin server"
@@ -122,9 +124,9 @@ impl Durability {
 
 /// Makes everything written to the filesystem holding `dir` durable, in one call.
 pub fn sync_filesystem(dir: &Path) -> Result<(), FsError> {
-    bundle::direct::sync_filesystem(dir).map_err(|source| FsError::Write {
+    bundle::direct::sync_filesystem(dir).map_err(|cause| FsError::Write {
         path: dir.to_path_buf(),
-        source,
+        cause,
     })
 }
 
@@ -143,9 +145,9 @@ pub fn write_atomic_as(
 ) -> Result<(), FsError> {
     let parent = parent_of(path);
     fs_err::create_dir_all(parent)?;
-    let wrap = |source| FsError::Write {
+    let wrap = |cause| FsError::Write {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
@@ -263,10 +265,10 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
 pub fn swap_paths(a: &Path, b: &Path) -> Result<(), FsError> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
-    let err = |source| FsError::Swap {
+    let err = |cause| FsError::Swap {
         a: a.to_path_buf(),
         b: b.to_path_buf(),
-        source,
+        cause,
     };
     let ca = CString::new(a.as_os_str().as_bytes())
         .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
@@ -316,6 +318,22 @@ fn parent_of(path: &Path) -> &Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_printed_error_chain_names_a_full_disk_once() {
+        let enospc = || std::io::Error::from_raw_os_error(28);
+        for err in [
+            anyhow::Error::from(crate::apply::ApplyError::Io(enospc())),
+            anyhow::Error::from(crate::apply::ApplyError::Fs(FsError::Io(enospc()))),
+            anyhow::Error::from(crate::apply::ApplyError::Fs(FsError::Write {
+                path: "/data/x".into(),
+                cause: enospc(),
+            })),
+        ] {
+            let text = format!("{err:#}");
+            assert_eq!(text.matches("No space left on device").count(), 1, "{text}");
+        }
+    }
 
     fn desired(path: &str, text: &str) -> DesiredFile {
         DesiredFile {

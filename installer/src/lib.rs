@@ -4,6 +4,7 @@ pub mod actions;
 pub mod apply;
 pub mod desired;
 pub mod fsutil;
+pub mod lock;
 pub mod netprobe;
 pub mod nginx;
 pub mod node;

@@ -260,7 +260,17 @@ fn nat_state(root: &Path) -> Check {
         ));
         return check("nat", nat::RULESET_FILE.into(), result);
     };
-    let result = if persisted == running {
+    let result = if persisted == running && running == nat::NatState::Disabled {
+        if nat::forward_dropped() {
+            Ok("disabled; forwarding from the site to the external interface is dropped".into())
+        } else {
+            Err((
+                "disabled, but forwarding from the site to the external interface is not dropped"
+                    .into(),
+                "run `installer nat disable` to seal the air gap".into(),
+            ))
+        }
+    } else if persisted == running {
         Ok(running.as_str().to_string())
     } else {
         Err((

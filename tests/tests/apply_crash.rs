@@ -190,6 +190,7 @@ fn apply_failed_verification_leaves_previous_tree_served() {
     bytes[n - 200] ^= 0xff;
     let bad = tmp.path().join("bad.tar.zst");
     fs_err::write(&bad, &bytes).unwrap();
+    let exact_before = exact_snapshot(&root);
     let out = apply(&bad, &root, &[]);
     assert_eq!(
         out.status.code(),
@@ -197,9 +198,135 @@ fn apply_failed_verification_leaves_previous_tree_served() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut after = tree_listing(&root);
-    after.retain(|l| !l.starts_with("data/.installer-staging"));
-    assert_eq!(after, before);
+    assert_eq!(tree_listing(&root), before);
+    assert_eq!(exact_snapshot(&root), exact_before);
+}
+
+#[test]
+fn apply_while_another_holds_the_lock_is_refused_and_a_stale_lock_is_taken_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, new) = bundles(tmp.path());
+    let root = tmp.path().join("root");
+    apply_ok(&old, &root);
+    let data = root.join("data");
+    let held = installer::lock::DirLock::acquire(&data, "installer apply held-by-test").unwrap();
+    let before = exact_snapshot(&root);
+    for args in [
+        vec!["apply".to_string(), new.display().to_string()],
+        vec![
+            "nat".to_string(),
+            "disable".to_string(),
+            "--no-runtime".to_string(),
+        ],
+    ] {
+        let out = Command::new(e2e::workspace_bin("installer"))
+            .args(&args)
+            .arg("--root")
+            .arg(&root)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "locked by pid {} (`installer apply held-by-test`) since ",
+                std::process::id()
+            )),
+            "{stderr}"
+        );
+        assert_eq!(exact_snapshot(&root), before, "{args:?} touched the tree");
+    }
+    drop(held);
+    // A holder that died leaves its information behind but no lock: the next run takes over.
+    fs_err::write(
+        data.join(installer::lock::LOCK_FILE),
+        "999999\ninstaller apply dead\n2026-01-01T00:00:00Z\n",
+    )
+    .unwrap();
+    apply_ok(&new, &root);
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs_err::create_dir_all(dir).unwrap();
+        let mut cmd = Command::new("mount");
+        run_ok(
+            cmd.args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir),
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn apply_onto_a_too_small_data_root_is_refused_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, _new) = bundles(tmp.path());
+    let root = tmp.path().join("root");
+    let data = root.join("data");
+    // Smaller than any bundle plus apply's fixed margin for repodata and index pages.
+    let _tmpfs = Tmpfs::mount(&data, "8m");
+    let out = apply(&old, &root, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs "), "{stderr}");
+    assert!(stderr.contains(" on /data, "), "{stderr}");
+    assert!(stderr.contains(" free"), "{stderr}");
+    // Only the (released, empty) lock is left in the data root.
+    let left: Vec<String> = fs_err::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left, [installer::lock::LOCK_FILE]);
+    assert_eq!(
+        fs_err::read_to_string(data.join(installer::lock::LOCK_FILE)).unwrap(),
+        ""
+    );
+}
+
+/// Every entry under `dir` with what a refused apply must not change: a file's size, mtime,
+/// inode and sha256, a directory's inode (its own mtime may change). The lock file's mtime is
+/// left out: every run takes the lock, and so writes the file.
+fn exact_snapshot(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in fs_err::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs_err::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(base).unwrap().display().to_string();
+            if meta.is_dir() {
+                out.push(format!("{rel}/ ino={}", meta.ino()));
+                walk(base, &path, out);
+            } else {
+                let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                    fs_err::read(&path).unwrap(),
+                ));
+                let mtime = if rel.ends_with(installer::lock::LOCK_FILE) {
+                    "-".to_string()
+                } else {
+                    format!("{}.{}", meta.mtime(), meta.mtime_nsec())
+                };
+                out.push(format!(
+                    "{rel} size={} mtime={mtime} ino={} sha256={digest}",
+                    meta.len(),
+                    meta.ino()
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
 }
 
 #[test]

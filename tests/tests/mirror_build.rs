@@ -659,3 +659,41 @@ fn sigkill_mid_download_then_rerun_fetches_only_what_was_missing() {
     assert_eq!(server.body_bytes(), expected);
     assert!(server.body_bytes() < manifest.totals.bytes - local);
 }
+
+#[test]
+fn concurrent_builds_on_one_cache_all_pass_with_identical_bundles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = mirror(tmp.path(), |_| {});
+    let server = TestServer::start(&m.root, Faults::none()).unwrap();
+    let outputs: Vec<PathBuf> = (0..3)
+        .map(|i| tmp.path().join(format!("bundle-{i}.tar.zst")))
+        .collect();
+    let children: Vec<_> = outputs
+        .iter()
+        .map(|out| {
+            build_cmd(tmp.path(), &m, &server.url(), out, &[])
+                .env("SOURCE_DATE_EPOCH", "1788220800")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let first = fs_err::read(&outputs[0]).unwrap();
+    for other in &outputs[1..] {
+        assert!(
+            fs_err::read(other).unwrap() == first,
+            "{} differs from {}",
+            other.display(),
+            outputs[0].display()
+        );
+    }
+}

@@ -96,6 +96,11 @@ fn nat_switches_a_namespace_now_and_at_boot() {
         "0"
     );
     assert!(!in_ns(&ns, &["nft", "list", "ruleset"]).contains("masquerade"));
+    assert!(
+        in_ns(&ns, &["nft", "list", "table", "ip", nat::TABLE])
+            .contains("ip saddr 127.0.0.0/8 oifname \"kso-ext0\" drop"),
+        "disable drops forwarding out of the external interface"
+    );
     assert_eq!(nat::persisted_state(&root), Some(NatState::Disabled));
     // The one-time backups still hold the very first content.
     assert_eq!(
@@ -117,9 +122,17 @@ fn nat_switches_a_namespace_now_and_at_boot() {
 
     // What nftables.service includes at boot gives the switched-to state, from either state.
     run_ok(ns.command("nft").arg("-f").arg(&orig));
-    assert!(in_ns(&ns, &["nft", "list", "ruleset"]).contains("masquerade"));
+    let enabled = in_ns(&ns, &["nft", "list", "ruleset"]);
+    assert!(
+        enabled.contains("masquerade") && !enabled.contains(" drop"),
+        "{enabled}"
+    );
     run_ok(ns.command("nft").arg("-f").arg(&ruleset));
-    assert!(!in_ns(&ns, &["nft", "list", "ruleset"]).contains("masquerade"));
+    let disabled = in_ns(&ns, &["nft", "list", "ruleset"]);
+    assert!(
+        !disabled.contains("masquerade") && disabled.contains(" drop"),
+        "{disabled}"
+    );
 }
 
 #[test]

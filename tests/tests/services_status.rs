@@ -110,7 +110,10 @@ fn status_passes_then_reports_stopped_services_with_hints() {
             "nat"
         ]
     );
-    assert_eq!(check(&report, "nat")["detail"], "disabled");
+    assert_eq!(
+        check(&report, "nat")["detail"],
+        "disabled; forwarding from the site to the external interface is dropped"
+    );
     let table = status(&[]);
     assert!(table.status.success());
     assert!(

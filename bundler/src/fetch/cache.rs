@@ -3,6 +3,11 @@
 //! the sha256 it is expected to have). A re-run finds what it already has by hash alone, so it
 //! fetches only what is new, and a killed run resumes its partial files with Range requests.
 //!
+//! Builds may share a cache: a process fetching an entry holds a `flock` on
+//! `<cache>/partial/<sha256>.lock` while it writes the partial file and admits it, so a second
+//! process wanting the same file waits and then finds it admitted; an entry appears by one
+//! rename, whole or not at all. The kernel drops the lock of a killed process.
+//!
 //! It also remembers passed signature checks, in `<cache>/signatures/<check id>` (one line per
 //! package: its sha256 and the signer's fingerprint, or `-`): the result of checking a
 //! package's header signature depends only on the package's bytes (its sha256) and on the key
@@ -93,9 +98,43 @@ impl Cache {
         if let Some(path) = self.lookup(&sha256, bytes.len() as u64) {
             return Ok((path, sha256));
         }
-        let partial = self.partial_path(&sha256);
-        fs_err::write(&partial, bytes).map_err(FetchError::Io)?;
-        Ok((self.admit(&partial, &sha256)?, sha256))
+        // A temp file of its own, so two processes storing the same bytes never share one.
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(self.root.join("partial")).map_err(FetchError::Io)?;
+        std::io::Write::write_all(&mut tmp, bytes).map_err(FetchError::Io)?;
+        let dest = self.entry_path(&sha256);
+        if let Some(parent) = dest.parent() {
+            fs_err::create_dir_all(parent).map_err(FetchError::Io)?;
+        }
+        tmp.persist(&dest).map_err(|e| FetchError::Io(e.error))?;
+        Ok((dest, sha256))
+    }
+
+    /// Wait for, then hold, the right to fetch the entry `sha256` (its partial file and its
+    /// admission) among every process sharing this cache.
+    pub async fn lock_entry(&self, sha256: &str) -> Result<EntryLock, FetchError> {
+        let path = self.root.join("partial").join(format!("{sha256}.lock"));
+        let file = fs_err::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(FetchError::Io)?
+            .into_file();
+        tokio::task::spawn_blocking(move || {
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+                .map(|()| EntryLock { _file: file })
+                .map_err(|e| {
+                    let e = std::io::Error::from(e);
+                    FetchError::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("failed to lock `{}`: {e}", path.display()),
+                    ))
+                })
+        })
+        .await
+        .expect("the lock task does not panic")
     }
 
     /// Move a verified partial file into place.
@@ -107,6 +146,12 @@ impl Cache {
         fs_err::rename(partial, &dest).map_err(FetchError::Io)?;
         Ok(dest)
     }
+}
+
+/// The right to fetch one cache entry, held until dropped (see [`Cache::lock_entry`]).
+#[derive(Debug)]
+pub struct EntryLock {
+    _file: std::fs::File,
 }
 
 /// Passed signature checks for one key: loaded whole by [`Cache::signature_records`], added to

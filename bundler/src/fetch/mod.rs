@@ -253,6 +253,13 @@ impl Fetcher {
             reporter.advanced(1, d.expected.size);
             return Ok(self.fetched(path, first.clone(), d, true, None));
         }
+        // Another build on this cache may be fetching the same file: wait for it, then use
+        // what it admitted.
+        let _entry = self.cache.lock_entry(&d.expected.sha256).await?;
+        if let Some(path) = self.cache.lookup(&d.expected.sha256, d.expected.size) {
+            reporter.advanced(1, d.expected.size);
+            return Ok(self.fetched(path, first.clone(), d, true, None));
+        }
         let partial = self.cache.partial_path(&d.expected.sha256);
         let mut failures = Vec::new();
         let mut mismatch = false;

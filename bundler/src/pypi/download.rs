@@ -179,11 +179,17 @@ async fn fetch_one(
         .send(|| client.http().get(file.url.clone()), &file.url)
         .await?;
     let response = check_status(response, &file.url)?;
+    // Unique per process and per download: the same wheel may be fetched by two targets of
+    // one run, or by two runs into one directory, and a shared partial file was renamed away
+    // under the other writer.
+    static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let partial = dest.with_file_name(format!(
-        ".{}.part",
+        ".{}.{}-{}.part",
         dest.file_name()
             .and_then(|name| name.to_str())
-            .unwrap_or("download")
+            .unwrap_or("download"),
+        std::process::id(),
+        DOWNLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let mut out = fs_err::tokio::File::create(&partial).await?;
     let mut hasher = Sha256::new();

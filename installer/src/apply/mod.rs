@@ -18,6 +18,10 @@
 //! 6. with a site, the system actions (SELinux labels, firewalld, systemd enable/restart),
 //!    which the command runs or prints (see [`service_actions`]).
 //!
+//! Before anything is written the command holds the data root's lock (`crate::lock`) and
+//! [`run`] checks that the data root's filesystem has room for the payload; a run that fails
+//! removes its staging directory, so a refused bundle leaves the data root as it was.
+//!
 //! Crash safety: staging lives at `<data>/.installer-staging` and is wiped at the start of
 //! every run; every switch is one `renameat2(RENAME_EXCHANGE)`; state files inside each tree
 //! say what it was built from. Durability before a switch: the unpack ends with one `syncfs`
@@ -61,7 +65,7 @@ pub enum ApplyError {
     Index(#[from] crate::simple_index::IndexError),
     #[error(transparent)]
     Fs(#[from] fsutil::FsError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(
         "repo {repo}: {path} is carried by two arches with different content; the bundle is inconsistent, rebuild it"
@@ -71,6 +75,25 @@ pub enum ApplyError {
     MissingKey { path: String },
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    // The cause is part of the message and not a `source`, so a chain prints it once.
+    #[error("cannot read the free space of {path}: {cause}", path = path.display())]
+    FreeSpace {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error(
+        "needs {needed} on {data_root}, {free} free ({path}); free space there or use another --data-root",
+        needed = crate::units::human_bytes(*needed),
+        free = crate::units::human_bytes(*free),
+        data_root = data_root.display(),
+        path = path.display()
+    )]
+    NoSpace {
+        data_root: PathBuf,
+        path: PathBuf,
+        needed: u64,
+        free: u64,
+    },
     #[error("download {name} ({path}): {reason}; the bundle cannot be served, rebuild it")]
     Download {
         name: String,
@@ -266,6 +289,9 @@ impl Outcome {
 }
 
 /// Execute `plan` (computed by [`plan`] without verification; the unpack verifies).
+///
+/// A run that fails removes its staging directory and the directories it created that are
+/// still empty, so a refused bundle leaves the data root as it found it.
 pub fn run(
     opts: &ApplyOptions,
     plan: &Plan,
@@ -275,7 +301,75 @@ pub fn run(
     if layout.staging.exists() {
         fs_err::remove_dir_all(&layout.staging)?;
     }
-    fs_err::create_dir_all(&layout.staging)?;
+    if plan.needs_payload() {
+        preflight_space(opts, plan)?;
+    }
+    let created = missing_ancestors(&layout.staging);
+    let result = fs_err::create_dir_all(&layout.staging)
+        .map_err(ApplyError::from)
+        .and_then(|()| run_staged(opts, plan, reporter));
+    if result.is_err() {
+        // The failure is what the operator needs to read; a cleanup that fails too leaves the
+        // staging directory to the next run, which wipes it first.
+        let _ = fs_err::remove_dir_all(&layout.staging);
+        for dir in created.iter().skip(1) {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
+    result
+}
+
+/// Room for what apply writes besides the payload (repodata, index pages, state files): a
+/// fixed part for the small trees plus a share of the payload for the large ones.
+const SPACE_MARGIN_BYTES: u64 = 16 << 20;
+const SPACE_MARGIN_PERCENT: u64 = 2;
+
+/// Refuse a run the data root's filesystem cannot hold before anything is written. The unpack
+/// writes the whole payload into staging, and the old trees stay served until each switch, so
+/// nothing already installed is counted as reusable.
+fn preflight_space(opts: &ApplyOptions, plan: &Plan) -> Result<(), ApplyError> {
+    let payload = plan.manifest.totals.bytes;
+    let needed = payload + SPACE_MARGIN_BYTES + payload / 100 * SPACE_MARGIN_PERCENT;
+    // The data root may not exist yet; its nearest existing ancestor is on the same filesystem.
+    let path = plan
+        .layout
+        .data
+        .ancestors()
+        .find(|d| d.exists())
+        .unwrap_or(&plan.layout.data)
+        .to_path_buf();
+    let stat = rustix::fs::statvfs(&path).map_err(|e| ApplyError::FreeSpace {
+        path: path.clone(),
+        cause: e.into(),
+    })?;
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    if free < needed {
+        return Err(ApplyError::NoSpace {
+            data_root: opts.data_root.clone(),
+            path,
+            needed,
+            free,
+        });
+    }
+    Ok(())
+}
+
+/// `dir` and those of its ancestors that do not exist yet, deepest first.
+fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+fn run_staged(
+    opts: &ApplyOptions,
+    plan: &Plan,
+    reporter: &dyn bundle::Reporter,
+) -> Result<Outcome, ApplyError> {
+    let layout = &plan.layout;
     let key = match &opts.key {
         Some(path) => Some(bundle::sign::load_verifying_key(path)?),
         None => None,
@@ -301,13 +395,7 @@ pub fn run(
     // The registry's content checks come before any tree is switched: a bundle whose images
     // reference what it does not carry changes nothing.
     let image_content = match plan.images.as_ref().filter(|i| !i.unchanged) {
-        Some(images) => match images::check(images, &extracted) {
-            Ok(content) => Some(content),
-            Err(e) => {
-                fs_err::remove_dir_all(&layout.staging)?;
-                return Err(e);
-            }
-        },
+        Some(images) => Some(images::check(images, &extracted)?),
         None => None,
     };
 

@@ -119,6 +119,13 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         server_names,
         site: Some(site.clone()),
     };
+    // A dry run writes nothing and so takes no lock; a real run holds it until the services
+    // are switched too.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(super::lock(&super::data_dir(&opts.root, &site)?)?)
+    };
     let result = if args.dry_run {
         apply::plan(&opts, true, &PhaseLines).map(|plan| {
             print!("{plan}");

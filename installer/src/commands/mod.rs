@@ -30,6 +30,20 @@ impl SiteArgs {
     }
 }
 
+/// Take the installer's lock on `dir` for this command (see `installer::lock`): every command
+/// that writes the admin's tree holds it for its whole run.
+pub fn lock(dir: &std::path::Path) -> anyhow::Result<installer::lock::DirLock> {
+    Ok(installer::lock::DirLock::acquire(
+        dir,
+        &installer::lock::this_command(),
+    )?)
+}
+
+/// The data root as this process sees it (`--root` applied), the directory apply and nat lock.
+pub fn data_dir(root: &std::path::Path, site: &SiteConfig) -> anyhow::Result<PathBuf> {
+    Ok(installer::fsutil::rooted(root, &site.data_root)?)
+}
+
 /// Prints what happened to one written file.
 pub fn print_installed(installed: &installer::fsutil::Installed) {
     use installer::fsutil::FileChange;

@@ -32,6 +32,7 @@ pub struct NatArgs {
 
 pub fn run(args: NatArgs) -> anyhow::Result<ExitCode> {
     let site = args.site.load()?;
+    let _lock = super::lock(&super::data_dir(&args.root, &site)?)?;
     let state = match args.switch {
         Switch::Enable => NatState::Enabled,
         Switch::Disable => NatState::Disabled,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Why repodata could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum RepodataError {
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 
     #[error("cannot read RPM header of {path}: {source} (is the file a complete RPM?)")]

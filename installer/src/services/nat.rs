@@ -2,6 +2,9 @@
 //! masquerade rule out of the external interface in an nftables table of our own, loaded at
 //! boot by nftables.service through `/etc/sysconfig/nftables.conf`. Disabling keeps the files
 //! but empties them of effect, so the persistent state always says what the runtime state is.
+//! Disabled also drops forwarding from the site's subnet out of the external interface: without
+//! masquerade a node's packets would still leave with private sources, and an upstream that
+//! routes the site's subnet back would reopen the air gap.
 //! Where `nft` is absent the seed's `iptables -t nat ... MASQUERADE` is used at runtime.
 
 use std::path::{Path, PathBuf};
@@ -43,12 +46,22 @@ pub fn ruleset(site: &SiteConfig, state: NatState) -> String {
         "{HEADER}# state: {}\ntable ip {TABLE}\ndelete table ip {TABLE}\n",
         state.as_str()
     );
-    if state == NatState::Enabled {
-        r.push_str(&format!(
-            "table ip {TABLE} {{\n    chain postrouting {{\n        type nat hook postrouting priority srcnat; policy accept;\n        ip saddr {} oifname \"{}\" masquerade\n    }}\n}}\n",
-            site.admin.subnet, site.admin.external_interface
-        ));
-    }
+    let (chain, hook, rule) = match state {
+        NatState::Enabled => (
+            "postrouting",
+            "type nat hook postrouting priority srcnat",
+            "masquerade",
+        ),
+        NatState::Disabled => (
+            "forward",
+            "type filter hook forward priority filter",
+            "drop",
+        ),
+    };
+    r.push_str(&format!(
+        "table ip {TABLE} {{\n    chain {chain} {{\n        {hook}; policy accept;\n        ip saddr {} oifname \"{}\" {rule}\n    }}\n}}\n",
+        site.admin.subnet, site.admin.external_interface
+    ));
     r
 }
 
@@ -168,12 +181,15 @@ pub fn runtime_actions(
             "-s {subnet} -o {} -j MASQUERADE",
             site.admin.external_interface
         );
+        let drop = format!("-s {subnet} -o {} -j DROP", site.admin.external_interface);
         let script = match state {
             NatState::Enabled => format!(
-                "iptables -t nat -C POSTROUTING {rule} 2>/dev/null || iptables -t nat -A POSTROUTING {rule}"
+                "while iptables -C FORWARD {drop} 2>/dev/null; do iptables -D FORWARD {drop}; done; \
+                 iptables -t nat -C POSTROUTING {rule} 2>/dev/null || iptables -t nat -A POSTROUTING {rule}"
             ),
             NatState::Disabled => format!(
-                "while iptables -t nat -C POSTROUTING {rule} 2>/dev/null; do iptables -t nat -D POSTROUTING {rule}; done"
+                "while iptables -t nat -C POSTROUTING {rule} 2>/dev/null; do iptables -t nat -D POSTROUTING {rule}; done; \
+                 iptables -C FORWARD {drop} 2>/dev/null || iptables -I FORWARD {drop}"
             ),
         };
         actions.push(SystemAction::shell(
@@ -216,6 +232,24 @@ pub fn runtime_state() -> NatState {
     }
 }
 
+/// Whether the running kernel drops forwarding from the site out of the external interface
+/// (what `installer nat disable` adds).
+pub fn forward_dropped() -> bool {
+    let nft_table = std::process::Command::new("nft")
+        .args(["list", "table", "ip", TABLE])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(" drop"));
+    nft_table
+        || std::process::Command::new("iptables")
+            .args(["-S", "FORWARD"])
+            .output()
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.contains(" -o ") && l.ends_with("-j DROP"))
+            })
+}
+
 /// Whether the `nft` tool is installed.
 pub fn nft_present() -> bool {
     crate::actions::on_path("nft")
@@ -240,5 +274,11 @@ mod tests {
         assert_eq!(String::from_utf8(again[2].contents.clone()).unwrap(), main);
         assert!(ruleset(&site, NatState::Enabled).contains("oifname \"enp0s8\" masquerade"));
         assert!(!ruleset(&site, NatState::Disabled).contains("masquerade"));
+        assert!(
+            ruleset(&site, NatState::Disabled)
+                .contains("type filter hook forward priority filter; policy accept;")
+        );
+        assert!(ruleset(&site, NatState::Disabled).contains("oifname \"enp0s8\" drop"));
+        assert!(!ruleset(&site, NatState::Enabled).contains("drop"));
     }
 }

@@ -22,7 +22,7 @@ pub enum MetadataError {
         first: String,
         second: String,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

@@ -38,7 +38,7 @@ pub enum IndexError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     Fs(#[from] crate::fsutil::FsError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("{filename}: listed twice with different content (sha256 {first} and {second})")]
     Conflict {
