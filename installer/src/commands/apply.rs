@@ -120,10 +120,14 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         site: Some(site.clone()),
     };
     // A dry run writes nothing and so takes no lock; a real run holds it until the services
-    // are switched too.
+    // are switched too. A bundle that cannot even be read (a missing volume, a foreign file) is
+    // refused before the lock is taken, since taking it writes the lock file in the data root.
     let _lock = if args.dry_run {
         None
     } else {
+        if let Err(e) = apply::plan(&opts, false, &bundle::NoProgress) {
+            return refused(e);
+        }
         Some(super::lock(&super::data_dir(&opts.root, &site)?)?)
     };
     let result = if args.dry_run {
@@ -153,11 +157,17 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             &opts.root,
             args.dry_run || args.no_services || !real_root,
         ),
-        Err(e) if e.is_verification_failure() => {
-            eprintln!("error: {e}");
-            Ok(ExitCode::from(EXIT_VERIFY))
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => refused(e),
+    }
+}
+
+/// Exit status 3 for a bundle at fault, the error otherwise.
+fn refused(e: apply::ApplyError) -> anyhow::Result<ExitCode> {
+    if e.is_verification_failure() {
+        eprintln!("error: {e}");
+        Ok(ExitCode::from(EXIT_VERIFY))
+    } else {
+        Err(e.into())
     }
 }
 
