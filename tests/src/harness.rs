@@ -134,3 +134,20 @@ impl Drop for LoggedChild {
         }
     }
 }
+
+/// `BUNDLER build --release 10 --no-pypi --no-files --no-images --quiet`: the RPM-only build the
+/// mirror tests run against a generated mirror (no PyPI, registry or files upstream needed).
+/// Callers add `--mirror`, `--gpg-key`, `--cache`, `-o` and what their test is about.
+pub fn rpm_only_build(bundler: &Path) -> Command {
+    let mut cmd = Command::new(bundler);
+    cmd.args([
+        "build",
+        "--release",
+        "10",
+        "--no-pypi",
+        "--no-files",
+        "--no-images",
+    ])
+    .arg("--quiet");
+    cmd
+}

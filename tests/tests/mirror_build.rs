@@ -32,26 +32,15 @@ fn build_cmd(
     output: &Path,
     more: &[&str],
 ) -> Command {
-    let mut cmd = bundler(
-        &[
-            "build",
-            "--release",
-            "10",
-            "--mirror",
-            url,
-            "--no-pypi",
-            "--no-files",
-            "--no-images",
-        ],
-        &[
-            "--gpg-key".as_ref(),
-            mirror.key_path.as_os_str(),
-            "--cache".as_ref(),
-            dir.join("cache").as_os_str(),
-            "-o".as_ref(),
-            output.as_os_str(),
-        ],
-    );
+    let mut cmd = e2e::harness::rpm_only_build(&workspace_bin("bundler"));
+    cmd.args(["--mirror", url]).args([
+        "--gpg-key".as_ref(),
+        mirror.key_path.as_os_str(),
+        "--cache".as_ref(),
+        dir.join("cache").as_os_str(),
+        "-o".as_ref(),
+        output.as_os_str(),
+    ]);
     cmd.args(more);
     cmd
 }

@@ -4,7 +4,7 @@
 //! would differ (here: signed now).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bundle::progress::NoProgress;
 use bundle::write::{WriteOptions, write_bundle};
@@ -31,10 +31,8 @@ fn streamed_build_equals_two_pass_and_an_up_to_date_output_is_kept() {
     let server = TestServer::start(&m.root, Faults::none()).unwrap();
     let out = tmp.path().join("b.tar.zst");
     let build = |epoch: Option<&str>, more: &[&str]| {
-        let mut cmd = Command::new(workspace_bin("bundler"));
-        cmd.args(["build", "--release", "10", "--no-pypi", "--quiet"])
-            .args(["--no-files", "--no-images"])
-            .args(["--mirror", &server.url()])
+        let mut cmd = e2e::harness::rpm_only_build(&workspace_bin("bundler"));
+        cmd.args(["--mirror", &server.url()])
             .arg("--gpg-key")
             .arg(&m.key_path)
             .arg("--cache")

@@ -87,16 +87,8 @@ impl Drop for Gpg {
 }
 
 fn build(tmp: &Path, m: &GeneratedMirror, url: &str, out: &Path, more: &[&str]) -> Output {
-    Command::new(workspace_bin("bundler"))
-        .args([
-            "build",
-            "--release",
-            "10",
-            "--quiet",
-            "--no-pypi",
-            "--no-files",
-        ])
-        .args(["--no-images", "--no-installer", "--mirror", url])
+    e2e::harness::rpm_only_build(&workspace_bin("bundler"))
+        .args(["--no-installer", "--mirror", url])
         .arg("--gpg-key")
         .arg(&m.key_path)
         .arg("--cache")

@@ -255,16 +255,8 @@ fn build_records_each_repos_signers_and_carries_the_whole_key_file_public_fixtur
     let manifests = release_definition(tmp.path(), &server.url());
     let out = tmp.path().join("b.tar.zst");
     let build = |out: &Path| {
-        ok(Command::new(workspace_bin("bundler"))
-            .args([
-                "build",
-                "--release",
-                "10",
-                "--quiet",
-                "--no-pypi",
-                "--no-files",
-            ])
-            .args(["--no-images", "--no-installer"])
+        ok(e2e::harness::rpm_only_build(&workspace_bin("bundler"))
+            .arg("--no-installer")
             .arg("--manifests")
             .arg(&manifests)
             .arg("--cache")
@@ -347,16 +339,8 @@ fn a_package_signed_only_by_the_unpinned_v6_key_fails_the_build_public_fixture()
     let server = TestServer::start(&m.root, Faults::none()).unwrap();
     let manifests = release_definition(tmp.path(), &server.url());
     let out = tmp.path().join("b.tar.zst");
-    let run = Command::new(workspace_bin("bundler"))
-        .args([
-            "build",
-            "--release",
-            "10",
-            "--quiet",
-            "--no-pypi",
-            "--no-files",
-        ])
-        .args(["--no-images", "--no-installer"])
+    let run = e2e::harness::rpm_only_build(&workspace_bin("bundler"))
+        .arg("--no-installer")
         .arg("--manifests")
         .arg(&manifests)
         .arg("--cache")

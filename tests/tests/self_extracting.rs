@@ -20,20 +20,10 @@ fn mirror(dir: &Path) -> GeneratedMirror {
 /// `bundler` (the given binary) building against `url`, run in `cwd` with no manifests
 /// directory in sight.
 fn build(bundler: &Path, cwd: &Path, m: &GeneratedMirror, url: &str, more: &[&str]) -> Output {
-    Command::new(bundler)
+    e2e::harness::rpm_only_build(bundler)
         .current_dir(cwd)
         .env_remove("KUBESPRAY_OFFLINE_MANIFESTS")
-        .args([
-            "build",
-            "--release",
-            "10",
-            "--mirror",
-            url,
-            "--no-pypi",
-            "--no-files",
-            "--no-images",
-            "-q",
-        ])
+        .args(["--mirror", url])
         .arg("--gpg-key")
         .arg(&m.key_path)
         .arg("--cache")

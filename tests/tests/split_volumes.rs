@@ -14,19 +14,9 @@ use e2e::server::{Faults, TestServer};
 use e2e::workspace_bin;
 
 fn build(cwd: &Path, m: &GeneratedMirror, url: &str, more: &[&str]) {
-    let out = Command::new(workspace_bin("bundler"))
+    let out = e2e::harness::rpm_only_build(&workspace_bin("bundler"))
         .current_dir(cwd)
-        .args([
-            "build",
-            "--release",
-            "10",
-            "--mirror",
-            url,
-            "--no-pypi",
-            "--no-files",
-            "--no-images",
-            "-q",
-        ])
+        .args(["--mirror", url])
         .arg("--gpg-key")
         .arg(&m.key_path)
         .arg("--cache")
