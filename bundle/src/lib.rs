@@ -37,8 +37,8 @@ pub mod write;
 
 pub use error::{BundleError, EntryProblem};
 pub use manifest::{
-    BundleManifest, DownloadFile, FORMAT_VERSION, FileEntry, FileKind, ImageEntry, ImageManifest,
-    KubesprayDownloads, LockedFile, PypiTarget, RpmRepo, RpmSection, ToolInfo, Totals,
-    UpstreamRecord,
+    BaseBundle, BundleManifest, DELTA_FORMAT, DownloadFile, FORMAT_VERSION, FileEntry, FileKind,
+    ImageEntry, ImageManifest, KubesprayDownloads, LockedFile, NEWEST_FORMAT, PypiTarget, RpmRepo,
+    RpmSection, ToolInfo, Totals, UpstreamRecord,
 };
 pub use progress::{NoProgress, Reporter};

@@ -6,8 +6,15 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// The bundle format this build writes and the newest one it can read.
+/// The format of a full bundle: every installer reads it.
 pub const FORMAT_VERSION: u32 = 1;
+/// The format of a differential bundle (one with a [`BaseBundle`]): an installer that reads
+/// only format 1 would miss the files left in the base, so it must refuse the bundle instead.
+pub const DELTA_FORMAT: u32 = 2;
+/// The newest format this build reads.
+pub const NEWEST_FORMAT: u32 = DELTA_FORMAT;
+/// What a differential bundle's `min_installer_version` says: the first version that reads it.
+pub const DELTA_MIN_INSTALLER: &str = "0.1.0";
 
 /// Name of the first archive entry.
 pub const MANIFEST_NAME: &str = "manifest.json";
@@ -16,10 +23,18 @@ pub const SIGNATURE_NAME: &str = "manifest.json.sig";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleManifest {
-    /// Format version; readers refuse anything newer than `FORMAT_VERSION`.
+    /// Format version; readers refuse anything newer than `NEWEST_FORMAT`.
     pub format: u32,
-    /// Content-derived identifier (hex), stable for the same payload.
+    /// The oldest installer that reads this format (format 2 and later), named when an older
+    /// one refuses the bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_installer_version: Option<String>,
+    /// Content-derived identifier (hex) of the whole state the manifest describes: the same
+    /// file list always has the same id, whether a bundle carries all of it or is differential.
     pub bundle_id: String,
+    /// Set for a differential bundle: the bundle whose files it leaves out (`in_base`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseBundle>,
     #[serde(with = "time::serde::rfc3339")]
     pub created: OffsetDateTime,
     pub tool: ToolInfo,
@@ -39,6 +54,40 @@ pub struct BundleManifest {
     /// Every payload file, in archive order.
     pub files: Vec<FileEntry>,
     pub totals: Totals,
+}
+
+impl BundleManifest {
+    /// The files the archive carries, in archive order: every file of a full bundle, the ones
+    /// not `in_base` of a differential one.
+    pub fn payload(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files.iter().filter(|f| !f.in_base)
+    }
+
+    /// Count and bytes of [`BundleManifest::payload`].
+    pub fn payload_totals(&self) -> Totals {
+        self.payload().fold(Totals::default(), |t, f| Totals {
+            files: t.files + 1,
+            bytes: t.bytes + f.size,
+        })
+    }
+
+    /// The format this manifest must be written as.
+    pub fn required_format(&self) -> u32 {
+        if self.base.is_some() {
+            DELTA_FORMAT
+        } else {
+            FORMAT_VERSION
+        }
+    }
+}
+
+/// The earlier bundle a differential bundle was built against (`bundler build --since`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseBundle {
+    /// The base's `bundle_id`: an admin must hold every file of that state the delta omits.
+    pub bundle_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +281,11 @@ pub struct FileEntry {
     /// mirror served still names the preferred one; its sha256 is what pins it.
     #[serde(default)]
     pub origin: Option<String>,
+    /// Left out of a differential bundle's archive: the base holds a file with this sha256,
+    /// which the installer takes from the admin. Never set for metadata (see
+    /// [`FileKind::travels_in_full`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_base: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -258,4 +312,15 @@ pub enum FileKind {
     /// Anything else; readers treat it as opaque data.
     #[serde(other)]
     Other,
+}
+
+impl FileKind {
+    /// Metadata, keys and unknown files are always carried by a differential bundle: they are
+    /// small, and the installer keeps no copy of them under their bundle path to take them from.
+    pub fn travels_in_full(self) -> bool {
+        matches!(
+            self,
+            FileKind::Repodata | FileKind::Metadata | FileKind::Key | FileKind::Other
+        )
+    }
 }

@@ -112,7 +112,76 @@ pub fn check_manifest(manifest: &BundleManifest) -> Result<HashMap<&str, usize>,
             bytes
         ));
     }
+    if manifest.base.is_some() || manifest.files.iter().any(|f| f.in_base) {
+        check_differential(manifest, &index)?;
+    }
     Ok(index)
+}
+
+/// A differential manifest must be complete: it describes the whole new state (its id is that
+/// state's, every path its sections name is listed) and leaves out only files the installer can
+/// take from the base, so that an apply builds exactly what the full bundle would.
+fn check_differential(
+    manifest: &BundleManifest,
+    index: &HashMap<&str, usize>,
+) -> Result<(), String> {
+    if manifest.base.is_none() {
+        let file = manifest
+            .files
+            .iter()
+            .find(|f| f.in_base)
+            .expect("caller checked");
+        return Err(format!(
+            "{:?} is marked in_base but the manifest names no base bundle",
+            file.path
+        ));
+    }
+    if manifest.format < crate::manifest::DELTA_FORMAT {
+        return Err(format!(
+            "a differential bundle is format {} or later, this one says {}",
+            crate::manifest::DELTA_FORMAT,
+            manifest.format
+        ));
+    }
+    if let Some(file) = manifest
+        .files
+        .iter()
+        .find(|f| f.in_base && f.kind.travels_in_full())
+    {
+        return Err(format!(
+            "{:?} ({:?}) is marked in_base, but metadata always travels in full",
+            file.path, file.kind
+        ));
+    }
+    let id = crate::write::state_id(&manifest.files);
+    if manifest.bundle_id != id {
+        return Err(format!(
+            "bundle_id {} is not the id of the listed files ({id}): the manifest is incomplete",
+            manifest.bundle_id
+        ));
+    }
+    let mut named: Vec<&str> = Vec::new();
+    if let Some(rpm) = &manifest.rpm {
+        named.extend(rpm.key_path.as_deref());
+        for repo in &rpm.repos {
+            named.extend(repo.metadata.iter().map(|r| r.path.as_str()));
+        }
+    }
+    for target in &manifest.pypi_targets {
+        named.extend(target.lock.iter().map(|l| l.path.as_str()));
+    }
+    if let Some(k) = &manifest.kubespray {
+        named.extend(k.files.iter().map(|f| f.path.as_str()));
+        for image in &k.images {
+            named.extend(image.manifests.iter().map(|m| m.path.as_str()));
+        }
+    }
+    if let Some(path) = named.into_iter().find(|p| !index.contains_key(p)) {
+        return Err(format!(
+            "{path:?} is named by the manifest but not among its files: the manifest is incomplete"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ahead::AheadReader;
 use crate::error::BundleError;
-use crate::manifest::{BundleManifest, FORMAT_VERSION, MANIFEST_NAME, SIGNATURE_NAME};
+use crate::manifest::{BundleManifest, FileEntry, MANIFEST_NAME, NEWEST_FORMAT, SIGNATURE_NAME};
 use crate::paths::check_manifest;
 use crate::progress::Reporter;
 use crate::scan::{VerifySink, scan};
@@ -115,7 +115,7 @@ pub fn parse_manifest(bundle: &Path, raw: &[u8]) -> Result<BundleManifest, Bundl
         .get("format")
         .and_then(serde_json::Value::as_u64)
         .ok_or_else(|| bad("no numeric `format` field; this is not a bundle manifest".into()))?;
-    if format > u64::from(FORMAT_VERSION) {
+    if format > u64::from(NEWEST_FORMAT) {
         return Err(BundleError::UnsupportedFormat {
             bundle: bundle.to_path_buf(),
             found: format,
@@ -124,7 +124,7 @@ pub fn parse_manifest(bundle: &Path, raw: &[u8]) -> Result<BundleManifest, Bundl
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_string),
             ours: env!("CARGO_PKG_VERSION"),
-            supported: FORMAT_VERSION,
+            supported: NEWEST_FORMAT,
         });
     }
     if format == 0 {
@@ -362,10 +362,9 @@ impl BundleStream {
     }
 }
 
-/// Manifest path -> position, for telling an unknown entry from a misplaced one.
-pub(crate) fn path_index(manifest: &BundleManifest) -> HashMap<&str, usize> {
-    manifest
-        .files
+/// Payload path -> position, for telling an unknown entry from a misplaced one.
+pub(crate) fn path_index<'a>(files: &[&'a FileEntry]) -> HashMap<&'a str, usize> {
+    files
         .iter()
         .enumerate()
         .map(|(i, f)| (f.path.as_str(), i))

@@ -32,7 +32,10 @@ use sha2::{Digest, Sha256};
 use crate::manifest::BundleManifest;
 use crate::read::{read_manifest, verify_and_digest};
 use crate::sign::sign_manifest;
-use crate::write::{Reuse, WriteOptions, WrittenBundle, manifest_bytes, sidecar_path};
+use crate::write::{
+    Reuse, WriteOptions, WrittenBundle, manifest_bytes, manifest_sidecar_path, sidecar_path,
+    write_atomic,
+};
 
 /// Records of bundles as this tool left them (see the module doc): one small file per output
 /// path in a directory the caller owns (the bundler keeps it in its cache).
@@ -137,6 +140,12 @@ pub fn reuse_if_up_to_date(
         }
         (sha256, size, Reuse::Verified)
     };
+    // A bundle written before `<bundle>.manifest.json` existed gets it now; one that cannot be
+    // written makes the caller write the bundle anew, which reports the error.
+    let beside = manifest_sidecar_path(output);
+    if fs_err::read(&beside).ok().as_deref() != Some(raw.as_slice()) {
+        write_atomic(&beside, &raw).ok()?;
+    }
     *manifest = candidate;
     Some(WrittenBundle {
         path: output.to_path_buf(),

@@ -85,13 +85,16 @@ pub(crate) fn scan<'a, S: FileSink<'a>>(
 ) -> Result<Option<(String, u64)>, BundleError> {
     let failure = Failure::default();
     let mut digest = None;
-    let files = &manifest.files;
+    // A differential bundle's archive holds only the files not in its base.
+    let payload: Vec<&'a FileEntry> = manifest.payload().collect();
+    let files = payload.as_slice();
     let workers = sinks.len().max(1);
     let (pool_tx, pool_rx) = mpsc::sync_channel::<Vec<u8>>(workers * BUFFERS_PER_WORKER);
     for _ in 0..workers * BUFFERS_PER_WORKER {
         pool_tx.send(vec![0u8; CHUNK]).expect("pool has room");
     }
-    reporter.started(what, manifest.totals.files, manifest.totals.bytes);
+    let totals = manifest.payload_totals();
+    reporter.started(what, totals.files, totals.bytes);
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(workers);
         for sink in sinks {
@@ -104,7 +107,7 @@ pub(crate) fn scan<'a, S: FileSink<'a>>(
         }
         let feeder = Feeder {
             files,
-            index: path_index(manifest),
+            index: path_index(files),
             senders: &senders,
             pool: &pool_rx,
             failure: &failure,
@@ -128,7 +131,7 @@ pub(crate) fn scan<'a, S: FileSink<'a>>(
 }
 
 struct Feeder<'a> {
-    files: &'a [FileEntry],
+    files: &'a [&'a FileEntry],
     index: HashMap<&'a str, usize>,
     senders: &'a [mpsc::Sender<Msg>],
     pool: &'a mpsc::Receiver<Vec<u8>>,
@@ -250,7 +253,7 @@ fn work<'a, S: FileSink<'a>>(
     rx: mpsc::Receiver<Msg>,
     pool: mpsc::SyncSender<Vec<u8>>,
     mut sink: S,
-    files: &'a [FileEntry],
+    files: &[&'a FileEntry],
     bundle: &Path,
     failure: &Failure,
 ) {
@@ -262,7 +265,7 @@ fn work<'a, S: FileSink<'a>>(
                 if failure.aborted() {
                     continue;
                 }
-                match sink.begin(&files[i]) {
+                match sink.begin(files[i]) {
                     Ok(()) => current = Some((i, Sha256::new())),
                     Err(e) => failure.record(i, e),
                 }

@@ -69,8 +69,8 @@ pub(crate) fn read_sources(
 ) {
     let mut sources = sources;
     let mut spare = Some(DirectBuffer::new());
-    let expected = manifest.files.len();
-    for (i, entry) in manifest.files.iter().enumerate() {
+    let expected = manifest.payload_totals().files;
+    for (i, entry) in manifest.payload().enumerate() {
         let msg = match sources.next() {
             None => Chunk::Failed(BundleError::InvalidInput {
                 reason: format!("the sources ended after {i} of {expected} files"),

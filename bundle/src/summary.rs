@@ -22,8 +22,14 @@ pub struct Summary {
     pub arches: Vec<String>,
     /// The bundle carries `manifest.json.sig` (not checked here; `verify --key` checks it).
     pub signed: bool,
+    /// Every file of the state the manifest describes.
     pub files: u64,
     pub bytes: u64,
+    /// A differential bundle's base id (`bundler build --since`); None for a full bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// The files the archive carries: all of them, or a differential bundle's new ones.
+    pub carried: Count,
     pub repos: Vec<RepoSummary>,
     pub pypi_targets: Vec<TargetSummary>,
     /// The installer binaries the bundle carries, one per admin architecture.
@@ -88,6 +94,14 @@ pub struct TargetSummary {
 }
 
 impl Summary {
+    /// "full", or "differential, base <id>" (what `installer inspect` and `verify` print).
+    pub fn kind(&self) -> String {
+        match &self.base {
+            Some(base) => format!("differential, base {base}"),
+            None => "full".to_string(),
+        }
+    }
+
     pub fn of(info: &ManifestInfo) -> Summary {
         Summary::from_manifest(&info.manifest, info.signature.is_some())
     }
@@ -218,6 +232,14 @@ impl Summary {
             signed,
             files: m.totals.files,
             bytes: m.totals.bytes,
+            base: m.base.as_ref().map(|b| b.bundle_id.clone()),
+            carried: {
+                let t = m.payload_totals();
+                Count {
+                    files: t.files,
+                    bytes: t.bytes,
+                }
+            },
             repos,
             pypi_targets,
             installers,

@@ -77,6 +77,7 @@ pub fn pack_tree(
                 sha256,
                 kind: file_kind(rel),
                 origin: None,
+                in_base: false,
             })
         })
         .collect::<Result<Vec<_>, BundleError>>()?;

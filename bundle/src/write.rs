@@ -28,7 +28,9 @@ use std::sync::mpsc;
 use sha2::{Digest, Sha256};
 
 use crate::error::BundleError;
-use crate::manifest::{BundleManifest, FORMAT_VERSION, MANIFEST_NAME, SIGNATURE_NAME, Totals};
+use crate::manifest::{
+    BundleManifest, DELTA_MIN_INSTALLER, FileEntry, MANIFEST_NAME, SIGNATURE_NAME, Totals,
+};
 use crate::paths::check_manifest;
 use crate::progress::Reporter;
 use crate::readahead::read_ahead;
@@ -116,16 +118,27 @@ pub fn manifest_bytes(manifest: &BundleManifest) -> Vec<u8> {
     bytes
 }
 
-/// Fills `totals` from the file list and `bundle_id` from the payload: the first 32 hex digits
-/// of a sha256 over every file's path, size and sha256 in order. The same payload always gets
-/// the same id, whatever the creation time or tool version.
+/// Fills `totals` from the file list, `bundle_id` from it (the first 32 hex digits of a sha256
+/// over every file's path, size and sha256 in order), and the format: 1 for a full bundle, 2
+/// with `min_installer_version` for a differential one. The same file list always gets the
+/// same id, whatever the creation time, tool version or which files the archive carries.
 pub fn finalize(manifest: &mut BundleManifest) {
+    manifest.format = manifest.required_format();
+    manifest.min_installer_version = manifest
+        .base
+        .as_ref()
+        .map(|_| DELTA_MIN_INSTALLER.to_string());
+    manifest.bundle_id = state_id(&manifest.files);
     manifest.totals = Totals {
         files: manifest.files.len() as u64,
         bytes: manifest.files.iter().map(|f| f.size).sum(),
     };
+}
+
+/// The `bundle_id` of a file list; see [`finalize`].
+pub fn state_id(files: &[FileEntry]) -> String {
     let mut id = Sha256::new();
-    for file in &manifest.files {
+    for file in files {
         id.update(file.path.as_bytes());
         id.update([0]);
         id.update(file.size.to_string().as_bytes());
@@ -133,11 +146,12 @@ pub fn finalize(manifest: &mut BundleManifest) {
         id.update(file.sha256.as_bytes());
         id.update([b'\n']);
     }
-    manifest.bundle_id = hex::encode(&id.finalize()[..16]);
+    hex::encode(&id.finalize()[..16])
 }
 
 /// Writes the bundle to `output` (via `<output>.tmp-*`, renamed on success) and
-/// `<output>.sha256`. `sources[i]` is the local file holding `manifest.files[i]`.
+/// `<output>.sha256`. `sources[i]` is the local file holding the `i`th file of
+/// [`BundleManifest::payload`] (every file of a full bundle).
 pub fn write_bundle(
     output: &Path,
     manifest: &BundleManifest,
@@ -197,7 +211,8 @@ where
         None => 0,
     };
 
-    reporter.started("pack", manifest.totals.files, manifest.totals.bytes);
+    let payload = manifest.payload_totals();
+    reporter.started("pack", payload.files, payload.bytes);
     let sink = OutputSink::new(file, hasher, offset);
     let packed = Packing {
         manifest,
@@ -222,6 +237,7 @@ where
 
     let sha256_path = sidecar_path(output);
     write_atomic(&sha256_path, format!("{sha256}  {name}\n").as_bytes())?;
+    write_atomic(&manifest_sidecar_path(output), &raw)?;
     sync_dir(dir)?;
     reporter.finished();
     Ok(WrittenBundle {
@@ -262,7 +278,8 @@ fn write_volumes(
     let (dir, _) = split_output(output)?;
     let mtime = manifest.created.unix_timestamp().max(0) as u64;
     let raw = manifest_bytes(manifest);
-    reporter.started("pack", manifest.totals.files, manifest.totals.bytes);
+    let payload = manifest.payload_totals();
+    reporter.started("pack", payload.files, payload.bytes);
     let out = VolumeWriter::new(output.to_path_buf(), limit, crate::volume::set_id(&raw));
     let packed = Packing {
         manifest,
@@ -297,6 +314,7 @@ fn write_volumes(
     }
     let sha256_path = sidecar_path(output);
     write_atomic(&sha256_path, listing.as_bytes())?;
+    write_atomic(&manifest_sidecar_path(output), &raw)?;
     sync_dir(dir)?;
     reporter.finished();
     Ok(WrittenBundle {
@@ -358,7 +376,7 @@ impl Packing<'_> {
                 let sig = sign_manifest(key, self.raw);
                 write_memory_entry(&mut encoder, SIGNATURE_NAME, &sig, mtime).map_err(io_err)?;
             }
-            for entry in &manifest.files {
+            for entry in manifest.payload() {
                 encoder
                     .write_all(&file_headers(&entry.path, entry.size, mtime))
                     .map_err(io_err)?;
@@ -406,19 +424,29 @@ pub fn sidecar_path(bundle: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `<bundle>.manifest.json`: the exact `manifest.json` bytes beside every bundle written, so
+/// that a later differential build (`bundler build --since`) needs only this small file, not
+/// the bundle.
+pub fn manifest_sidecar_path(bundle: &Path) -> PathBuf {
+    let mut name = bundle.as_os_str().to_owned();
+    name.push(".manifest.json");
+    PathBuf::from(name)
+}
+
 /// Checks the manifest, and the number of sources when it is known up front.
 fn check_input(manifest: &BundleManifest, sources: Option<usize>) -> Result<(), BundleError> {
     let invalid = |reason: String| BundleError::InvalidInput { reason };
-    if manifest.format != FORMAT_VERSION {
+    if manifest.format != manifest.required_format() {
         return Err(invalid(format!(
-            "format is {}, this writer writes format {FORMAT_VERSION}",
-            manifest.format
+            "format is {}, this manifest is written as format {} (call finalize())",
+            manifest.format,
+            manifest.required_format()
         )));
     }
-    if let Some(n) = sources.filter(|&n| n != manifest.files.len()) {
+    let carried = manifest.payload_totals().files as usize;
+    if let Some(n) = sources.filter(|&n| n != carried) {
         return Err(invalid(format!(
-            "{n} source paths for {} manifest files",
-            manifest.files.len()
+            "{n} source paths for {carried} files the bundle carries"
         )));
     }
     check_manifest(manifest)

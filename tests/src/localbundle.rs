@@ -51,6 +51,8 @@ pub fn build_local_bundle(
     fs_err::create_dir_all(&tree)?;
     let mut manifest = BundleManifest {
         format: bundle::FORMAT_VERSION,
+        min_installer_version: None,
+        base: None,
         bundle_id: String::new(),
         created: time::OffsetDateTime::parse(
             &spec.created,

@@ -239,6 +239,7 @@ fn write_images_bundle(work: &Path, set: &ImageSet, files: &[(String, Vec<u8>)])
             sha256: sha256_hex(bytes),
             kind,
             origin,
+            in_base: false,
         });
         sources.push(on_disk);
     };

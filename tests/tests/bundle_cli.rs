@@ -42,6 +42,8 @@ fn base() -> BundleManifest {
     };
     BundleManifest {
         format: FORMAT_VERSION,
+        min_installer_version: None,
+        base: None,
         bundle_id: String::new(),
         created: time::macros::datetime!(2026-05-01 12:00:00 UTC),
         tool: ToolInfo {

@@ -23,6 +23,8 @@ pub fn pack_default(src: &Path, out: &Path) -> bundle::write::WrittenBundle {
 pub fn base_manifest() -> BundleManifest {
     BundleManifest {
         format: FORMAT_VERSION,
+        min_installer_version: None,
+        base: None,
         bundle_id: String::new(),
         created: time::macros::datetime!(2026-01-02 03:04:05 UTC),
         tool: ToolInfo {
@@ -50,6 +52,7 @@ pub fn entry(path: &str, data: &[u8]) -> FileEntry {
         sha256: sha256_hex(data),
         kind: FileKind::Other,
         origin: None,
+        in_base: false,
     }
 }
 

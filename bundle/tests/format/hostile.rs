@@ -316,7 +316,7 @@ fn cases() -> Vec<Case> {
             "format newer than supported",
             newer_format(),
             &[
-                "bundle format 2 needs installer >= 0.9.0; this is installer 0.1.0 which reads format 1",
+                "bundle format 3 needs installer >= 0.9.0; this is installer 0.1.0 which reads format 2",
             ],
         ),
     ];
@@ -378,7 +378,7 @@ fn flip(data: &[u8], at: usize) -> Vec<u8> {
 
 fn newer_format() -> Vec<u8> {
     let mut value = serde_json::to_value(good_manifest()).unwrap();
-    value["format"] = 2.into();
+    value["format"] = 3.into();
     value["min_installer_version"] = "0.9.0".into();
     value["files"] = serde_json::json!([{"renamed": "fields"}]);
     let raw = serde_json::to_vec(&value).unwrap();

@@ -71,6 +71,7 @@ pub fn add_installer_part(parts: &mut BuildParts, installers: &[RunInstaller]) {
                 sha256: installer.sha256.clone(),
                 kind: FileKind::Installer,
                 origin: None,
+                in_base: false,
             },
             Source::Local(installer.path.clone()),
         ));

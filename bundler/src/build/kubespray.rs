@@ -168,6 +168,7 @@ pub fn add_kubespray_part(
                         sha256,
                         kind: FileKind::ImageManifest,
                         origin: None,
+                        in_base: false,
                     };
                     parts.files.push((entry, Source::Local(stored)));
                 }
@@ -254,6 +255,7 @@ async fn describe_file(
         sha256: expected.sha256,
         kind: FileKind::Download,
         origin: Some(f.url.clone()),
+        in_base: false,
     };
     Ok((file, entry, source))
 }

@@ -4,6 +4,7 @@
 //! it is downloaded and verified. Nothing is written to the output path unless every file was
 //! fetched and verified.
 
+pub mod delta;
 pub mod installer;
 pub mod kubespray;
 pub mod pypi;
@@ -61,6 +62,7 @@ pub(crate) fn to_fetch(
             sha256: download.expected.sha256.clone(),
             kind,
             origin,
+            in_base: false,
         },
         Source::Fetch {
             download,
@@ -129,12 +131,16 @@ pub struct BuildParts {
     pub files: PartFiles,
     /// The key file RPM header signatures are checked against (None with `--no-gpgcheck`).
     pub verifier: Option<Arc<ReleaseKey>>,
+    /// `--since`: the base's manifest; the files it holds are left out of the bundle.
+    pub base: Option<BundleManifest>,
 }
 
 /// The manifest for `parts` (files in order, totals and id filled in).
 fn manifest_for(parts: &BuildParts) -> BundleManifest {
     let mut manifest = BundleManifest {
         format: FORMAT_VERSION,
+        min_installer_version: None,
+        base: None,
         bundle_id: String::new(),
         created: created_time(),
         tool: ToolInfo {
@@ -146,9 +152,18 @@ fn manifest_for(parts: &BuildParts) -> BundleManifest {
         rpm: parts.rpm.clone(),
         pypi_targets: parts.pypi_targets.clone(),
         kubespray: parts.kubespray.clone(),
-        files: parts.files.iter().map(|(e, _)| e.clone()).collect(),
+        files: parts
+            .files
+            .iter()
+            .zip(delta::in_base(parts))
+            .map(|((e, _), in_base)| FileEntry {
+                in_base,
+                ..e.clone()
+            })
+            .collect(),
         totals: Totals::default(),
     };
+    manifest.base = parts.base.as_ref().map(delta::base_record);
     bundle::write::finalize(&mut manifest);
     manifest
 }

@@ -506,6 +506,7 @@ fn entry(path: String, f: &Fetched, kind: FileKind) -> (FileEntry, Source) {
             sha256: f.sha256.clone(),
             kind,
             origin: (f.url.scheme() != "file").then(|| f.url.to_string()),
+            in_base: false,
         },
         Source::Local(f.path.clone()),
     )

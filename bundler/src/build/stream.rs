@@ -105,8 +105,11 @@ fn stream_into(
     let mut unique: Vec<(&Download, Option<&str>)> = Vec::new();
     let mut by_hash: HashMap<&str, usize> = HashMap::new();
     let mut slots: Vec<Option<usize>> = Vec::with_capacity(parts.files.len());
-    for (_, source) in &parts.files {
+    // A differential build neither fetches nor packs what its base holds.
+    let in_base = super::delta::in_base(parts);
+    for ((_, source), &omitted) in parts.files.iter().zip(&in_base) {
         slots.push(match source {
+            _ if omitted => None,
             Source::Local(_) => None,
             Source::Fetch {
                 download,
@@ -153,7 +156,13 @@ fn stream_into(
         let writer =
             scope.spawn(|| write_bundle_streaming(output, &manifest, rx, opts, &NoProgress));
         let fed = fetcher.block_on(async {
-            for ((_, source), slot) in parts.files.iter().zip(&slots) {
+            for (((_, source), slot), _) in parts
+                .files
+                .iter()
+                .zip(&slots)
+                .zip(&in_base)
+                .filter(|(_, omitted)| !**omitted)
+            {
                 let input = match (source, slot) {
                     (Source::Local(path), _) => Input::File(path.clone()),
                     (Source::Fetch { .. }, Some(u)) => {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use bundle::write::{Reuse, WriteOptions};
+use bundler::build::delta::read_base;
 use bundler::build::installer::{add_installer_part, find_installers};
 use bundler::build::kubespray::add_kubespray_part;
 use bundler::build::pypi::add_pypi_part;
@@ -27,6 +28,7 @@ use super::selection::SelectionArgs;
 ///   bundler build --release 10 --arch x86_64 --arch aarch64 --kubespray master
 ///   bundler build --no-rpm --requirements req.txt --platform aarch64 --exclude-newer 2026-08-21
 ///   bundler build --mirror http://127.0.0.1:8080 --gpg-key RPM-GPG-KEY-test --no-pypi
+///   bundler build --release 10 --since rocky10-june.tar.zst.manifest.json -o rocky10-july.tar.zst
 ///   bundler build --packages kubespray-rpms.txt --no-weak-deps --no-pypi --sign bundle.key
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -59,6 +61,12 @@ pub struct BuildArgs {
     /// GiB (powers of 1024). `installer apply FILE.001` reads the volumes in order.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "self_extracting")]
     pub split: Option<u64>,
+    /// Build a differential bundle against BASE, an earlier bundle (.tar.zst, .run, FILE.001
+    /// or the directory of its volumes) or the FILE.manifest.json written beside it: the
+    /// manifest describes the whole new state, the bundle carries only the files whose sha256
+    /// BASE lacks (metadata always). Apply it where BASE, or a later state, is applied.
+    #[arg(long, value_name = "BASE")]
+    pub since: Option<PathBuf>,
 }
 
 /// `4G`, `4700M`, `1MiB`, `65536`: a size in bytes.
@@ -125,9 +133,13 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
             "bundle.tar.zst"
         })
     });
+    let base = args.since.as_deref().map(read_base).transpose()?;
     let fetcher = sel.fetcher()?;
     let pypi = sel.pypi_settings(&fetcher)?;
-    let mut parts = BuildParts::default();
+    let mut parts = BuildParts {
+        base,
+        ..BuildParts::default()
+    };
     if !sel.no_rpm {
         let rpm = sel.rpm_options()?;
         add_rpm_part(&mut parts, &rpm, &fetcher, &reporter)?;
@@ -140,7 +152,11 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
         add_kubespray_part(&mut parts, &kubespray, &fetcher, &reporter)?;
     }
     add_installer_part(&mut parts, &installers);
+    let base_id = parts.base.as_ref().map(|b| b.bundle_id.clone());
     let written = pack(parts, &output, &opts, &fetcher, &reporter)?;
+    if let Some(id) = base_id {
+        println!("differential, base {id}");
+    }
     if !sel.quiet {
         eprintln!(
             "downloaded {:.1} MiB (the rest came from the cache at {})",

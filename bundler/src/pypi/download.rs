@@ -121,6 +121,7 @@ pub fn describe(
                 FileKind::Sdist
             },
             origin: Some(file.url.to_string()),
+            in_base: false,
         });
     }
     for target in resolved {

@@ -30,6 +30,7 @@
 //! order before the exchange; so no second whole-filesystem sync is paid per tree. So an apply killed anywhere and rerun ends in the state of an
 //! uninterrupted apply, and a failed apply leaves the previous trees served.
 
+mod base;
 mod downloads;
 mod images;
 mod plan;
@@ -94,6 +95,17 @@ pub enum ApplyError {
         needed: u64,
         free: u64,
     },
+    #[error(
+        "this differential bundle leaves out {total} files of its base {base}; this admin lacks {count} of them: {}{}; apply the base bundle {base} (or a later one) first, or apply the full bundle",
+        named.join(", "),
+        if *count > named.len() { ", ..." } else { "" }
+    )]
+    MissingBaseFiles {
+        base: String,
+        count: usize,
+        total: usize,
+        named: Vec<String>,
+    },
     #[error("download {name} ({path}): {reason}; the bundle cannot be served, rebuild it")]
     Download {
         name: String,
@@ -110,6 +122,7 @@ impl ApplyError {
             ApplyError::ConflictingPackage { .. }
             | ApplyError::MissingKey { .. }
             | ApplyError::Registry(_)
+            | ApplyError::MissingBaseFiles { .. }
             | ApplyError::Download { .. } => true,
             _ => false,
         }
@@ -185,6 +198,8 @@ pub fn plan(
         bundle::read::read_manifest(&opts.bundle)?.manifest
     };
     let layout = Layout::new(&opts.root, &opts.data_root)?;
+    // A differential bundle this admin cannot complete is refused before anything else.
+    let base_files = base::locate(&manifest, &layout)?;
     let repos = repos::plan(&manifest, &layout, opts.keep_old, opts.compression)?;
     let pypi = pypi::plan(&manifest, &layout, opts.keep_old)?;
     let downloads = downloads::plan(&manifest, &layout)?;
@@ -263,6 +278,7 @@ pub fn plan(
         downloads,
         images,
         files,
+        base_files,
     })
 }
 
@@ -330,7 +346,8 @@ const SPACE_MARGIN_PERCENT: u64 = 2;
 /// writes the whole payload into staging, and the old trees stay served until each switch, so
 /// nothing already installed is counted as reusable.
 fn preflight_space(opts: &ApplyOptions, plan: &Plan) -> Result<(), ApplyError> {
-    let payload = plan.manifest.totals.bytes;
+    // A differential bundle's omitted files are hard links to what is installed: no room.
+    let payload = plan.manifest.payload_totals().bytes;
     let needed = payload + SPACE_MARGIN_BYTES + payload / 100 * SPACE_MARGIN_PERCENT;
     // The data root may not exist yet; its nearest existing ancestor is on the same filesystem.
     let path = plan
@@ -381,6 +398,9 @@ fn run_staged(
     } else {
         bundle::read::verify(&opts.bundle, key.as_ref(), reporter)?
     };
+    if plan.needs_payload() {
+        base::link_into(&plan.base_files, &extracted)?;
+    }
     let (parsed, metadata) = prefetch.into_parts();
     if manifest != plan.manifest {
         // The bundle changed between planning and unpacking: plan again from what was verified.

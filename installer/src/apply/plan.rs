@@ -112,6 +112,8 @@ pub struct Plan {
     /// The image registry.
     pub images: Option<ImagesPlan>,
     pub files: Vec<FileStep>,
+    /// For a differential bundle: the files it leaves out, and where this admin holds them.
+    pub base_files: Vec<super::base::BaseFile>,
 }
 
 impl Plan {

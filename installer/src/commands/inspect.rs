@@ -15,7 +15,8 @@ use crate::reporter::human_bytes;
 #[command(after_help = concat!(
     "Examples:\n",
     "  installer inspect bundle.tar.zst\n",
-    "  installer inspect bundle.tar.zst --json | jq .repos\n\n",
+    "  installer inspect bundle.tar.zst --json | jq .repos\n",
+    "  installer inspect bundle.tar.zst --manifest-out bundle.tar.zst.manifest.json\n\n",
     "Exit status: 0 success; 1 operational failure; 2 usage error; 3 unreadable manifest or \
      bundle format newer than this installer."
 ))]
@@ -28,10 +29,18 @@ pub struct InspectArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write the bundle's exact `manifest.json` bytes to FILE: what `bundler build
+    /// --since FILE` needs of this bundle to build the next, differential one.
+    #[arg(long, value_name = "FILE")]
+    pub manifest_out: Option<PathBuf>,
 }
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let info = read_manifest(&args.bundle).context("cannot read the bundle manifest")?;
+    if let Some(out) = &args.manifest_out {
+        installer::fsutil::write_atomic(out, &info.raw, 0o644)
+            .with_context(|| format!("cannot write the manifest to {}", out.display()))?;
+    }
     let summary = Summary::of(&info);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -50,6 +59,7 @@ pub fn render(s: &Summary) -> String {
     };
     line(format!("bundle id: {}", s.bundle_id));
     line(format!("format:    {}", s.format));
+    line(format!("kind:      {}", s.kind()));
     line(format!("created:   {}", s.created));
     line(format!("tool:      {} {}", s.tool.name, s.tool.version));
     if let Some(release) = &s.release {
@@ -77,6 +87,13 @@ pub fn render(s: &Summary) -> String {
         }
     ));
     line(format!("files:     {} ({})", s.files, human_bytes(s.bytes)));
+    if s.base.is_some() {
+        line(format!(
+            "carried:   {} ({}); the rest is taken from the base on the admin",
+            s.carried.files,
+            human_bytes(s.carried.bytes)
+        ));
+    }
     if !s.repos.is_empty() {
         line(String::new());
         line(format!(

@@ -52,11 +52,26 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     };
     println!("bundle:    {}", args.bundle.display());
     println!("bundle id: {}", m.bundle_id);
-    println!(
-        "files:     {} ({}), every size and sha256 checked",
-        m.totals.files,
-        human_bytes(m.totals.bytes)
-    );
+    match &m.base {
+        Some(base) => {
+            let carried = m.payload_totals();
+            println!("kind:      differential, base {}", base.bundle_id);
+            println!(
+                "files:     {} ({}) carried, every size and sha256 checked; {} more taken from the base, the manifest complete",
+                carried.files,
+                human_bytes(carried.bytes),
+                m.totals.files - carried.files
+            );
+        }
+        None => {
+            println!("kind:      full");
+            println!(
+                "files:     {} ({}), every size and sha256 checked",
+                m.totals.files,
+                human_bytes(m.totals.bytes)
+            );
+        }
+    }
     println!("signature: {signature}");
     println!("result:    OK");
     Ok(())

@@ -100,11 +100,14 @@ impl Fixture {
                 sha256: hex.clone(),
                 kind: FileKind::ImageBlob,
                 origin: None,
+                in_base: false,
             })
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         BundleManifest {
             format: bundle::FORMAT_VERSION,
+            min_installer_version: None,
+            base: None,
             bundle_id: String::new(),
             created: time::OffsetDateTime::UNIX_EPOCH,
             tool: ToolInfo {

@@ -46,6 +46,8 @@ fn locked(name: &str, version: &str, filename: &str, sha: &str) -> LockedFile {
 fn manifest(targets: Vec<PypiTarget>, files: Vec<FileEntry>) -> BundleManifest {
     BundleManifest {
         format: 1,
+        min_installer_version: None,
+        base: None,
         bundle_id: "00".into(),
         created: time::OffsetDateTime::UNIX_EPOCH,
         tool: ToolInfo {
@@ -90,6 +92,7 @@ fn manifest_locks_are_merged_across_targets_and_conflicts_refused() {
             sha256: "bb".into(),
             kind: FileKind::Wheel,
             origin: None,
+            in_base: false,
         }],
     );
     let (files, paths) = files_from_manifest(&m).unwrap();

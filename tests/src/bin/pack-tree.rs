@@ -61,6 +61,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
                         sha256,
                         kind: file_kind(r),
                         origin: None,
+                        in_base: false,
                     })
                 })
                 .collect::<Result<_, bundle::BundleError>>()?;
@@ -105,6 +106,8 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
 fn base() -> BundleManifest {
     BundleManifest {
         format: FORMAT_VERSION,
+        min_installer_version: None,
+        base: None,
         bundle_id: String::new(),
         created: time::OffsetDateTime::UNIX_EPOCH,
         tool: ToolInfo {

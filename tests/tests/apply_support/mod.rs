@@ -108,6 +108,8 @@ pub fn build_wheel_bundle(wheels: &[PathBuf], tree: &Path, output: &Path, base: 
 pub fn base_manifest(created: &str) -> BundleManifest {
     BundleManifest {
         format: bundle::FORMAT_VERSION,
+        min_installer_version: None,
+        base: None,
         bundle_id: String::new(),
         created: time::OffsetDateTime::parse(
             created,
