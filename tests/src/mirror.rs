@@ -501,6 +501,21 @@ fn extras_core() -> Vec<PackageSpec> {
     ]
 }
 
+/// Rewrite one repo's metadata after a test changed its packages (the next sync of a mirror):
+/// the same createrepo_c run as [`generate_mirror`], and `repomd.xml` signed again.
+pub fn refresh_repo(spec: &MirrorSpec, repo: &GeneratedRepo) -> Result<()> {
+    fs_err::remove_dir_all(repo.path.join("repodata"))?;
+    write_repodata(&repo.path, &repo.dir_name)?;
+    if spec.sign_metadata {
+        let repomd = fs_err::read(repo.path.join("repodata/repomd.xml"))?;
+        fs_err::write(
+            repo.path.join("repodata/repomd.xml.asc"),
+            detached_signature(&spec.keys.metadata, &repomd)?,
+        )?;
+    }
+    Ok(())
+}
+
 /// Run createrepo_c (and modifyrepo_c for updateinfo) the way Rocky's compose does, then give
 /// AppStream Peridot-style names.
 fn write_repodata(repo: &Path, dir_name: &str) -> Result<()> {
