@@ -12,6 +12,9 @@ pub trait Reporter: Sync {
     fn advanced(&self, _items: u64, _bytes: u64) {}
     /// The phase started last is over.
     fn finished(&self) {}
+    /// A split bundle is being read: volume `index` (from 1) of `count`, at `path`, is the one
+    /// being read now. Called once per volume as the reading moves on.
+    fn volume(&self, _index: usize, _count: usize, _path: &std::path::Path) {}
 }
 
 /// A reporter that ignores everything.

@@ -23,7 +23,7 @@ use crate::progress::Reporter;
 use crate::scan::{VerifySink, scan};
 use crate::sign::{VerifyingKey, verify_manifest};
 use crate::tarfmt::{self, Next, RawEntry, TarError, padding};
-use crate::volume::VolumeReader;
+use crate::volume::{VolumePosition, VolumeReader};
 
 pub use crate::extract::{EntryObserver, NoObserver, OBSERVED_HEAD, extract, extract_observed};
 
@@ -173,6 +173,8 @@ pub(crate) struct BundleStream {
     bundle: PathBuf,
     decoder: Decoder,
     pending: Option<Next>,
+    /// For a volume set: which volume the reading has reached, and the last one reported.
+    volumes: Option<(VolumePosition, usize)>,
 }
 
 impl BundleStream {
@@ -183,8 +185,13 @@ impl BundleStream {
         lenient_tail: bool,
         digest: bool,
     ) -> Result<(Self, ManifestInfo), BundleError> {
+        let mut volumes = None;
         let source = match crate::volume::open_set(bundle)? {
-            Some(set) => AheadReader::open_volumes(VolumeReader::new(set), digest),
+            Some(set) => {
+                let reader = VolumeReader::new(set);
+                volumes = Some((reader.position(), 0));
+                AheadReader::open_volumes(reader, digest)
+            }
             None => {
                 let mut file =
                     std::fs::File::open(bundle).map_err(|e| BundleError::io(bundle, e))?;
@@ -200,6 +207,7 @@ impl BundleStream {
             bundle: bundle.to_path_buf(),
             decoder,
             pending: None,
+            volumes,
         };
         let not_bundle = |reason: String| BundleError::Manifest {
             bundle: bundle.to_path_buf(),
@@ -261,6 +269,20 @@ impl BundleStream {
 
     pub(crate) fn bundle(&self) -> &Path {
         &self.bundle
+    }
+
+    /// Tells `reporter` when the reading has moved on to another volume of a split bundle:
+    /// each volume once, in order, even when the read-ahead passed a small one between two
+    /// calls.
+    pub(crate) fn report_volume(&mut self, reporter: &dyn Reporter) {
+        if let Some((position, reported)) = &mut self.volumes
+            && let Some((index, count, _)) = position.current()
+        {
+            while *reported < index {
+                *reported += 1;
+                reporter.volume(*reported, count, position.path(*reported));
+            }
+        }
     }
 
     /// The next member header; `context` names what was expected there, for errors.

@@ -148,6 +148,7 @@ impl Feeder<'_> {
                 return Ok(());
             }
             let at = |e| (i, e);
+            stream.report_volume(self.reporter);
             let raw = match stream.next_entry(&expected.path).map_err(at)? {
                 Next::End => {
                     return Err((
@@ -202,6 +203,7 @@ impl Feeder<'_> {
             self.reporter.advanced(1, 0);
         }
         let end = self.files.len();
+        stream.report_volume(self.reporter);
         match stream
             .next_entry("the end of the archive")
             .map_err(|e| (end, e))?

@@ -9,6 +9,8 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -340,14 +342,47 @@ fn find_in_dir(dir: &Path) -> Result<PathBuf, BundleError> {
 pub(crate) struct VolumeReader {
     volumes: std::vec::IntoIter<(PathBuf, u64)>,
     current: Option<(PathBuf, io::Take<File>)>,
+    position: VolumePosition,
 }
 
 impl VolumeReader {
     pub(crate) fn new(set: VolumeSet) -> Self {
+        let position = VolumePosition {
+            opened: Arc::new(AtomicUsize::new(0)),
+            paths: Arc::new(set.volumes.iter().map(|(p, _)| p.clone()).collect()),
+        };
         VolumeReader {
             volumes: set.volumes.into_iter(),
             current: None,
+            position,
         }
+    }
+
+    /// Where this reader is, for progress reports from another thread.
+    pub(crate) fn position(&self) -> VolumePosition {
+        self.position.clone()
+    }
+}
+
+/// Which volume of a set its reader (on a read-ahead thread) has reached.
+#[derive(Debug, Clone)]
+pub(crate) struct VolumePosition {
+    /// Volumes opened so far: the one being read is this one (from 1).
+    opened: Arc<AtomicUsize>,
+    paths: Arc<Vec<PathBuf>>,
+}
+
+impl VolumePosition {
+    /// The volume being read (from 1), how many there are, and its path; None before the first.
+    pub(crate) fn current(&self) -> Option<(usize, usize, &Path)> {
+        let index = self.opened.load(Ordering::Relaxed);
+        let path = self.paths.get(index.checked_sub(1)?)?;
+        Some((index, self.paths.len(), path))
+    }
+
+    /// The path of volume `index` (from 1).
+    pub(crate) fn path(&self, index: usize) -> &Path {
+        &self.paths[index - 1]
     }
 }
 
@@ -361,6 +396,7 @@ impl Read for VolumeReader {
                 let file = File::open(&path)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
                 self.current = Some((path, file.take(len)));
+                self.position.opened.fetch_add(1, Ordering::Relaxed);
             }
             let (path, reader) = self.current.as_mut().expect("a volume is open");
             match reader.read(buf) {

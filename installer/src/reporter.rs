@@ -69,6 +69,17 @@ impl Reporter for BarReporter {
             bar.finish_and_clear();
         }
     }
+
+    fn volume(&self, index: usize, count: usize, path: &std::path::Path) {
+        if !self.visible {
+            return;
+        }
+        let line = format!("reading volume {index} of {count}: {}", path.display());
+        match self.bar.lock().expect("bar lock").as_ref() {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
 }
 
 pub use installer::units::human_bytes;

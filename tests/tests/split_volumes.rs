@@ -136,7 +136,19 @@ fn split_bundle_applies_like_the_whole_one_and_each_volume_fault_is_named() {
     assert_success(installer(&["inspect"], &split_dir, None));
     let (root_whole, root_split) = (tmp.path().join("root-whole"), tmp.path().join("root-split"));
     assert_success(installer(&["apply"], &whole, Some(&root_whole)));
-    assert_success(installer(&["apply"], &first, Some(&root_split)));
+    let applied = text(&assert_success(installer(
+        &["apply"],
+        &first,
+        Some(&root_split),
+    )));
+    // The progress names each volume as the reading reaches it.
+    for index in 1..=count {
+        let line = format!(
+            "reading volume {index} of {count}: {}",
+            volume(&split_dir, index).display()
+        );
+        assert!(applied.contains(&line), "{line} missing:\n{applied}");
+    }
     // The installer writes repodata anew, and it records the packages' file times, which
     // differ between any two applies; the landing page and each repo's state name the bundle's
     // creation time or that repodata. Every other file must be the same.

@@ -79,6 +79,10 @@ impl bundle::Reporter for PhaseLines {
     fn started(&self, what: &str, items: u64, bytes: u64) {
         eprintln!("{what}: {items} files, {} MB", bytes / 1_000_000);
     }
+
+    fn volume(&self, index: usize, count: usize, path: &std::path::Path) {
+        eprintln!("reading volume {index} of {count}: {}", path.display());
+    }
 }
 
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
