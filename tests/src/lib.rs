@@ -31,6 +31,7 @@ pub mod containerd;
 pub mod harness;
 pub mod localbundle;
 pub mod mirror;
+pub mod mirror_update;
 pub mod ociimage;
 pub mod peridot;
 pub mod pypi_index;

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use e2e::harness::assert_success;
-use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror, refresh_repo};
+use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
+use e2e::mirror_update::update_mirror;
 use e2e::pypi_index::{IndexContent, IndexEntry, IndexServer};
-use e2e::rpmgen::{Dep, PackageSpec, TEST_KEY_SECRET, write_package_signed};
 use e2e::server::{Faults, TestServer};
 use e2e::wheelgen::DistSpec;
 use e2e::workspace_bin;
@@ -86,74 +86,19 @@ impl Upstream {
         self.dir().join(name)
     }
 
-    /// A month of updates: 5% of the packages (at least two) get version `version`, two
-    /// other fillers go, two new packages arrive, and `app` gets the wheel `app_version`.
-    /// Returns the name of one updated package and its new file name.
-    fn update(&mut self, version: &str, app_version: &str, round: usize) -> (String, String) {
-        let total = self.mirror.total_packages();
-        let updates = (total * 5).div_ceil(100).max(2);
-        let fillers: Vec<(usize, String)> = self
-            .mirror
-            .repos
-            .iter()
-            .enumerate()
-            .flat_map(|(r, repo)| repo.packages.iter().map(move |p| (r, p.clone())))
-            .filter(|(_, p)| p.contains("-gen") && p.contains("-1.0-"))
-            .collect();
-        // Only fillers no earlier round touched, so a chain changes other packages each time.
-        assert!(fillers.len() >= updates + 2, "mirror too small");
-        let mut first = None;
-        for (i, (r, rel)) in fillers[..updates + 2].iter().enumerate() {
-            let repo = &mut self.mirror.repos[*r];
-            fs_err::remove_file(repo.path.join(rel)).unwrap();
-            repo.packages.retain(|p| p != rel);
-            if i >= updates {
-                continue; // removed upstream
-            }
-            let package = filler(rel, version, round as u64);
-            write_package_signed(&package, &repo.path, &[TEST_KEY_SECRET]).unwrap();
-            repo.packages.push(package.relative_path());
-            first.get_or_insert((package.name.clone(), package.file_name()));
-        }
-        for n in 0..2 {
-            let repo = &mut self.mirror.repos[n % 2];
-            let mut package = PackageSpec::new(&format!("newcomer{round}x{n}"), "1.0", "noarch");
-            package.blob_bytes = 20_000;
-            package.seed = 7 + n as u64 + 10 * round as u64;
-            package
-                .files
-                .push((format!("/usr/share/newcomer{round}x{n}"), b"new\n".to_vec()));
-            write_package_signed(&package, &repo.path, &[TEST_KEY_SECRET]).unwrap();
-            repo.packages.push(package.relative_path());
-        }
-        for repo in &self.mirror.repos {
-            refresh_repo(&self.spec, repo).unwrap();
-        }
+    /// A month of updates (`e2e::mirror_update`): 5% of the packages get version `version`,
+    /// two others go, two arrive, and `app` gets the wheel `app_version`. Returns the name of
+    /// one updated package and its new file name.
+    fn update(&mut self, version: &str, app_version: &str, round: u64) -> (String, String) {
+        let update = update_mirror(&self.spec, &mut self.mirror, 5, version, round).unwrap();
+        assert!(update.updated.len() >= 2 && update.removed == 2 && update.added == 2);
         self.index.add(
             "app",
             IndexEntry::new(DistSpec::new("app", app_version).requires("dep").wheel()),
         );
         self.pypi = IndexServer::start(self.index.clone());
-        first.expect("at least one update")
+        update.updated[0].clone()
     }
-}
-
-/// A filler package (`Packages/a/alpha-gen00001-1.0-1.el10.x86_64.rpm`) at a new version.
-fn filler(rel: &str, version: &str, seed: u64) -> PackageSpec {
-    let file = rel.rsplit('/').next().unwrap().trim_end_matches(".rpm");
-    let (rest, arch) = file.rsplit_once('.').unwrap();
-    let name = rest.split("-1.0-").next().unwrap();
-    let mut package = PackageSpec::new(name, version, arch);
-    package.blob_bytes = 30_000;
-    package.seed = 1000 + seed;
-    package.files.push((
-        format!("/usr/bin/{name}"),
-        format!("{version}\n").into_bytes(),
-    ));
-    if arch != "noarch" {
-        package.requires.push(Dep::any("libc.so.6()(64bit)"));
-    }
-    package
 }
 
 fn installer(args: &[&str], bundle: &Path, root: Option<&Path>) -> Output {
