@@ -39,6 +39,8 @@ pub enum Condition {
     /// `/etc/selinux/config` names a policy. Labels recorded then hold from the next boot with
     /// SELinux on, even while the kernel has it off.
     SelinuxPolicy,
+    /// NetworkManager is running (`nmcli -t -f RUNNING general` says so).
+    NetworkManager,
     /// The named tool is on PATH.
     Tool(&'static str),
     /// Every one of these holds.
@@ -57,6 +59,10 @@ impl Condition {
             Condition::SelinuxPolicy => {
                 on_path("semanage") && crate::services::selinux::configured_policy().is_some()
             }
+            Condition::NetworkManager => Command::new("nmcli")
+                .args(["-t", "-f", "RUNNING", "general"])
+                .output()
+                .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"running")),
             Condition::Tool(name) => on_path(name),
             Condition::All(all) => all.iter().all(|c| c.holds()),
         }
@@ -70,6 +76,7 @@ impl Condition {
             Condition::NoFirewalld => "when firewalld does not run".into(),
             Condition::SelinuxEnabled => "when SELinux is enabled".into(),
             Condition::SelinuxPolicy => "when semanage and an SELinux policy are installed".into(),
+            Condition::NetworkManager => "when NetworkManager runs".into(),
             Condition::Tool(name) => format!("when {name} is installed"),
             Condition::All(all) => all
                 .iter()

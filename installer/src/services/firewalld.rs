@@ -33,27 +33,32 @@ pub fn zone_actions(site: &SiteConfig) -> Vec<SystemAction> {
             &["--zone=external", &format!("--change-interface={external}")],
         ),
     ];
+    let args = open_arguments(site);
+    let mut argv = vec!["--zone=internal"];
+    argv.extend(args.iter().map(String::as_str));
+    actions.push(permanent(
+        "open DNS, NTP and HTTP on the internal zone".into(),
+        &argv,
+    ));
+    actions
+}
+
+/// The `--add-service`/`--add-port` arguments that open what the site serves: the service
+/// where the port is the standard one, the port otherwise.
+pub fn open_arguments(site: &SiteConfig) -> Vec<String> {
+    let mut args = Vec::new();
     for (service, port, default, protos) in [
         ("dns", site.dns.port, 53, &["udp", "tcp"][..]),
         ("ntp", site.ntp.port, 123, &["udp"][..]),
         ("http", site.http.port, 80, &["tcp"][..]),
     ] {
-        let args: Vec<String> = if port == default {
-            vec![format!("--add-service={service}")]
+        if port == default {
+            args.push(format!("--add-service={service}"));
         } else {
-            protos
-                .iter()
-                .map(|p| format!("--add-port={port}/{p}"))
-                .collect()
-        };
-        let mut argv = vec!["--zone=internal"];
-        argv.extend(args.iter().map(String::as_str));
-        actions.push(permanent(
-            format!("open {service} on the internal zone"),
-            &argv,
-        ));
+            args.extend(protos.iter().map(|p| format!("--add-port={port}/{p}")));
+        }
     }
-    actions
+    args
 }
 
 /// The NAT policy for `state` (permanent), then the reload that makes all permanent changes
@@ -69,17 +74,19 @@ pub fn nat_actions(state: NatState) -> Vec<SystemAction> {
                     "firewall-cmd --permanent --info-policy={POLICY} >/dev/null 2>&1 || firewall-cmd --permanent --new-policy={POLICY}"
                 ),
             ));
+            // firewall-cmd takes one kind of policy option per call.
             let policy = format!("--policy={POLICY}");
-            actions.push(permanent(
-                format!("let {POLICY} forward from the internal zone to the external one, masqueraded"),
-                &[
-                    &policy,
-                    "--add-ingress-zone=internal",
-                    "--add-egress-zone=external",
-                    "--set-target=ACCEPT",
-                    "--add-masquerade",
-                ],
-            ));
+            for (what, arg) in [
+                ("from the internal zone", "--add-ingress-zone=internal"),
+                ("to the external zone", "--add-egress-zone=external"),
+                ("accepting what it matches", "--set-target=ACCEPT"),
+                ("masqueraded", "--add-masquerade"),
+            ] {
+                actions.push(permanent(
+                    format!("let {POLICY} forward {what}"),
+                    &[&policy, arg],
+                ));
+            }
         }
         NatState::Disabled => actions.push(SystemAction::shell(
             format!("remove the firewalld policy {POLICY}: nothing is forwarded to the outside"),
@@ -118,20 +125,11 @@ mod tests {
             .iter()
             .map(SystemAction::command_line)
             .collect();
-        assert!(
-            lines.contains(
-                &"firewall-cmd --permanent --zone=internal --add-port=5353/udp --add-port=5353/tcp"
-                    .to_string()
-            )
-        );
-        assert!(
-            lines.contains(
-                &"firewall-cmd --permanent --zone=internal --add-port=8080/tcp".to_string()
-            )
-        );
-        assert!(
-            lines.contains(&"firewall-cmd --permanent --zone=internal --add-service=ntp".into())
-        );
+        assert!(lines.contains(
+            &"firewall-cmd --permanent --zone=internal --add-port=5353/udp --add-port=5353/tcp \
+              --add-service=ntp --add-port=8080/tcp"
+                .to_string()
+        ));
         assert!(!lines.iter().any(|l| l.contains("zone=external --add")));
     }
 
@@ -145,6 +143,6 @@ mod tests {
         );
         assert_eq!(off.last().unwrap().command_line(), "firewall-cmd --reload");
         let on = nat_actions(NatState::Enabled);
-        assert!(on[1].command_line().contains("--add-masquerade"));
+        assert!(on[4].command_line().contains("--add-masquerade"));
     }
 }
