@@ -281,7 +281,8 @@ mod tests {
         let lines: Vec<String> = actions.iter().map(|a| a.command_line()).collect();
         assert!(
             lines.contains(
-                &"firewall-cmd --permanent --zone=internal --add-service=dns".to_string()
+                &"firewall-cmd --permanent --zone=internal --add-service=dns --add-service=ntp --add-service=http"
+                    .to_string()
             )
         );
         assert!(!lines.iter().any(|l| l.contains("semanage port")));
