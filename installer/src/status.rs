@@ -300,10 +300,10 @@ fn selinux(site: &SiteConfig) -> Check {
     let mode = labels::mode();
     let wrong = labels::mislabelled(site);
     let result = if wrong.is_empty() {
-        Ok(if mode.starts_with("disabled") {
-            format!("{mode}: labels not checked")
+        Ok(if labels::configured_policy().is_none() {
+            format!("{mode}; no policy installed, labels not checked")
         } else {
-            format!("{mode}; served paths labelled as the policy says")
+            format!("{mode}; no served path labelled against the policy")
         })
     } else {
         Err((

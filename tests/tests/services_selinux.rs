@@ -1,8 +1,8 @@
 //! `installer apply` against Debian's reference SELinux policy store (selinux-policy-default,
 //! semanage), as on a Rocky admin but without an enforcing kernel: the served data root and
 //! named's zone directory get `httpd_sys_content_t` and `named_zone_t`, a non-default HTTP port
-//! gets `http_port_t`, and a second apply leaves the store as it was (no rule added, no policy
-//! rebuilt).
+//! gets `http_port_t`, a second apply leaves the store as it was (no rule added, no policy
+//! rebuilt), and `installer status` names a served path whose label differs from the policy.
 //!
 //! The apply runs on a real root `/` inside a private mount and network namespace: /etc, /run,
 //! /srv and the policy store (/var/lib/selinux) are the test's own copies bind-mounted over the
@@ -180,6 +180,52 @@ fn apply_labels_served_paths_and_a_non_default_port_in_the_policy_store_once() {
         policy_stamp(&host),
         stamp_before,
         "the second apply rebuilt the policy"
+    );
+
+    // `installer status` compares labels with the policy: give the data root the right one and
+    // its repos the wrong one (chcon writes the label even with SELinux off in the kernel); only
+    // the repos are reported, with the type they should have.
+    let srv = host.dir.join("srv");
+    let relative = |p: &str| srv.join(p.trim_start_matches("/srv/"));
+    run_ok(
+        Command::new("chcon")
+            .arg("system_u:object_r:httpd_sys_content_t:s0")
+            .arg(relative(DATA_ROOT)),
+    );
+    run_ok(
+        Command::new("chcon")
+            .arg("system_u:object_r:var_t:s0")
+            .arg(relative(&format!("{DATA_ROOT}/repos"))),
+    );
+    let status = host
+        .command(
+            &e2e::workspace_bin("installer"),
+            &["status", "--site", site.to_str().unwrap(), "--json"],
+        )
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let selinux = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "selinux")
+        .unwrap_or_else(|| panic!("no selinux check: {report}"));
+    let detail = selinux["detail"].as_str().unwrap();
+    assert_eq!(selinux["passed"], false, "{selinux}");
+    assert!(
+        detail.contains(&format!(
+            "{DATA_ROOT}/repos has context system_u:object_r:var_t:s0, should be system_u:object_r:httpd_sys_content_t:s0"
+        )),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains(&format!("{DATA_ROOT} has context")),
+        "{detail}"
+    );
+    assert!(
+        selinux["hint"].as_str().unwrap().contains("restorecon -R"),
+        "{selinux}"
     );
 
     // The host's own store was never touched.

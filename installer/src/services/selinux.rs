@@ -148,9 +148,10 @@ pub fn mode() -> String {
 
 /// Paths whose label differs from what the policy says, as `matchpathcon -V` reports them
 /// (`<path> has context <a>, should be <b>`); checks each rule's directory and its entries one
-/// level down. Empty where SELinux is disabled: files then carry no labels to compare.
+/// level down. Runs wherever a policy is installed; a path with no label at all is reported
+/// only where SELinux is enabled, since with it off files carry no labels.
 pub fn mislabelled(site: &SiteConfig) -> Vec<String> {
-    if !Path::new("/sys/fs/selinux/enforce").is_file() {
+    if configured_policy().is_none() {
         return Vec::new();
     }
     let mut paths = Vec::new();
@@ -163,21 +164,43 @@ pub fn mislabelled(site: &SiteConfig) -> Vec<String> {
             paths.extend(below);
         }
     }
+    let paths: Vec<PathBuf> = paths.into_iter().filter(|p| p.exists()).collect();
     if paths.is_empty() {
         return Vec::new();
     }
-    let Ok(out) = Command::new("matchpathcon").arg("-V").args(&paths).output() else {
-        return Vec::new();
-    };
-    parse_verify(&String::from_utf8_lossy(&out.stdout))
+    let enabled = Path::new("/sys/fs/selinux/enforce").is_file();
+    // One call per path: matchpathcon -V stops at the first path it cannot read a label of.
+    let mut wrong = Vec::new();
+    for path in paths {
+        let Ok(out) = Command::new("matchpathcon").arg("-V").arg(&path).output() else {
+            return Vec::new();
+        };
+        wrong.extend(parse_verify(
+            &String::from_utf8_lossy(&out.stdout),
+            &String::from_utf8_lossy(&out.stderr),
+            enabled,
+        ));
+    }
+    wrong
 }
 
-fn parse_verify(output: &str) -> Vec<String> {
-    output
+fn parse_verify(stdout: &str, stderr: &str, enabled: bool) -> Vec<String> {
+    let mut wrong: Vec<String> = stdout
         .lines()
+        .chain(stderr.lines())
         .filter(|l| l.contains(" should be "))
         .map(str::to_string)
-        .collect()
+        .collect();
+    if enabled {
+        wrong.extend(
+            stdout
+                .lines()
+                .chain(stderr.lines())
+                .filter(|l| l.contains(" error: "))
+                .map(|l| format!("{l} (no label)")),
+        );
+    }
+    wrong
 }
 
 #[cfg(test)]
@@ -217,7 +240,11 @@ mod tests {
     #[test]
     fn verify_output_names_only_mislabelled_paths() {
         let out = "/data verified.\n/data/repos has context system_u:object_r:var_t:s0, should be system_u:object_r:httpd_sys_content_t:s0\n";
-        assert_eq!(parse_verify(out).len(), 1);
+        assert_eq!(parse_verify(out, "", false).len(), 1);
+        // An unlabelled path matters only with SELinux on.
+        let none = "/data/x error: No data available\n";
+        assert!(parse_verify("", none, false).is_empty());
+        assert_eq!(parse_verify("", none, true).len(), 1);
         assert_eq!(
             config_value(
                 "# c\nSELINUX=permissive\nSELINUXTYPE=default\n",
