@@ -33,13 +33,21 @@ pub fn zone_actions(site: &SiteConfig) -> Vec<SystemAction> {
             &["--zone=external", &format!("--change-interface={external}")],
         ),
     ];
-    let args = open_arguments(site);
-    let mut argv = vec!["--zone=internal"];
-    argv.extend(args.iter().map(String::as_str));
-    actions.push(permanent(
-        "open DNS, NTP and HTTP on the internal zone".into(),
-        &argv,
-    ));
+    // firewall-cmd takes services and ports in separate calls.
+    let (services, ports): (Vec<String>, Vec<String>) = open_arguments(site)
+        .into_iter()
+        .partition(|a| a.starts_with("--add-service="));
+    for (what, args) in [("services", services), ("ports", ports)] {
+        if args.is_empty() {
+            continue;
+        }
+        let mut argv = vec!["--zone=internal"];
+        argv.extend(args.iter().map(String::as_str));
+        actions.push(permanent(
+            format!("open the site's {what} on the internal zone"),
+            &argv,
+        ));
+    }
     actions
 }
 
@@ -125,9 +133,14 @@ mod tests {
             .iter()
             .map(SystemAction::command_line)
             .collect();
+        assert!(
+            lines.contains(
+                &"firewall-cmd --permanent --zone=internal --add-service=ntp".to_string()
+            )
+        );
         assert!(lines.contains(
             &"firewall-cmd --permanent --zone=internal --add-port=5353/udp --add-port=5353/tcp \
-              --add-service=ntp --add-port=8080/tcp"
+              --add-port=8080/tcp"
                 .to_string()
         ));
         assert!(!lines.iter().any(|l| l.contains("zone=external --add")));
