@@ -31,10 +31,20 @@ pub enum Condition {
     Systemd,
     /// firewalld is running (`firewall-cmd --state` succeeds).
     Firewalld,
-    /// SELinux is enforcing (`/sys/fs/selinux/enforce` reads 1).
-    SelinuxEnforcing,
+    /// firewalld is not running: the nftables way applies.
+    NoFirewalld,
+    /// SELinux is enabled in the kernel, enforcing or permissive (`/sys/fs/selinux` exists).
+    SelinuxEnabled,
+    /// An SELinux policy store can be managed here: `semanage` is installed and
+    /// `/etc/selinux/config` names a policy. Labels recorded then hold from the next boot with
+    /// SELinux on, even while the kernel has it off.
+    SelinuxPolicy,
+    /// NetworkManager is running (`nmcli -t -f RUNNING general` says so).
+    NetworkManager,
     /// The named tool is on PATH.
     Tool(&'static str),
+    /// Every one of these holds.
+    All(&'static [Condition]),
 }
 
 impl Condition {
@@ -43,14 +53,18 @@ impl Condition {
         match self {
             Condition::Always => true,
             Condition::Systemd => Path::new("/run/systemd/system").is_dir(),
-            Condition::Firewalld => Command::new("firewall-cmd")
-                .arg("--state")
-                .output()
-                .is_ok_and(|o| o.status.success()),
-            Condition::SelinuxEnforcing => {
-                std::fs::read_to_string("/sys/fs/selinux/enforce").is_ok_and(|s| s.trim() == "1")
+            Condition::Firewalld => firewalld_running(),
+            Condition::NoFirewalld => !firewalld_running(),
+            Condition::SelinuxEnabled => Path::new("/sys/fs/selinux/enforce").is_file(),
+            Condition::SelinuxPolicy => {
+                on_path("semanage") && crate::services::selinux::configured_policy().is_some()
             }
+            Condition::NetworkManager => Command::new("nmcli")
+                .args(["-t", "-f", "RUNNING", "general"])
+                .output()
+                .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"running")),
             Condition::Tool(name) => on_path(name),
+            Condition::All(all) => all.iter().all(|c| c.holds()),
         }
     }
 
@@ -59,8 +73,16 @@ impl Condition {
             Condition::Always => "always".into(),
             Condition::Systemd => "when systemd runs".into(),
             Condition::Firewalld => "when firewalld runs".into(),
-            Condition::SelinuxEnforcing => "when SELinux is enforcing".into(),
+            Condition::NoFirewalld => "when firewalld does not run".into(),
+            Condition::SelinuxEnabled => "when SELinux is enabled".into(),
+            Condition::SelinuxPolicy => "when semanage and an SELinux policy are installed".into(),
+            Condition::NetworkManager => "when NetworkManager runs".into(),
             Condition::Tool(name) => format!("when {name} is installed"),
+            Condition::All(all) => all
+                .iter()
+                .map(|c| c.describe())
+                .collect::<Vec<_>>()
+                .join(" and "),
         }
     }
 }
@@ -139,6 +161,14 @@ impl fmt::Display for SystemAction {
             self.command_line()
         )
     }
+}
+
+/// Whether firewalld answers on the system bus.
+pub fn firewalld_running() -> bool {
+    Command::new("firewall-cmd")
+        .arg("--state")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Whether an executable of this name is on PATH.

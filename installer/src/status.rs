@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::netprobe::{self, ProbeError};
 use crate::node::setup::fetch_spec;
 use crate::node::{FileProbe, RegistryProbe};
-use crate::services::nat;
+use crate::services::{firewalld, nat, selinux as labels};
 use crate::site::SiteConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,6 +57,10 @@ pub fn run(site: &SiteConfig, root: &Path) -> StatusReport {
     let mut checks = vec![dns_site(site), dns_outside(site), ntp(site)];
     checks.extend(http(site));
     checks.push(nat_state(root));
+    checks.push(selinux(site));
+    if crate::actions::firewalld_running() {
+        checks.push(firewalld(site));
+    }
     StatusReport {
         passed: checks.iter().all(|c| c.passed),
         checks,
@@ -289,4 +293,66 @@ fn nat_state(root: &Path) -> Check {
         ))
     };
     check("nat", nat::RULESET_FILE.into(), result)
+}
+
+/// The SELinux mode, and the served paths whose label is not the one the policy gives them.
+fn selinux(site: &SiteConfig) -> Check {
+    let mode = labels::mode();
+    let wrong = labels::mislabelled(site);
+    let result = if wrong.is_empty() {
+        Ok(if labels::configured_policy().is_none() {
+            format!("{mode}; no policy installed, labels not checked")
+        } else {
+            format!("{mode}; no served path labelled against the policy")
+        })
+    } else {
+        Err((
+            format!("{mode}; {}", wrong.join("; ")),
+            format!(
+                "nginx or named may be denied: run `restorecon -R {}` (or `installer apply` again)",
+                labels::file_contexts(site)
+                    .iter()
+                    .map(|r| r.dir.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        ))
+    };
+    check("selinux", labels::CONFIG.into(), result)
+}
+
+/// Where firewalld runs: the internal interface in the internal zone with the served ports open.
+fn firewalld(site: &SiteConfig) -> Check {
+    let interface = &site.admin.internal_interface;
+    let zone = std::process::Command::new("firewall-cmd")
+        .arg(format!("--get-zone-of-interface={interface}"))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let closed: Vec<String> = firewalld::open_arguments(site)
+        .into_iter()
+        .filter(|arg| {
+            let query = arg.replacen("--add-", "--query-", 1);
+            !std::process::Command::new("firewall-cmd")
+                .args(["--zone=internal", &query])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    let result = if zone == "internal" && closed.is_empty() {
+        Ok(format!(
+            "{interface} in zone internal, the served ports open"
+        ))
+    } else {
+        Err((
+            format!(
+                "{interface} in zone {:?}; not open on internal: {}",
+                zone,
+                closed.join(" ")
+            ),
+            "run `installer apply` again (it puts the interface in the zone and opens the ports)"
+                .into(),
+        ))
+    };
+    check("firewalld", format!("zone internal of {interface}"), result)
 }

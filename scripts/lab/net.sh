@@ -9,6 +9,7 @@
 #   node1 ns     eth0 192.168.10.11/24, default via 192.168.10.10
 #   node2 ns     eth0 192.168.10.12/24, default via 192.168.10.10
 #
+# The internet side routes 192.168.10.0/24 back via the admin, as a careless upstream would.
 # 203.0.113.0/24 is TEST-NET-3 (RFC 5737): documentation space that no real host uses, and the
 # 192.168.10.0/24 addresses exist only inside these namespaces. Nothing here touches the host's
 # own interfaces, routes, firewall or /etc: every command runs through `ip netns exec`.
@@ -36,6 +37,9 @@ lab_net_up() {
   lab_exec inet ip link set inet0 up
   lab_exec admin ip link set enp0s8 up
   lab_exec admin ip route add default via 203.0.113.1
+  # An upstream that routes the site's subnet back (issue 17): with NAT off, only the admin's
+  # own forward filter keeps the nodes off the internet.
+  lab_exec inet ip route add 192.168.10.0/24 via 203.0.113.10
 
   # admin internal: a bridge named like the reference NIC, the nodes' veths as its ports
   lab_exec admin ip link add enp0s9 type bridge

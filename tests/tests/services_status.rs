@@ -107,9 +107,29 @@ fn status_passes_then_reports_stopped_services_with_hints() {
             "repo-baseos",
             "repo-appstream",
             "pypi",
-            "nat"
+            "nat",
+            "selinux"
         ]
     );
+    // The running mode comes first; without SELinux in the kernel the labels are not compared.
+    let mode = if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        if fs_err::read_to_string("/sys/fs/selinux/enforce")
+            .unwrap()
+            .trim()
+            == "1"
+        {
+            "enforcing"
+        } else {
+            "permissive"
+        }
+    } else {
+        "disabled"
+    };
+    let selinux = check(&report, "selinux")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(selinux.starts_with(mode), "{selinux}");
     assert_eq!(
         check(&report, "nat")["detail"],
         "disabled; forwarding from the site to the external interface is dropped"

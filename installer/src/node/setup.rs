@@ -118,24 +118,29 @@ fn move_stock_repos(root: &Path, backup_dir: &str) -> Result<Vec<(PathBuf, PathB
     Ok(moved)
 }
 
-/// Commands that make the running node use what was written.
+/// Commands that make the running node use what was written. NetworkManager first reloads its
+/// configuration, so the `dns=none` just written is in force before the connection is brought
+/// up again: brought up under `dns=default` it would rewrite /etc/resolv.conf with the
+/// connection's own servers (the seed's "common mistake"). Then the default route goes via the
+/// admin on the connection of the interface that reaches it, persistent in the connection.
 pub fn actions(spec: &NodeSpec) -> Vec<SystemAction> {
     let admin = spec.admin;
     vec![
+        SystemAction::new(
+            "make NetworkManager leave /etc/resolv.conf to the installer (dns=none)",
+            Condition::NetworkManager,
+            &["nmcli", "general", "reload"],
+        ),
         SystemAction::shell(
             format!("route through the admin {admin} on the connection that reaches it"),
-            Condition::Tool("nmcli"),
+            Condition::NetworkManager,
             &format!(
                 "dev=$(ip -o route get {admin} | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'); \
                  conn=$(nmcli -g GENERAL.CONNECTION device show \"$dev\"); \
+                 if [ -z \"$conn\" ]; then echo \"no NetworkManager connection on $dev\" >&2; exit 1; fi; \
                  nmcli connection modify \"$conn\" ipv4.gateway {admin} ipv4.never-default no && \
                  nmcli connection up \"$conn\""
             ),
-        ),
-        SystemAction::new(
-            "stop NetworkManager rewriting /etc/resolv.conf",
-            Condition::Systemd,
-            &["systemctl", "reload", "NetworkManager"],
         ),
         SystemAction::new(
             "follow the admin's clock",

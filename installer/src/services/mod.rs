@@ -5,8 +5,10 @@
 
 pub mod bind;
 pub mod chrony;
+pub mod firewalld;
 pub mod landing;
 pub mod nat;
+pub mod selinux;
 
 use bundle::manifest::BundleManifest;
 
@@ -198,90 +200,19 @@ pub fn admin_files(site: &SiteConfig, served: &ServedContent) -> Vec<DesiredFile
 /// Services the admin runs, in the order they are restarted.
 pub const SERVICES: [&str; 3] = ["named", "chronyd", "nginx"];
 
-/// System actions that go with `admin_files`: SELinux labels, firewalld, enabling and
-/// restarting the services. Each carries the condition under which it applies.
+/// System actions that go with `admin_files`: SELinux labels, firewalld zones and ports,
+/// enabling and restarting the services. Each carries the condition under which it applies.
+/// The NAT state (and firewalld's reload) follows in `nat::runtime_actions`.
 pub fn admin_actions(site: &SiteConfig) -> Vec<SystemAction> {
-    let mut actions = Vec::new();
-    let data = site.data_root.display().to_string();
-    actions.push(SystemAction::shell(
-        format!("label {data} so nginx may read it"),
-        Condition::SelinuxEnforcing,
-        &format!(
-            "semanage fcontext -a -t httpd_sys_content_t '{data}(/.*)?' 2>/dev/null || semanage fcontext -m -t httpd_sys_content_t '{data}(/.*)?'"
-        ),
-    ));
+    let mut actions = selinux::actions(site);
+    actions.extend(firewalld::zone_actions(site));
     actions.push(SystemAction::new(
-        format!("relabel {data}"),
-        Condition::SelinuxEnforcing,
-        &["restorecon", "-R", &data],
+        "load the NAT ruleset at boot",
+        // nftables.service conflicts with firewalld.service: enabling it would stop firewalld.
+        Condition::All(&[Condition::Systemd, Condition::NoFirewalld]),
+        &["systemctl", "enable", "nftables"],
     ));
-    let zones = site.dns.directory.display().to_string();
-    if zones != "/var/named" {
-        actions.push(SystemAction::shell(
-            format!("label {zones} so named may read its zones"),
-            Condition::SelinuxEnforcing,
-            &format!(
-                "semanage fcontext -a -t named_zone_t '{zones}(/.*)?' 2>/dev/null || semanage fcontext -m -t named_zone_t '{zones}(/.*)?'"
-            ),
-        ));
-        actions.push(SystemAction::new(
-            format!("relabel {zones}"),
-            Condition::SelinuxEnforcing,
-            &["restorecon", "-R", &zones],
-        ));
-    }
-    for (port, proto, kind, default) in [
-        (site.dns.port, "udp", "dns_port_t", 53),
-        (site.dns.port, "tcp", "dns_port_t", 53),
-        (site.ntp.port, "udp", "ntp_port_t", 123),
-        (site.http.port, "tcp", "http_port_t", 80),
-    ] {
-        if port != default {
-            let p = port.to_string();
-            actions.push(SystemAction::shell(
-                format!("allow {kind} on {proto} port {p}"),
-                Condition::SelinuxEnforcing,
-                &format!(
-                    "semanage port -a -t {kind} -p {proto} {p} 2>/dev/null || semanage port -m -t {kind} -p {proto} {p}"
-                ),
-            ));
-        }
-    }
-    actions.push(SystemAction::new(
-        format!(
-            "put {} in firewalld's internal zone",
-            site.admin.internal_interface
-        ),
-        Condition::Firewalld,
-        &[
-            "firewall-cmd",
-            "--permanent",
-            "--zone=internal",
-            &format!("--change-interface={}", site.admin.internal_interface),
-        ],
-    ));
-    for (service, port, default, proto) in [
-        ("dns", site.dns.port, 53, "udp"),
-        ("ntp", site.ntp.port, 123, "udp"),
-        ("http", site.http.port, 80, "tcp"),
-    ] {
-        let arg = if port == default {
-            format!("--add-service={service}")
-        } else {
-            format!("--add-port={port}/{proto}")
-        };
-        actions.push(SystemAction::new(
-            format!("open {service} on the internal zone"),
-            Condition::Firewalld,
-            &["firewall-cmd", "--permanent", "--zone=internal", &arg],
-        ));
-    }
-    actions.push(SystemAction::new(
-        "apply the permanent firewalld rules",
-        Condition::Firewalld,
-        &["firewall-cmd", "--reload"],
-    ));
-    let mut enable = vec!["systemctl", "enable", "nftables"];
+    let mut enable = vec!["systemctl", "enable"];
     enable.extend(SERVICES);
     actions.push(SystemAction::new(
         "start the services at boot",
@@ -350,7 +281,8 @@ mod tests {
         let lines: Vec<String> = actions.iter().map(|a| a.command_line()).collect();
         assert!(
             lines.contains(
-                &"firewall-cmd --permanent --zone=internal --add-service=dns".to_string()
+                &"firewall-cmd --permanent --zone=internal --add-service=dns --add-service=ntp --add-service=http"
+                    .to_string()
             )
         );
         assert!(!lines.iter().any(|l| l.contains("semanage port")));

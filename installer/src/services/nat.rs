@@ -6,6 +6,8 @@
 //! masquerade a node's packets would still leave with private sources, and an upstream that
 //! routes the site's subnet back would reopen the air gap.
 //! Where `nft` is absent the seed's `iptables -t nat ... MASQUERADE` is used at runtime.
+//! Where firewalld runs, none of that is loaded: the switch is firewalld's NAT policy
+//! (`firewalld.rs`), since firewalld's forward chain would reject the forwarded packets first.
 
 use std::path::{Path, PathBuf};
 
@@ -168,11 +170,18 @@ pub fn runtime_actions(
         NatState::Enabled => "net.ipv4.ip_forward=1",
         NatState::Disabled => "net.ipv4.ip_forward=0",
     };
-    let mut actions = Vec::new();
+    let mut actions = super::firewalld::nat_actions(state);
     if nft_present {
+        // A table loaded before firewalld was started would keep dropping (or masquerading)
+        // under firewalld's policy.
+        actions.push(SystemAction::shell(
+            format!("remove the table {TABLE}: firewalld does NAT here"),
+            Condition::Firewalld,
+            &format!("nft delete table ip {TABLE} 2>/dev/null || true"),
+        ));
         actions.push(SystemAction::new(
             format!("load the NAT ruleset ({})", state.as_str()),
-            Condition::Always,
+            Condition::NoFirewalld,
             &["nft", "-f", &ruleset_path.display().to_string()],
         ));
     } else {
@@ -197,7 +206,7 @@ pub fn runtime_actions(
                 "{} masquerade with iptables (nft not found)",
                 state.as_str()
             ),
-            Condition::Always,
+            Condition::NoFirewalld,
             &script,
         ));
     }
@@ -225,7 +234,7 @@ pub fn runtime_state() -> NatState {
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("MASQUERADE"))
     };
-    if forwarding && (nft_table || iptables_rule()) {
+    if forwarding && (nft_table || iptables_rule() || super::firewalld::nat_policy_active()) {
         NatState::Enabled
     } else {
         NatState::Disabled
@@ -233,8 +242,12 @@ pub fn runtime_state() -> NatState {
 }
 
 /// Whether the running kernel drops forwarding from the site out of the external interface
-/// (what `installer nat disable` adds).
+/// (what `installer nat disable` adds; under firewalld, the absence of the NAT policy, since
+/// firewalld rejects forwarding between zones that no policy allows).
 pub fn forward_dropped() -> bool {
+    if crate::actions::firewalld_running() {
+        return !super::firewalld::nat_policy_active();
+    }
     let nft_table = std::process::Command::new("nft")
         .args(["list", "table", "ip", TABLE])
         .output()
