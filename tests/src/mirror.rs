@@ -21,8 +21,8 @@ use rayon::prelude::*;
 
 use crate::peridot::rewrite_peridot_style;
 use crate::rpmgen::{
-    Dep, PackageSpec, SplitMix, TEST_KEY_FILE, TEST_KEY_PUBLIC, TEST_KEY_SECRET,
-    detached_signature, write_package_signed,
+    Dep, PackageSpec, RSA_TEST_KEY_PUBLIC, RSA_TEST_KEY_SECRET, SplitMix, TEST_KEY_FILE,
+    TEST_KEY_PUBLIC, TEST_KEY_SECRET, detached_signature, write_package_signed,
 };
 
 /// Fixed repomd revision, so regenerating a mirror gives the same metadata.
@@ -75,6 +75,18 @@ impl MirrorKeys {
             packages: vec![TEST_KEY_SECRET.to_string()],
             per_repo: Vec::new(),
             metadata: TEST_KEY_SECRET.to_string(),
+        }
+    }
+
+    /// Everything signed by the project's RSA-4096 test key, as Rocky signs, published under
+    /// the same file name as [`MirrorKeys::test_key`] so scripts need not know which it is.
+    pub fn rsa_test_key() -> Self {
+        Self {
+            file: TEST_KEY_FILE.to_string(),
+            public: RSA_TEST_KEY_PUBLIC.to_string(),
+            packages: vec![RSA_TEST_KEY_SECRET.to_string()],
+            per_repo: Vec::new(),
+            metadata: RSA_TEST_KEY_SECRET.to_string(),
         }
     }
 

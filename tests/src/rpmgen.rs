@@ -18,6 +18,16 @@ pub const TEST_KEY_FINGERPRINT: &str = "58562246DEFF51EF0457D4A8F55ECD569E520ECC
 /// File name the generated mirror publishes the public key under.
 pub const TEST_KEY_FILE: &str = "RPM-GPG-KEY-kubespray-test";
 
+/// The project's RSA-4096 test signing key (no passphrase), made with gpg as Rocky's release
+/// key is: packages signed with it carry v4 RSA signatures over SHA-256, as Rocky's do, so
+/// benchmarks pay the verification cost operators pay.
+pub const RSA_TEST_KEY_PUBLIC: &str =
+    include_str!("../fixtures/keys/project/kubespray-test-rsa4096.asc");
+pub const RSA_TEST_KEY_SECRET: &str =
+    include_str!("../fixtures/keys/project/kubespray-test-rsa4096.secret");
+/// Fingerprint of [`RSA_TEST_KEY_PUBLIC`] (uppercase hex, no spaces).
+pub const RSA_TEST_KEY_FINGERPRINT: &str = "1774334884648FBF71CBE33F5CE2790B728E6F61";
+
 /// Fixed build time of every generated package, so the same spec gives the same bytes.
 const SOURCE_DATE: u32 = 1_750_000_000;
 

@@ -8,6 +8,7 @@ pub mod filelists;
 pub mod primary;
 pub mod repomd;
 pub mod richdep;
+mod rsa_ring;
 pub mod verify;
 
 use std::path::PathBuf;

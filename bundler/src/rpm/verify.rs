@@ -18,6 +18,7 @@ use rpm::signature::Verifying;
 use sha2::Digest;
 
 use super::RpmMetaError;
+use super::rsa_ring::SignatureVerifier;
 
 /// One certificate of the key file.
 pub struct Certificate {
@@ -32,7 +33,7 @@ pub struct Certificate {
     /// The release definition (or `--gpg-key`) trusts this certificate to sign packages.
     pub pinned: bool,
     /// None when the rpm crate cannot verify with this algorithm.
-    verifier: Option<rpm::signature::pgp::Verifier>,
+    verifier: Option<SignatureVerifier>,
 }
 
 impl Certificate {
@@ -103,7 +104,8 @@ impl ReleaseKey {
                 // fails for the others.
                 let verifier = rpm::signature::pgp::Verifier::from_asc(block)
                     .and_then(|v| v.with_key(fpr.as_bytes()))
-                    .ok();
+                    .ok()
+                    .map(|v| SignatureVerifier::new(v, &key));
                 certificates.push(Certificate {
                     version: u8::from(key.version()),
                     algorithm: format!("{:?}", key.algorithm()),

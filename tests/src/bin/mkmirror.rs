@@ -1,12 +1,13 @@
 //! `mkmirror`: writes a generated Rocky-like mirror for `scripts/demo` and the benchmarks.
 //! Sizes come from arguments so the same generator makes a test-sized or a benchmark-sized
-//! mirror.
+//! mirror. Packages and metadata are signed with the RSA-4096 test key unless asked otherwise,
+//! as Rocky signs with RSA-4096: benchmarks then pay the verification cost operators pay.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
-use e2e::mirror::{MirrorSpec, generate_mirror};
+use e2e::mirror::{MirrorKeys, MirrorSpec, generate_mirror};
 
 /// Generate a Rocky-like mirror: <ROOT>/<release>/{BaseOS,AppStream,extras}/<arch>/os/.
 ///
@@ -34,6 +35,15 @@ struct Args {
     max_kb: u64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Signing key: the RSA-4096 test key (as Rocky signs) or the Ed25519 one.
+    #[arg(long, value_enum, default_value_t = Key::Rsa4096)]
+    key: Key,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Key {
+    Rsa4096,
+    Ed25519,
 }
 
 fn main() -> Result<()> {
@@ -49,7 +59,10 @@ fn main() -> Result<()> {
         unsigned: Vec::new(),
         minor_release: "10.0".to_string(),
         sign_metadata: true,
-        keys: e2e::mirror::MirrorKeys::test_key(),
+        keys: match args.key {
+            Key::Rsa4096 => MirrorKeys::rsa_test_key(),
+            Key::Ed25519 => MirrorKeys::test_key(),
+        },
     };
     let mirror = generate_mirror(&spec)?;
     for repo in &mirror.repos {
