@@ -34,12 +34,19 @@ pub struct MirrorSpec {
     pub root: PathBuf,
     pub release: String,
     pub arches: Vec<String>,
-    /// Number of filler packages (spread 30/65/5 % over BaseOS/AppStream/extras), on top of the
+    /// Number of filler packages (spread over BaseOS/AppStream/extras by `filler_split`), on top of the
     /// ~25 hand-shaped core packages.
     pub filler_packages: usize,
     /// Payload size range of filler packages, in bytes.
     pub filler_min_bytes: u64,
     pub filler_max_bytes: u64,
+    /// Percent of the filler packages in BaseOS and in AppStream (extras gets the rest).
+    pub filler_split: [usize; 2],
+    /// Extra files per filler package, for file lists of real size (Rocky's packages carry
+    /// about a hundred). With any, each filler package after the first of its repo also
+    /// requires a file under `/usr/share` of an earlier one, which only filelists lists
+    /// (primary names only `/etc`, `bin/` and `/usr/lib/sendmail` paths).
+    pub filler_files: usize,
     pub seed: u64,
     /// Names of packages written without a signature (for the unsigned-package test).
     pub unsigned: Vec<String>,
@@ -108,6 +115,8 @@ impl MirrorSpec {
             filler_packages: 20,
             filler_min_bytes: 16 * 1024,
             filler_max_bytes: 256 * 1024,
+            filler_split: [30, 65],
+            filler_files: 0,
             seed: 42,
             unsigned: Vec::new(),
             minor_release: "10.0".to_string(),
@@ -234,7 +243,7 @@ fn package_set(spec: &MirrorSpec, dir_name: &str, arch: &str) -> Vec<PackageSpec
         _ => extras_core(),
     };
     set.extend(kubespray_node_packages(dir_name, arch));
-    let (start, end) = filler_range(spec.filler_packages, dir_name);
+    let (start, end) = filler_range(spec.filler_packages, spec.filler_split, dir_name);
     let mut rng = SplitMix::new(spec.seed);
     for i in 0..spec.filler_packages {
         // Draw for every index so a package's shape does not depend on the repo split.
@@ -244,7 +253,7 @@ fn package_set(spec: &MirrorSpec, dir_name: &str, arch: &str) -> Vec<PackageSpec
         if i < start || i >= end {
             continue;
         }
-        let name = format!("{}-gen{i:05}", FILLER_WORDS[i % FILLER_WORDS.len()]);
+        let name = filler_name(i);
         let pkg_arch = if noarch { "noarch" } else { arch };
         set.push(pkg(&name, "1.0", pkg_arch, |p| {
             p.blob_bytes = size;
@@ -255,6 +264,16 @@ fn package_set(spec: &MirrorSpec, dir_name: &str, arch: &str) -> Vec<PackageSpec
             }
             if needs_sh {
                 p.requires.push(Dep::any("/bin/sh"));
+            }
+            for f in 0..spec.filler_files {
+                p.files
+                    .push(file(&format!("/usr/share/{name}/data/file{f:03}")));
+            }
+            if spec.filler_files > 0 && i > start {
+                // Parents as in a binary heap: a slim closure stays a dozen packages deep.
+                let parent = filler_name(start + (i - start - 1) / 2);
+                p.requires
+                    .push(Dep::any(format!("/usr/share/{parent}/data/file000")));
             }
         }));
     }
@@ -272,9 +291,13 @@ const FILLER_WORDS: [&str; 8] = [
     "tool",
 ];
 
-fn filler_range(total: usize, dir_name: &str) -> (usize, usize) {
-    let baseos = total * 30 / 100;
-    let appstream = total * 65 / 100;
+fn filler_name(i: usize) -> String {
+    format!("{}-gen{i:05}", FILLER_WORDS[i % FILLER_WORDS.len()])
+}
+
+fn filler_range(total: usize, split: [usize; 2], dir_name: &str) -> (usize, usize) {
+    let baseos = total * split[0] / 100;
+    let appstream = total * split[1] / 100;
     match dir_name {
         "BaseOS" => (0, baseos),
         "AppStream" => (baseos, baseos + appstream),

@@ -28,6 +28,10 @@ pub struct SignatureVerifier {
 #[derive(Debug)]
 struct RsaKey {
     fingerprint: Vec<u8>,
+    /// The 8-byte key id, which older signatures name their issuer by.
+    key_id: Vec<u8>,
+    /// The certificate's primary key (not a subkey).
+    primary: bool,
     /// Big-endian modulus and exponent, without leading zeros (as ring wants them).
     n: Vec<u8>,
     e: Vec<u8>,
@@ -47,17 +51,11 @@ impl SignatureVerifier {
             .iter()
             .chain(cert.details.users.iter().flat_map(|u| u.signatures.iter()));
         if grants_signing(primary_sigs) {
-            rsa_keys.extend(RsaKey::new(
-                cert.fingerprint().as_bytes(),
-                cert.public_params(),
-            ));
+            rsa_keys.extend(RsaKey::new(cert, true));
         }
         for sub in &cert.public_subkeys {
             if grants_signing(sub.signatures.iter()) {
-                rsa_keys.extend(RsaKey::new(
-                    sub.fingerprint().as_bytes(),
-                    sub.public_params(),
-                ));
+                rsa_keys.extend(RsaKey::new(sub, false));
             }
         }
         Self { general, rsa_keys }
@@ -90,11 +88,19 @@ impl SignatureVerifier {
             return false;
         }
         let issuers = signature.issuer_fingerprint();
-        let Some(key) = self
-            .rsa_keys
-            .iter()
-            .find(|k| issuers.iter().any(|f| f.as_bytes() == k.fingerprint))
-        else {
+        let key = if issuers.is_empty() {
+            // Without an issuer fingerprint the rpm verifier tries primary keys only, and the
+            // key id, when the signature names one, must match.
+            let ids = signature.issuer_key_id();
+            self.rsa_keys.iter().find(|k| {
+                k.primary && (ids.is_empty() || ids.iter().any(|id| id.as_ref() == k.key_id))
+            })
+        } else {
+            self.rsa_keys
+                .iter()
+                .find(|k| issuers.iter().any(|f| f.as_bytes() == k.fingerprint))
+        };
+        let Some(key) = key else {
             return false;
         };
         let (Some(SignatureBytes::Mpis(mpis)), Some(left16)) =
@@ -152,12 +158,14 @@ impl Verifying for SignatureVerifier {
 }
 
 impl RsaKey {
-    fn new(fingerprint: &[u8], params: &PublicParams) -> Option<Self> {
-        let PublicParams::RSA(rsa) = params else {
+    fn new(key: &impl KeyDetails, primary: bool) -> Option<Self> {
+        let PublicParams::RSA(rsa) = key.public_params() else {
             return None;
         };
         Some(Self {
-            fingerprint: fingerprint.to_vec(),
+            fingerprint: key.fingerprint().as_bytes().to_vec(),
+            key_id: key.legacy_key_id().as_ref().to_vec(),
+            primary,
             n: rsa.key.n().to_bytes_be(),
             e: rsa.key.e().to_bytes_be(),
         })
@@ -288,5 +296,44 @@ mod tests {
         assert!(verifier.verify(&header[..], &damaged).is_err());
         assert!(!verifier.verified_by_ring(&header, b"not a packet"));
         assert!(verifier.verify(&header[..], b"not a packet").is_err());
+    }
+
+    /// A v4 signature over `data` that names its issuer by key id only, as older signing
+    /// tools wrote them.
+    fn key_id_only_signature(data: &[u8]) -> Vec<u8> {
+        use pgp::packet::{SignatureConfig, SignatureType, Subpacket};
+        let (secret, _) =
+            <pgp::composed::SignedSecretKey as pgp::composed::Deserializable>::from_string(SECRET)
+                .unwrap();
+        let mut config = SignatureConfig::v4(
+            SignatureType::Binary,
+            pgp::crypto::public_key::PublicKeyAlgorithm::RSA,
+            pgp::crypto::hash::HashAlgorithm::Sha256,
+        );
+        config.hashed_subpackets = vec![
+            Subpacket::regular(SubpacketData::SignatureCreationTime(
+                pgp::types::Timestamp::from_secs(1),
+            ))
+            .unwrap(),
+            Subpacket::regular(SubpacketData::IssuerKeyId(secret.legacy_key_id())).unwrap(),
+        ];
+        let sig = config
+            .sign(&secret.primary_key, &pgp::types::Password::empty(), data)
+            .unwrap();
+        let mut raw = Vec::new();
+        pgp::packet::PacketTrait::to_writer_with_header(&sig, &mut raw).unwrap();
+        raw
+    }
+
+    #[test]
+    fn a_signature_naming_its_key_by_id_only_takes_the_ring_path_too() {
+        let (header, _, verifier) = signed();
+        let sig = key_id_only_signature(&header);
+        assert!(verifier.verified_by_ring(&header, &sig));
+        assert!(verifier.verify(&header[..], &sig).is_ok());
+        let mut other = header.clone();
+        other[20] ^= 1;
+        assert!(!verifier.verified_by_ring(&other, &sig));
+        assert!(verifier.verify(&other[..], &sig).is_err());
     }
 }

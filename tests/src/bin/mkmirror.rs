@@ -14,6 +14,7 @@ use e2e::mirror::{MirrorKeys, MirrorSpec, generate_mirror};
 /// Examples:
 ///   mkmirror /tmp/mirror                                   # ~45 packages, a few MB
 ///   mkmirror /tmp/big --packages 2000 --min-kb 200 --max-kb 320
+///   mkmirror /tmp/rocky-sized --packages 8000 --split 19,80 --files-per-package 100
 #[derive(Parser)]
 #[command(verbatim_doc_comment)]
 struct Args {
@@ -35,6 +36,13 @@ struct Args {
     max_kb: u64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Percent of the filler packages in BaseOS, then in AppStream; extras gets the rest.
+    #[arg(long, value_delimiter = ',', default_values_t = [30, 65])]
+    split: Vec<usize>,
+    /// Extra files per filler package (file lists of real size), each package also requiring
+    /// a file of an earlier one that only filelists lists.
+    #[arg(long, default_value_t = 0)]
+    files_per_package: usize,
     /// Signing key: the RSA-4096 test key (as Rocky signs) or the Ed25519 one.
     #[arg(long, value_enum, default_value_t = Key::Rsa4096)]
     key: Key,
@@ -48,6 +56,10 @@ enum Key {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    anyhow::ensure!(
+        args.split.len() == 2 && args.split[0] + args.split[1] <= 100,
+        "--split takes two percentages, BaseOS then AppStream (e.g. 19,80), that add up to at most 100"
+    );
     let spec = MirrorSpec {
         root: args.root,
         release: args.release,
@@ -55,6 +67,8 @@ fn main() -> Result<()> {
         filler_packages: args.packages,
         filler_min_bytes: args.min_kb * 1024,
         filler_max_bytes: args.max_kb * 1024,
+        filler_split: [args.split[0], args.split[1]],
+        filler_files: args.files_per_package,
         seed: args.seed,
         unsigned: Vec::new(),
         minor_release: "10.0".to_string(),
