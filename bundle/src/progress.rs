@@ -12,6 +12,8 @@ pub trait Reporter: Sync {
     fn advanced(&self, _items: u64, _bytes: u64) {}
     /// The phase started last is over.
     fn finished(&self) {}
+    /// Something the operator should know that does not stop the work (a mirror dropped).
+    fn note(&self, _message: &str) {}
 }
 
 /// A reporter that ignores everything.

@@ -1,5 +1,5 @@
-//! The RPM part of a build: load the release key file, then per selected repo and arch fetch
-//! `repomd.xml` (first mirror that answers), check its detached signature before trusting it,
+//! The RPM part of a build: load the release key file, then for all selected repos and arches
+//! at once fetch `repomd.xml` (first mirror that answers), check its detached signature before trusting it,
 //! fetch every metadata record it lists (pinned by its sha256), parse primary, select the
 //! packages (everything, or the slim closure), read the minor release from the release
 //! package, and describe the bundle files: metadata and key from the cache, packages to fetch
@@ -145,7 +145,7 @@ pub fn plan(
         key: key.as_ref().filter(|_| opts.gpgcheck).map(|k| &*k.key),
         required: opts.release.key.signed_metadata,
     };
-    let mut repos = Vec::new();
+    let mut wanted = Vec::new();
     for arch in &opts.arches {
         for id in &opts.repos {
             let repo = opts.release.repo(id).ok_or_else(|| {
@@ -159,9 +159,26 @@ pub fn plan(
                 .iter()
                 .map(|m| parse_url(&opts.release.repo_url(m, repo, arch)))
                 .collect::<Result<Vec<_>, _>>()?;
-            repos.push(plan_repo(id, arch, bases, &check, fetcher, reporter)?);
+            wanted.push((id, arch, bases));
         }
     }
+    // Every repo and arch at once: over a long round trip, fetching their metadata one after
+    // the other costs a few round trips each. A thread each (a handful), as parsing primary is
+    // CPU work between the fetches.
+    let planned: Vec<Result<RepoPlan, BuildError>> = std::thread::scope(|scope| {
+        let check = &check;
+        let handles: Vec<_> = wanted
+            .into_iter()
+            .map(|(id, arch, bases)| {
+                scope.spawn(move || plan_repo(id, arch, bases, check, fetcher, reporter))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("metadata thread does not panic"))
+            .collect()
+    });
+    let mut repos = planned.into_iter().collect::<Result<Vec<_>, _>>()?;
     if let Some(patterns) = &opts.packages {
         select_closure(&mut repos, &opts.arches, patterns, opts.weak_deps)?;
     }

@@ -122,7 +122,7 @@ impl Fetcher {
             query.append_pair("scope", params.get("scope").unwrap_or(&auth.scope));
         }
         let response = self
-            .client
+            .client()
             .get(url.clone())
             .send()
             .await
@@ -195,7 +195,7 @@ impl Fetcher {
         digest: Option<&str>,
     ) -> Result<FetchedManifest, AttemptError> {
         let mut request = self
-            .client
+            .client()
             .get(url.clone())
             .header(ACCEPT, MANIFEST_TYPES.join(", "));
         if let Some(header) = auth.header().await {

@@ -1,0 +1,129 @@
+//! `bundler build` with several `--mirror`s on 127.0.0.1: files come from all of them, a
+//! mirror that dies mid-build is dropped with a note and the build completes from the others,
+//! and a mirror serving altered packages is caught by the checksums from the signed metadata
+//! while the files come from elsewhere. No mirror is trusted: every bundle here is extracted,
+//! which checks every file against the manifest.
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::atomic::Ordering;
+
+use bundle::progress::NoProgress;
+use e2e::harness::assert_success;
+use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
+use e2e::server::{Faults, TestServer};
+use e2e::workspace_bin;
+
+fn mirror(dir: &Path) -> GeneratedMirror {
+    let mut spec = MirrorSpec::small(dir.join("mirror"));
+    spec.filler_packages = 40;
+    generate_mirror(&spec).expect("generate mirror (needs createrepo_c, modifyrepo_c)")
+}
+
+/// Build against `mirrors` (in that order) into `<dir>/b.tar.zst`; the output of the run.
+fn build(dir: &Path, m: &GeneratedMirror, mirrors: &[&TestServer]) -> Output {
+    let mut cmd = e2e::harness::rpm_only_build(&workspace_bin("bundler"));
+    for server in mirrors {
+        cmd.args(["--mirror", &server.url()]);
+    }
+    cmd.args([
+        "--gpg-key".as_ref(),
+        m.key_path.as_os_str(),
+        "--cache".as_ref(),
+        dir.join("cache").as_os_str(),
+        "-o".as_ref(),
+        dir.join("b.tar.zst").as_os_str(),
+    ]);
+    cmd.output().expect("run bundler")
+}
+
+/// Extracts the bundle (every file checked against the manifest) and returns how many RPMs
+/// it holds.
+fn extracted_rpms(dir: &Path) -> usize {
+    let manifest =
+        bundle::read::extract(&dir.join("b.tar.zst"), &dir.join("tree"), None, &NoProgress)
+            .expect("bundle extracts and verifies");
+    manifest
+        .files
+        .iter()
+        .filter(|f| f.path.ends_with(".rpm"))
+        .count()
+}
+
+fn rpm_count(m: &GeneratedMirror) -> usize {
+    m.repos.iter().map(|r| r.packages.len()).sum()
+}
+
+#[test]
+fn files_from_both_mirrors_are_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = mirror(tmp.path());
+    let a = TestServer::start(&m.root, Faults::none()).unwrap();
+    let b = TestServer::start(&m.root, Faults::none()).unwrap();
+    let out = assert_success(build(tmp.path(), &m, &[&a, &b]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("dropped"), "{stderr}");
+    assert_eq!(extracted_rpms(tmp.path()), rpm_count(&m));
+    let (from_a, from_b) = (
+        a.stats.rpm_bodies.load(Ordering::SeqCst),
+        b.stats.rpm_bodies.load(Ordering::SeqCst),
+    );
+    assert!(from_a > 0 && from_b > 0, "a: {from_a}, b: {from_b}");
+    assert_eq!(
+        from_a + from_b,
+        rpm_count(&m) as u64,
+        "each file fetched once"
+    );
+}
+
+#[test]
+fn a_mirror_failing_mid_build_is_dropped_with_a_note_and_the_build_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = mirror(tmp.path());
+    let mut dying = Faults::none();
+    dying.dead_after_rpms = Some(4);
+    let failing = TestServer::start(&m.root, dying).unwrap();
+    let good = TestServer::start(&m.root, Faults::none()).unwrap();
+    let out = assert_success(build(tmp.path(), &m, &[&failing, &good]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("note: mirror {} dropped", failing.url())),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&format!("mirror {} dropped", good.url())),
+        "{stderr}"
+    );
+    assert!(failing.stats.rpm_bodies.load(Ordering::SeqCst) > 0);
+    assert!(
+        failing.stats.rpm_requests.load(Ordering::SeqCst) > 4,
+        "the failing mirror was asked again after it died"
+    );
+    assert_eq!(extracted_rpms(tmp.path()), rpm_count(&m));
+}
+
+#[test]
+fn a_mirror_serving_altered_packages_is_caught_and_the_files_come_from_the_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = mirror(tmp.path());
+    let mut tampered = Faults::none();
+    tampered.always_corrupt = vec![".rpm".into()];
+    let bad = TestServer::start(&m.root, tampered).unwrap();
+    let good = TestServer::start(&m.root, Faults::none()).unwrap();
+    let out = assert_success(build(tmp.path(), &m, &[&bad, &good]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let asked = bad.stats.rpm_requests.load(Ordering::SeqCst);
+    assert!(asked > 0, "the altering mirror was never asked");
+    assert_eq!(bad.stats.faults.load(Ordering::SeqCst), asked);
+    // Every altered body was refused: the good mirror served each file whole.
+    assert_eq!(
+        good.stats.rpm_bodies.load(Ordering::SeqCst),
+        rpm_count(&m) as u64
+    );
+    assert!(
+        stderr.contains(&format!("note: mirror {} dropped", bad.url())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sha256 mismatch"), "{stderr}");
+    assert_eq!(extracted_rpms(tmp.path()), rpm_count(&m));
+}
