@@ -127,3 +127,39 @@ fn a_mirror_serving_altered_packages_is_caught_and_the_files_come_from_the_other
     assert!(stderr.contains("sha256 mismatch"), "{stderr}");
     assert_eq!(extracted_rpms(tmp.path()), rpm_count(&m));
 }
+
+#[test]
+fn a_mirrorlist_spreads_the_build_over_the_mirrors_it_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = mirror(tmp.path());
+    let a = TestServer::start(&m.root, Faults::none()).unwrap();
+    let b = TestServer::start(&m.root, Faults::none()).unwrap();
+    // MirrorManager's form: one repo base URL a line, comments first.
+    let lists = m.root.join("mirrorlist");
+    fs_err::create_dir_all(&lists).unwrap();
+    for dir in ["BaseOS", "AppStream", "extras"] {
+        let list = format!(
+            "# repo = {dir}-10 arch = x86_64 country = global\n{}/10/{dir}/x86_64/os/\n{}/10/{dir}/x86_64/os\n",
+            a.url(),
+            b.url()
+        );
+        fs_err::write(lists.join(format!("{dir}-x86_64")), list).unwrap();
+    }
+    let template = format!("{}/mirrorlist/{{repo}}-{{arch}}?country=global", a.url());
+    let mut cmd = e2e::harness::rpm_only_build(&workspace_bin("bundler"));
+    cmd.args(["--mirrorlist", &template]).args([
+        "--gpg-key".as_ref(),
+        m.key_path.as_os_str(),
+        "--cache".as_ref(),
+        tmp.path().join("cache").as_os_str(),
+        "-o".as_ref(),
+        tmp.path().join("b.tar.zst").as_os_str(),
+    ]);
+    assert_success(cmd.output().unwrap());
+    assert_eq!(extracted_rpms(tmp.path()), rpm_count(&m));
+    let (from_a, from_b) = (
+        a.stats.rpm_bodies.load(Ordering::SeqCst),
+        b.stats.rpm_bodies.load(Ordering::SeqCst),
+    );
+    assert!(from_a > 0 && from_b > 0, "a: {from_a}, b: {from_b}");
+}

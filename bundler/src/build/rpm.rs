@@ -29,6 +29,9 @@ pub struct RpmOptions {
     pub release: ReleaseDef,
     /// Mirror roots in preference order.
     pub mirrors: Vec<String>,
+    /// Mirrorlist URL with `{repo}` and `{arch}`: each repo's list adds its first
+    /// [`MIRRORLIST_TAKE`] mirrors ahead of `mirrors`.
+    pub mirrorlist: Option<String>,
     pub repos: Vec<String>,
     pub arches: Vec<String>,
     /// `--packages` patterns; None for a full mirror.
@@ -129,6 +132,39 @@ fn join_all(bases: &[Url], href: &str) -> Result<Vec<Url>, BuildError> {
         .collect()
 }
 
+/// Mirrors taken from the top of a mirrorlist: enough to fill a link, few enough that a list
+/// of far-away mirrors does not get work.
+pub const MIRRORLIST_TAKE: usize = 4;
+
+/// The repo base URLs the mirrorlist `template` names for `repo` and `arch`, the first
+/// [`MIRRORLIST_TAKE`] of them. The list is not trusted more than any mirror: everything still
+/// checks against the signed metadata.
+fn mirrorlist(
+    template: &str,
+    repo: &crate::release::RepoDef,
+    arch: &str,
+    fetcher: &Fetcher,
+) -> Result<Vec<Url>, BuildError> {
+    let name = repo.mirrorlist_name.as_deref().unwrap_or(&repo.dir);
+    let url = parse_url(&template.replace("{repo}", name).replace("{arch}", arch))?;
+    let (bytes, _) = fetcher.block_on(fetcher.fetch_unpinned(std::slice::from_ref(&url)))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let bases: Vec<Url> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("http://") || l.starts_with("https://"))
+        .take(MIRRORLIST_TAKE)
+        .map(|l| parse_url(&format!("{}/", l.trim_end_matches('/'))))
+        .collect::<Result<_, _>>()?;
+    if bases.is_empty() {
+        return Err(BuildError::Usage(format!(
+            "mirrorlist {url} names no http(s) mirror for {}/{arch}; check the URL or use --mirror",
+            repo.id
+        )));
+    }
+    Ok(bases)
+}
+
 fn parse_url(s: &str) -> Result<Url, BuildError> {
     Url::parse(s).map_err(|e| BuildError::Usage(format!("bad mirror URL {s}: {e}")))
 }
@@ -159,7 +195,7 @@ pub fn plan(
                 .iter()
                 .map(|m| parse_url(&opts.release.repo_url(m, repo, arch)))
                 .collect::<Result<Vec<_>, _>>()?;
-            wanted.push((id, arch, bases));
+            wanted.push((id, arch, repo, bases));
         }
     }
     // Every repo and arch at once: over a long round trip, fetching their metadata one after
@@ -169,8 +205,14 @@ pub fn plan(
         let check = &check;
         let handles: Vec<_> = wanted
             .into_iter()
-            .map(|(id, arch, bases)| {
-                scope.spawn(move || plan_repo(id, arch, bases, check, fetcher, reporter))
+            .map(|(id, arch, repo, mut bases)| {
+                scope.spawn(move || {
+                    if let Some(list) = &opts.mirrorlist {
+                        let listed = mirrorlist(list, repo, arch, fetcher)?;
+                        bases.splice(0..0, listed);
+                    }
+                    plan_repo(id, arch, bases, check, fetcher, reporter)
+                })
             })
             .collect();
         handles
@@ -545,8 +587,14 @@ fn release_key(opts: &RpmOptions, fetcher: &Fetcher) -> Result<Option<KeyFile>, 
         }));
     }
     let def = &opts.release.key;
-    let urls = opts
-        .mirrors
+    // With only a mirrorlist (repo URLs, not roots), the release's mirrors have the key; its
+    // pins decide whether it is the right one wherever it came from.
+    let roots = if opts.mirrors.is_empty() {
+        &opts.release.mirrors
+    } else {
+        &opts.mirrors
+    };
+    let urls = roots
         .iter()
         .map(|m| parse_url(&format!("{}/{}", m.trim_end_matches('/'), def.file)))
         .collect::<Result<Vec<_>, _>>()?;

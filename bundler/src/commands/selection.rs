@@ -28,6 +28,12 @@ pub struct SelectionArgs {
     /// the release definition's mirrors.
     #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Vec<String>,
+    /// Also fetch from the mirrors a mirrorlist names for each repo and arch (the first
+    /// few, MirrorManager lists the nearest first), with `{repo}` and `{arch}` in the URL;
+    /// without a URL, the release definition's (mirrors.rockylinux.org). With it, only the
+    /// --mirror given explicitly are added, not the release's default mirrors.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub mirrorlist: Option<String>,
     /// Root of the vault that keeps older minor releases, tried before the mirrors for a
     /// `--release X.Y` and not used for the moving latest (repeatable). Default: the release
     /// definition's vault, unless --mirror is given.
@@ -176,7 +182,17 @@ pub fn parse_patterns(text: &str) -> Vec<String> {
 impl SelectionArgs {
     pub fn rpm_options(&self) -> Result<RpmOptions, BuildError> {
         let release = ReleaseDef::load(&self.release, self.manifests.as_deref())?;
-        let mut mirrors: Vec<String> = if self.mirrors.is_empty() {
+        let mirrorlist = match self.mirrorlist.as_deref() {
+            None => None,
+            Some("") => Some(release.mirrorlist.clone().ok_or_else(|| {
+                BuildError::Usage(format!(
+                    "--mirrorlist: release {} names no mirrorlist; give its URL",
+                    release.release
+                ))
+            })?),
+            Some(url) => Some(url.to_string()),
+        };
+        let mut mirrors: Vec<String> = if self.mirrors.is_empty() && mirrorlist.is_none() {
             release.mirrors.clone()
         } else {
             self.mirrors
@@ -236,6 +252,7 @@ impl SelectionArgs {
         Ok(RpmOptions {
             release,
             mirrors,
+            mirrorlist,
             repos,
             arches,
             packages,
