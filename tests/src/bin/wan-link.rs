@@ -248,16 +248,14 @@ impl Link {
         let mut shaper = self.shaper.lock().expect("shaper lock");
         let down = s.sides[to].client;
         let mut depart = now;
-        if down {
-            if let Some(key) = flow_key(&p) {
-                let free = shaper.flows.get(&key).copied().unwrap_or(now).max(now);
-                if free - now > s.queue {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                depart = free + wire(s.flow_bps);
-                shaper.flows.insert(key, depart);
+        if down && let Some(key) = flow_key(&p) {
+            let free = shaper.flows.get(&key).copied().unwrap_or(now).max(now);
+            if free - now > s.queue {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
             }
+            depart = free + wire(s.flow_bps);
+            shaper.flows.insert(key, depart);
         }
         let link = if down {
             &mut shaper.down_free
