@@ -163,3 +163,135 @@ fn a_mirrorlist_spreads_the_build_over_the_mirrors_it_names() {
     );
     assert!(from_a > 0 && from_b > 0, "a: {from_a}, b: {from_b}");
 }
+
+/// A test CA and a certificate for 127.0.0.1 it signed, made with openssl in `dir`; returns the
+/// CA's PEM file.
+fn test_ca(dir: &Path) -> std::path::PathBuf {
+    let openssl = |args: &[&str]| {
+        assert_success(
+            std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl"),
+        )
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    fs_err::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+    dir.join("ca.pem")
+}
+
+#[test]
+fn an_https_mirror_with_a_private_ca_is_fetched_over_http1_and_http2_with_ca_cert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = mirror(tmp.path());
+    let ca = test_ca(tmp.path());
+    let port = e2e::harness::free_port();
+    let run = tmp.path().join("nginx");
+    fs_err::create_dir_all(&run).unwrap();
+    let conf = format!(
+        "pid {run}/nginx.pid;\nerror_log {run}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n \
+         client_body_temp_path {run}/body;\n proxy_temp_path {run}/proxy;\n fastcgi_temp_path {run}/fastcgi;\n \
+         uwsgi_temp_path {run}/uwsgi;\n scgi_temp_path {run}/scgi;\n server {{\n  listen 127.0.0.1:{port} ssl http2;\n  \
+         ssl_certificate {dir}/server.pem;\n  ssl_certificate_key {dir}/server.key;\n  root {root};\n }}\n}}\n",
+        run = run.display(),
+        dir = tmp.path().display(),
+        root = m.root.display(),
+    );
+    fs_err::write(run.join("nginx.conf"), conf).unwrap();
+    let _nginx = e2e::harness::LoggedChild::spawn(
+        "nginx",
+        std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(run.join("nginx.conf"))
+            .args(["-g", "daemon off;"]),
+        &run.join("nginx.log"),
+    )
+    .unwrap();
+    let url = format!("https://127.0.0.1:{port}");
+    let repomd = format!("{url}/10/BaseOS/x86_64/os/repodata/repomd.xml");
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::process::Command::new("curl")
+            .args(["-fsS", "-o", "/dev/null", "--cacert"])
+            .arg(&ca)
+            .arg(&repomd)
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    assert!(up, "nginx did not come up on {url}");
+
+    let build = |connections: &str, ca_cert: Option<&Path>| {
+        let mut cmd = e2e::harness::rpm_only_build(&workspace_bin("bundler"));
+        cmd.args(["--mirror", &url, "--connections", connections])
+            .env_remove("KUBESPRAY_OFFLINE_CA_CERT")
+            .args([
+                "--gpg-key".as_ref(),
+                m.key_path.as_os_str(),
+                "--cache".as_ref(),
+                tmp.path().join(format!("cache-{connections}")).as_os_str(),
+                "-o".as_ref(),
+                tmp.path().join("b.tar.zst").as_os_str(),
+            ]);
+        if let Some(ca) = ca_cert {
+            cmd.arg("--ca-cert").arg(ca);
+        }
+        cmd.output().expect("run bundler")
+    };
+    let refused = build("http1", None);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&url) && stderr.contains("certificate"),
+        "{stderr}"
+    );
+
+    for connections in ["http1", "http2", "http2-shared"] {
+        assert_success(build(connections, Some(&ca)));
+        assert_eq!(extracted_rpms(tmp.path()), rpm_count(&m), "{connections}");
+        fs_err::remove_dir_all(tmp.path().join("tree")).unwrap();
+    }
+}

@@ -39,7 +39,18 @@ fn classify_reqwest(e: &reqwest::Error) -> AttemptError {
         AttemptError::Permanent(e.to_string())
     } else {
         // Connect, timeout, body and decode errors are all network trouble.
-        AttemptError::Transient(error_chain(e))
+        AttemptError::Transient(describe_reqwest(e))
+    }
+}
+
+/// A request error with its causes (where the TLS or socket reason is), and what to do when
+/// the server's certificate is not trusted.
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
+    let chain = error_chain(e);
+    if chain.contains("certificate") {
+        format!("{chain}; if the mirror uses a private CA, give its PEM file with --ca-cert")
+    } else {
+        chain
     }
 }
 

@@ -578,7 +578,7 @@ impl Fetcher {
                     AttemptError::Transient(format!("HTTP {}", r.status()))
                 }
                 Ok(r) => AttemptError::Permanent(format!("HTTP {}", r.status())),
-                Err(e) => AttemptError::Transient(e.to_string()),
+                Err(e) => AttemptError::Transient(attempt::describe_reqwest(&e)),
             };
             match reason {
                 AttemptError::Transient(r) if attempt < self.settings.retries => {
@@ -613,7 +613,7 @@ impl Fetcher {
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| AttemptError::Transient(e.to_string()))?;
+            .map_err(|e| AttemptError::Transient(attempt::describe_reqwest(&e)))?;
         let status = response.status();
         match status.as_u16() {
             200 => {}

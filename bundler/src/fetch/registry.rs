@@ -204,7 +204,7 @@ impl Fetcher {
         let response = request
             .send()
             .await
-            .map_err(|e| AttemptError::Transient(e.to_string()))?;
+            .map_err(|e| AttemptError::Transient(super::attempt::describe_reqwest(&e)))?;
         let status = response.status();
         match status.as_u16() {
             200 => {}
