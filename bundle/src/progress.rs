@@ -15,6 +15,8 @@ pub trait Reporter: Sync {
     /// A split bundle is being read: volume `index` (from 1) of `count`, at `path`, is the one
     /// being read now. Called once per volume as the reading moves on.
     fn volume(&self, _index: usize, _count: usize, _path: &std::path::Path) {}
+    /// Something the operator should know that does not stop the work (a mirror dropped).
+    fn note(&self, _message: &str) {}
 }
 
 /// A reporter that ignores everything.

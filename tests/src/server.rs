@@ -35,6 +35,9 @@ pub struct Faults {
     /// Pause this long after sending the first half of every `.rpm` body: a slow mirror, so a
     /// test can interrupt a build mid-download.
     pub slow_rpm_body: Option<Duration>,
+    /// After this many `.rpm` requests, every request is answered by closing the connection:
+    /// a mirror that goes away in the middle of a build.
+    pub dead_after_rpms: Option<u64>,
 }
 
 impl Faults {
@@ -47,6 +50,7 @@ impl Faults {
             stall: Duration::from_millis(0),
             always_corrupt: Vec::new(),
             slow_rpm_body: None,
+            dead_after_rpms: None,
         }
     }
 
@@ -59,6 +63,7 @@ impl Faults {
             stall: Duration::from_millis(1500),
             always_corrupt: Vec::new(),
             slow_rpm_body: None,
+            dead_after_rpms: None,
         }
     }
 }
@@ -81,6 +86,9 @@ pub struct ServerStats {
     pub body_bytes: AtomicU64,
     pub requests: AtomicU64,
     pub faults: AtomicU64,
+    /// `.rpm` requests seen, and `.rpm` bodies sent whole.
+    pub rpm_requests: AtomicU64,
+    pub rpm_bodies: AtomicU64,
     attempts: Mutex<HashMap<String, u32>>,
 }
 
@@ -287,6 +295,13 @@ fn serve_connection(
     let mut reader = BufReader::new(conn);
     while let Some(req) = read_request(&mut reader)? {
         stats.requests.fetch_add(1, Ordering::SeqCst);
+        if req.path.ends_with(".rpm") {
+            let seen = stats.rpm_requests.fetch_add(1, Ordering::SeqCst);
+            if faults.dead_after_rpms.is_some_and(|n| seen >= n) {
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+        }
         let rel = req.path.trim_start_matches('/');
         if rel.split('/').any(|c| c == "..") {
             respond_status(&mut writer, 400, "Bad Request")?;
@@ -383,6 +398,9 @@ fn serve_connection(
             .body_bytes
             .fetch_add(body.len() as u64, Ordering::SeqCst);
         writer.write_all(body)?;
+        if req.path.ends_with(".rpm") && fault.is_none() {
+            stats.rpm_bodies.fetch_add(1, Ordering::SeqCst);
+        }
     }
     // Drain anything left so the peer sees an orderly close.
     let _ = reader.read(&mut [0u8; 1]);

@@ -18,6 +18,7 @@ fn settings() -> FetchSettings {
         connect_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(10),
         mismatch_rounds: 3,
+        ..FetchSettings::default()
     }
 }
 

@@ -1,5 +1,5 @@
-//! The RPM part of a build: load the release key file, then per selected repo and arch fetch
-//! `repomd.xml` (first mirror that answers), check its detached signature before trusting it,
+//! The RPM part of a build: load the release key file, then for all selected repos and arches
+//! at once fetch `repomd.xml` (first mirror that answers), check its detached signature before trusting it,
 //! fetch every metadata record it lists (pinned by its sha256), parse primary, select the
 //! packages (everything, or the slim closure), read the minor release from the release
 //! package, and describe the bundle files: metadata and key from the cache, packages to fetch
@@ -29,6 +29,9 @@ pub struct RpmOptions {
     pub release: ReleaseDef,
     /// Mirror roots in preference order.
     pub mirrors: Vec<String>,
+    /// Mirrorlist URL with `{repo}` and `{arch}`: each repo's list adds its first
+    /// [`MIRRORLIST_TAKE`] mirrors ahead of `mirrors`.
+    pub mirrorlist: Option<String>,
     pub repos: Vec<String>,
     pub arches: Vec<String>,
     /// `--packages` patterns; None for a full mirror.
@@ -129,6 +132,39 @@ fn join_all(bases: &[Url], href: &str) -> Result<Vec<Url>, BuildError> {
         .collect()
 }
 
+/// Mirrors taken from the top of a mirrorlist: enough to fill a link, few enough that a list
+/// of far-away mirrors does not get work.
+pub const MIRRORLIST_TAKE: usize = 4;
+
+/// The repo base URLs the mirrorlist `template` names for `repo` and `arch`, the first
+/// [`MIRRORLIST_TAKE`] of them. The list is not trusted more than any mirror: everything still
+/// checks against the signed metadata.
+fn mirrorlist(
+    template: &str,
+    repo: &crate::release::RepoDef,
+    arch: &str,
+    fetcher: &Fetcher,
+) -> Result<Vec<Url>, BuildError> {
+    let name = repo.mirrorlist_name.as_deref().unwrap_or(&repo.dir);
+    let url = parse_url(&template.replace("{repo}", name).replace("{arch}", arch))?;
+    let (bytes, _) = fetcher.block_on(fetcher.fetch_unpinned(std::slice::from_ref(&url)))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let bases: Vec<Url> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("http://") || l.starts_with("https://"))
+        .take(MIRRORLIST_TAKE)
+        .map(|l| parse_url(&format!("{}/", l.trim_end_matches('/'))))
+        .collect::<Result<_, _>>()?;
+    if bases.is_empty() {
+        return Err(BuildError::Usage(format!(
+            "mirrorlist {url} names no http(s) mirror for {}/{arch}; check the URL or use --mirror",
+            repo.id
+        )));
+    }
+    Ok(bases)
+}
+
 fn parse_url(s: &str) -> Result<Url, BuildError> {
     Url::parse(s).map_err(|e| BuildError::Usage(format!("bad mirror URL {s}: {e}")))
 }
@@ -145,7 +181,7 @@ pub fn plan(
         key: key.as_ref().filter(|_| opts.gpgcheck).map(|k| &*k.key),
         required: opts.release.key.signed_metadata,
     };
-    let mut repos = Vec::new();
+    let mut wanted = Vec::new();
     for arch in &opts.arches {
         for id in &opts.repos {
             let repo = opts.release.repo(id).ok_or_else(|| {
@@ -159,9 +195,32 @@ pub fn plan(
                 .iter()
                 .map(|m| parse_url(&opts.release.repo_url(m, repo, arch)))
                 .collect::<Result<Vec<_>, _>>()?;
-            repos.push(plan_repo(id, arch, bases, &check, fetcher, reporter)?);
+            wanted.push((id, arch, repo, bases));
         }
     }
+    // Every repo and arch at once: over a long round trip, fetching their metadata one after
+    // the other costs a few round trips each. A thread each (a handful), as parsing primary is
+    // CPU work between the fetches.
+    let planned: Vec<Result<RepoPlan, BuildError>> = std::thread::scope(|scope| {
+        let check = &check;
+        let handles: Vec<_> = wanted
+            .into_iter()
+            .map(|(id, arch, repo, mut bases)| {
+                scope.spawn(move || {
+                    if let Some(list) = &opts.mirrorlist {
+                        let listed = mirrorlist(list, repo, arch, fetcher)?;
+                        bases.splice(0..0, listed);
+                    }
+                    plan_repo(id, arch, bases, check, fetcher, reporter)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("metadata thread does not panic"))
+            .collect()
+    });
+    let mut repos = planned.into_iter().collect::<Result<Vec<_>, _>>()?;
     if let Some(patterns) = &opts.packages {
         select_closure(&mut repos, &opts.arches, patterns, opts.weak_deps)?;
     }
@@ -529,8 +588,14 @@ fn release_key(opts: &RpmOptions, fetcher: &Fetcher) -> Result<Option<KeyFile>, 
         }));
     }
     let def = &opts.release.key;
-    let urls = opts
-        .mirrors
+    // With only a mirrorlist (repo URLs, not roots), the release's mirrors have the key; its
+    // pins decide whether it is the right one wherever it came from.
+    let roots = if opts.mirrors.is_empty() {
+        &opts.release.mirrors
+    } else {
+        &opts.mirrors
+    };
+    let urls = roots
         .iter()
         .map(|m| parse_url(&format!("{}/{}", m.trim_end_matches('/'), def.file)))
         .collect::<Result<Vec<_>, _>>()?;

@@ -4,7 +4,7 @@
 //! its size and sha256, and (for RPMs) its header signature verified. The download and the pack
 //! overlap instead of running one after the other.
 //!
-//! Downloads are issued in manifest order with at most `--jobs` in flight (a bounded look-ahead)
+//! Downloads are issued in manifest order with at most `--jobs` per mirror in flight (a bounded look-ahead)
 //! and identical files (same sha256) are fetched once. The writer runs on its own thread and
 //! takes finished files from a bounded channel. A file the fetcher downloaded into memory is
 //! handed over as those bytes (the signature check reads them too), so a cold build does not
@@ -128,7 +128,8 @@ fn stream_into(
     let fetches = unique
         .iter()
         .map(|&(d, signed)| fetch_verified(fetcher, d, signed, verifier, reporter));
-    let mut ready = futures::stream::iter(fetches).buffered(fetcher.jobs());
+    let jobs = fetcher.jobs_for(unique.iter().map(|&(d, _)| d));
+    let mut ready = futures::stream::iter(fetches).buffered(jobs);
     let mut done: Vec<Ready> = Vec::with_capacity(unique.len());
     reporter.started("download, verify and pack", unique.len() as u64, total);
 
@@ -258,7 +259,7 @@ fn record_signers(
         // Bytes kept in memory are dropped as each check ends: the pack reads the cache.
         fetcher.block_on(
             futures::stream::iter(checks)
-                .buffer_unordered(fetcher.jobs())
+                .buffer_unordered(fetcher.jobs_for(pending.iter().map(|&(d, _)| d)))
                 .try_for_each(|_| async { Ok(()) }),
         )?;
         reporter.finished();

@@ -132,6 +132,17 @@ impl Reporter for CliReporter {
         }
     }
 
+    /// Notes are shown even with `--quiet`: they say how the run differs from what was asked.
+    fn note(&self, message: &str) {
+        match self {
+            CliReporter::Bar(bar) => match bar.lock().expect("bar lock").as_ref() {
+                Some((pb, _)) => pb.println(format!("note: {message}")),
+                None => eprintln!("note: {message}"),
+            },
+            CliReporter::Quiet | CliReporter::Lines(_) => eprintln!("note: {message}"),
+        }
+    }
+
     fn finished(&self) {
         match self {
             CliReporter::Quiet => {}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bundler::build::BuildError;
 use bundler::build::kubespray::KubesprayOptions;
 use bundler::build::rpm::RpmOptions;
-use bundler::fetch::{FetchSettings, Fetcher};
+use bundler::fetch::{Connections, FetchSettings, Fetcher};
 use bundler::kubespray::{DownloadLists, HostMirrors};
 use bundler::pypi::PypiSettings;
 use bundler::pypi::requirements::default_kubespray_version;
@@ -22,10 +22,18 @@ pub struct SelectionArgs {
     /// newest minor release, `10.1` exactly that one (from the vault once it moved there).
     #[arg(long, default_value = "10")]
     pub release: String,
-    /// Mirror root URL, tried in order (repeatable): http://, https://, file:// or a local
-    /// path. Default: the release definition's mirrors.
+    /// Mirror root URL (repeatable): http://, https://, file:// or a local path. With several,
+    /// files are fetched from all of them at once, more from the faster; one that keeps
+    /// failing is dropped with a note. Metadata comes from the first that answers. Default:
+    /// the release definition's mirrors.
     #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Vec<String>,
+    /// Also fetch from the mirrors a mirrorlist names for each repo and arch (the first
+    /// few, MirrorManager lists the nearest first), with `{repo}` and `{arch}` in the URL;
+    /// without a URL, the release definition's (mirrors.rockylinux.org). With it, only the
+    /// --mirror given explicitly are added, not the release's default mirrors.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub mirrorlist: Option<String>,
     /// Root of the vault that keeps older minor releases, tried before the mirrors for a
     /// `--release X.Y` and not used for the moving latest (repeatable). Default: the release
     /// definition's vault, unless --mirror is given.
@@ -96,9 +104,18 @@ pub struct SelectionArgs {
     /// Download cache (content-addressed; re-runs fetch only what is new).
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
-    /// Parallel downloads.
+    /// Parallel downloads per mirror.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
+    /// How downloads share connections to a host: http1 (one connection per download in
+    /// flight), http2 (--jobs HTTP/2 connections per host) or http2-shared (all on one HTTP/2
+    /// connection).
+    #[arg(long, default_value = "http1", value_name = "MODE")]
+    pub connections: Connections,
+    /// Also trust the certificate authorities in this PEM file for HTTPS (a private mirror);
+    /// also $KUBESPRAY_OFFLINE_CA_CERT.
+    #[arg(long, value_name = "FILE", env = "KUBESPRAY_OFFLINE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Directory of release definitions (rocky-<release>.toml) looked in before the ones built
     /// into bundler; also $KUBESPRAY_OFFLINE_MANIFESTS.
     #[arg(long, value_name = "DIR")]
@@ -165,7 +182,17 @@ pub fn parse_patterns(text: &str) -> Vec<String> {
 impl SelectionArgs {
     pub fn rpm_options(&self) -> Result<RpmOptions, BuildError> {
         let release = ReleaseDef::load(&self.release, self.manifests.as_deref())?;
-        let mut mirrors: Vec<String> = if self.mirrors.is_empty() {
+        let mirrorlist = match self.mirrorlist.as_deref() {
+            None => None,
+            Some("") => Some(release.mirrorlist.clone().ok_or_else(|| {
+                BuildError::Usage(format!(
+                    "--mirrorlist: release {} names no mirrorlist; give its URL",
+                    release.release
+                ))
+            })?),
+            Some(url) => Some(url.to_string()),
+        };
+        let mut mirrors: Vec<String> = if self.mirrors.is_empty() && mirrorlist.is_none() {
             release.mirrors.clone()
         } else {
             self.mirrors
@@ -225,6 +252,7 @@ impl SelectionArgs {
         Ok(RpmOptions {
             release,
             mirrors,
+            mirrorlist,
             repos,
             arches,
             packages,
@@ -310,6 +338,8 @@ impl SelectionArgs {
     pub fn fetcher(&self) -> Result<Fetcher, BuildError> {
         let settings = FetchSettings {
             jobs: self.jobs.max(1),
+            connections: self.connections,
+            ca_certs: self.ca_cert.iter().cloned().collect(),
             ..FetchSettings::default()
         };
         Ok(Fetcher::new(self.cache_dir(), settings)?)

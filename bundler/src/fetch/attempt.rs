@@ -39,7 +39,18 @@ fn classify_reqwest(e: &reqwest::Error) -> AttemptError {
         AttemptError::Permanent(e.to_string())
     } else {
         // Connect, timeout, body and decode errors are all network trouble.
-        AttemptError::Transient(error_chain(e))
+        AttemptError::Transient(describe_reqwest(e))
+    }
+}
+
+/// A request error with its causes (where the TLS or socket reason is), and what to do when
+/// the server's certificate is not trusted.
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
+    let chain = error_chain(e);
+    if chain.contains("certificate") {
+        format!("{chain}; if the mirror uses a private CA, give its PEM file with --ca-cert")
+    } else {
+        chain
     }
 }
 
@@ -78,8 +89,9 @@ fn hash_prefix(partial: &Path) -> std::io::Result<(Sha256, u64)> {
 /// signature check take them from there instead of reading the cache back). Larger files, and
 /// resumed ones, stream into their partial file as they arrive.
 ///
-/// 4 MiB: at most `--jobs` downloads in flight, as many finished ahead of the writer and 8
-/// waiting for it are held, so (8 + 8 + 8) x 4 MiB = 96 MiB at the default of 8 jobs.
+/// 4 MiB: at most `--jobs` downloads per mirror in flight, as many finished ahead of the
+/// writer and 8 waiting for it are held, so (8 + 8 + 8) x 4 MiB = 96 MiB at the default of 8
+/// jobs and one mirror, (16 + 16 + 8) x 4 MiB = 160 MiB with two.
 pub(crate) const KEEP_IN_MEMORY: u64 = 4 << 20;
 
 /// A successful attempt: body bytes received, and the whole file when it was kept in memory.

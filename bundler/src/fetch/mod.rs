@@ -21,13 +21,15 @@
 
 mod attempt;
 mod cache;
+mod mirrors;
 pub mod registry;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bundle::direct::BufferPool;
 use bundle::progress::Reporter;
@@ -36,13 +38,18 @@ use url::Url;
 
 use attempt::{AttemptError, Received, file_attempt, http_attempt};
 pub use cache::{Cache, SignatureRecords};
+use mirrors::MirrorBoard;
 pub use registry::{FetchedManifest, RegistryAuth};
 
 /// How the fetcher behaves. Defaults suit a real mirror over the internet.
 #[derive(Debug, Clone)]
 pub struct FetchSettings {
-    /// Downloads in flight at once.
+    /// Downloads in flight at once per mirror (see [`Fetcher::jobs_for`]).
     pub jobs: usize,
+    /// How requests to one host share TCP connections.
+    pub connections: Connections,
+    /// PEM files of extra certificate authorities to trust for HTTPS (a private mirror).
+    pub ca_certs: Vec<PathBuf>,
     /// Retries per URL after a transient failure (so `retries + 1` attempts).
     pub retries: u32,
     /// First backoff delay; doubled per retry, capped at 8 s.
@@ -58,6 +65,8 @@ impl Default for FetchSettings {
     fn default() -> Self {
         Self {
             jobs: 8,
+            connections: Connections::default(),
+            ca_certs: Vec::new(),
             retries: 5,
             backoff: Duration::from_millis(250),
             connect_timeout: Duration::from_secs(15),
@@ -66,6 +75,38 @@ impl Default for FetchSettings {
         }
     }
 }
+
+/// How requests to one host share TCP connections. One connection's throughput is bounded by
+/// its congestion window and by a mirror's per-connection shaping, so several are needed to
+/// fill a long or fast link; docs/BENCHMARKS.md (WAN) has the measurements behind the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Connections {
+    /// HTTP/1.1 only: every download in flight has a connection of its own (kept alive).
+    #[default]
+    Http1,
+    /// HTTP/2 where the server offers it, over `jobs` connections per host (one client each,
+    /// requests spread over them in turn).
+    Http2,
+    /// HTTP/2 where offered, every request to a host multiplexed on one connection (reqwest's
+    /// own behaviour; what the bundler did before).
+    Http2Shared,
+}
+
+impl std::str::FromStr for Connections {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "http1" => Ok(Self::Http1),
+            "http2" => Ok(Self::Http2),
+            "http2-shared" => Ok(Self::Http2Shared),
+            _ => Err(format!("{s:?}: expected http1, http2 or http2-shared")),
+        }
+    }
+}
+
+/// Downloads in flight at most, whatever the mirror count: bounds memory (see
+/// `attempt::KEEP_IN_MEMORY`) and the connections one build opens.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// What a file must be to be accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +157,8 @@ pub enum FetchError {
     Io(#[from] std::io::Error),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    #[error("CA certificate {path}: {reason}; give a PEM file with one or more certificates")]
+    CaCert { path: PathBuf, reason: String },
 }
 
 fn describe(attempts: &[(String, String)]) -> String {
@@ -141,7 +184,10 @@ impl FetchError {
 }
 
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// One client, or one per connection for [`Connections::Http2`]; picked in turn.
+    clients: Vec<reqwest::Client>,
+    next_client: AtomicUsize,
+    mirrors: MirrorBoard,
     cache: Cache,
     settings: FetchSettings,
     runtime: tokio::runtime::Runtime,
@@ -152,23 +198,52 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(cache_dir: impl Into<PathBuf>, settings: FetchSettings) -> Result<Self, FetchError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.read_timeout)
-            .pool_max_idle_per_host(settings.jobs.max(1))
-            .tcp_keepalive(Duration::from_secs(30))
-            .user_agent(concat!(
-                "kubespray-offline-bundler/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .build()
-            .map_err(FetchError::Client)?;
+        let mut roots = Vec::new();
+        for path in &settings.ca_certs {
+            let ca_error = |reason: String| FetchError::CaCert {
+                path: path.clone(),
+                reason,
+            };
+            let pem = fs_err::read(path).map_err(|e| ca_error(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(ca_error("no certificate in it".into()));
+            }
+            roots.extend(certs);
+        }
+        let client = || {
+            let mut builder = reqwest::Client::builder()
+                .connect_timeout(settings.connect_timeout)
+                .read_timeout(settings.read_timeout)
+                .pool_max_idle_per_host(MAX_IN_FLIGHT)
+                .tcp_keepalive(Duration::from_secs(30))
+                .user_agent(concat!(
+                    "kubespray-offline-bundler/",
+                    env!("CARGO_PKG_VERSION")
+                ));
+            for root in &roots {
+                builder = builder.add_root_certificate(root.clone());
+            }
+            if settings.connections == Connections::Http1 {
+                builder = builder.http1_only();
+            }
+            builder.build().map_err(FetchError::Client)
+        };
+        let clients = match settings.connections {
+            Connections::Http2 => (0..settings.jobs.max(1)).map(|_| client()).collect(),
+            Connections::Http1 | Connections::Http2Shared => vec![client()],
+        }
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
         Ok(Self {
-            client,
+            clients,
+            next_client: AtomicUsize::new(0),
+            mirrors: MirrorBoard::default(),
             cache: Cache::open(cache_dir)?,
             settings,
             runtime,
@@ -182,9 +257,31 @@ impl Fetcher {
         self.runtime.block_on(future)
     }
 
-    /// Downloads in flight at once (`--jobs`).
+    /// Downloads in flight at once for one mirror (`--jobs`).
     pub fn jobs(&self) -> usize {
         self.settings.jobs.max(1)
+    }
+
+    /// Downloads in flight at once for `downloads`: `--jobs` per mirror they name, so that
+    /// each mirror given adds its own connections (its per-connection limit and round trip
+    /// bound what one connection carries), at most [`MAX_IN_FLIGHT`].
+    pub fn jobs_for<'a>(&self, downloads: impl IntoIterator<Item = &'a Download>) -> usize {
+        let mirrors = downloads
+            .into_iter()
+            .map(|d| d.urls.len())
+            .max()
+            .unwrap_or(1);
+        (self.jobs() * mirrors.max(1)).clamp(1, MAX_IN_FLIGHT)
+    }
+
+    /// Files each mirror (by origin) delivered in this run.
+    pub fn files_by_mirror(&self) -> Vec<(String, u64)> {
+        self.mirrors.files_by_mirror()
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        let i = self.next_client.fetch_add(1, Ordering::Relaxed);
+        &self.clients[i % self.clients.len()]
     }
 
     pub fn cache(&self) -> &Cache {
@@ -222,7 +319,7 @@ impl Fetcher {
             })
         };
         let fetched: Vec<Fetched> = futures::stream::iter(unique.iter().copied().map(fetch))
-            .buffered(self.jobs())
+            .buffered(self.jobs_for(unique.iter().copied()))
             .try_collect()
             .await?;
         reporter.finished();
@@ -240,7 +337,8 @@ impl Fetcher {
             .collect())
     }
 
-    /// Fetch one file: from the cache when present, else from each mirror in turn.
+    /// Fetch one file: from the cache when present, else from its mirrors, the one expected to
+    /// be done first tried first (see [`MirrorBoard::order`]).
     pub async fn fetch(
         &self,
         d: &Download,
@@ -268,26 +366,32 @@ impl Fetcher {
         // in transit heal on a fresh download, a mirror that is simply wrong fails every round.
         for _round in 0..self.settings.mismatch_rounds.max(1) {
             let mut round_mismatch = false;
-            for url in &d.urls {
-                match self.fetch_from(url, d, &partial, reporter).await {
+            for url in &self.mirrors.order(&d.urls) {
+                self.mirrors.started(url);
+                let start = Instant::now();
+                let reason = match self.fetch_from(url, d, &partial, reporter).await {
                     Ok(body) => {
+                        self.mirrors
+                            .succeeded(url, d.expected.size, start.elapsed());
                         let path = self.cache.admit(&partial, &d.expected.sha256)?;
                         reporter.advanced(1, 0);
                         let data = body.map(Arc::new);
                         return Ok(self.fetched(path, url.clone(), d, false, data));
                     }
-                    Err(AttemptError::Local(e)) => return Err(FetchError::Io(e)),
+                    Err(AttemptError::Local(e)) => {
+                        self.mirrors
+                            .failed(url, &e.to_string(), &bundle::progress::NoProgress);
+                        return Err(FetchError::Io(e));
+                    }
                     Err(AttemptError::Mismatch(r)) => {
                         round_mismatch = true;
-                        failures.push((url.to_string(), r));
+                        r
                     }
-                    Err(AttemptError::Transient(r) | AttemptError::Permanent(r)) => {
-                        failures.push((url.to_string(), r));
-                    }
-                    Err(AttemptError::Unauthorized(_)) => {
-                        failures.push((url.to_string(), "HTTP 401".into()));
-                    }
-                }
+                    Err(AttemptError::Transient(r) | AttemptError::Permanent(r)) => r,
+                    Err(AttemptError::Unauthorized(_)) => "HTTP 401".into(),
+                };
+                self.mirrors.failed(url, &reason, reporter);
+                failures.push((url.to_string(), reason));
             }
             mismatch |= round_mismatch;
             if !round_mismatch {
@@ -346,7 +450,7 @@ impl Fetcher {
                     .map(|bytes| Received { bytes, body: None })
             } else {
                 let pool = &self.pool;
-                let client = &self.client;
+                let client = self.client();
                 http_attempt(
                     client,
                     url,
@@ -375,7 +479,10 @@ impl Fetcher {
                     authorized = true;
                     self.authorize(auth, challenge.as_deref()).await?;
                 }
-                Err(AttemptError::Transient(reason)) if attempt < self.settings.retries => {
+                // A mirror dropped meanwhile (others failed on it) is not waited for again.
+                Err(AttemptError::Transient(reason))
+                    if attempt < self.settings.retries && !self.mirrors.is_dropped(url) =>
+                {
                     tracing::debug!(%url, %reason, attempt, "retrying");
                     attempt += 1;
                     tokio::time::sleep(delay).await;
@@ -456,7 +563,7 @@ impl Fetcher {
         let mut delay = self.settings.backoff;
         let mut attempt = 0;
         loop {
-            let reason = match self.client.head(url.clone()).send().await {
+            let reason = match self.client().head(url.clone()).send().await {
                 // The header itself: for a HEAD, reqwest's content_length() is the (empty)
                 // body's size.
                 Ok(r) if r.status().is_success() => match r
@@ -471,7 +578,7 @@ impl Fetcher {
                     AttemptError::Transient(format!("HTTP {}", r.status()))
                 }
                 Ok(r) => AttemptError::Permanent(format!("HTTP {}", r.status())),
-                Err(e) => AttemptError::Transient(e.to_string()),
+                Err(e) => AttemptError::Transient(attempt::describe_reqwest(&e)),
             };
             match reason {
                 AttemptError::Transient(r) if attempt < self.settings.retries => {
@@ -502,11 +609,11 @@ impl Fetcher {
                 .map_err(|e| AttemptError::Permanent(format!("{}: {e}", path.display())));
         }
         let response = self
-            .client
+            .client()
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| AttemptError::Transient(e.to_string()))?;
+            .map_err(|e| AttemptError::Transient(attempt::describe_reqwest(&e)))?;
         let status = response.status();
         match status.as_u16() {
             200 => {}

@@ -122,7 +122,7 @@ impl Fetcher {
             query.append_pair("scope", params.get("scope").unwrap_or(&auth.scope));
         }
         let response = self
-            .client
+            .client()
             .get(url.clone())
             .send()
             .await
@@ -195,7 +195,7 @@ impl Fetcher {
         digest: Option<&str>,
     ) -> Result<FetchedManifest, AttemptError> {
         let mut request = self
-            .client
+            .client()
             .get(url.clone())
             .header(ACCEPT, MANIFEST_TYPES.join(", "));
         if let Some(header) = auth.header().await {
@@ -204,7 +204,7 @@ impl Fetcher {
         let response = request
             .send()
             .await
-            .map_err(|e| AttemptError::Transient(e.to_string()))?;
+            .map_err(|e| AttemptError::Transient(super::attempt::describe_reqwest(&e)))?;
         let status = response.status();
         match status.as_u16() {
             200 => {}
