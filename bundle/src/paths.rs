@@ -223,4 +223,84 @@ mod tests {
         assert!(check_entry_path(&"x".repeat(256)).is_err());
         assert!(check_entry_path_bytes(b"a/\xff").is_err());
     }
+
+    fn delta() -> BundleManifest {
+        let file = |path: &str, kind, in_base| crate::FileEntry {
+            path: path.into(),
+            size: 1,
+            sha256: "ab".repeat(32),
+            kind,
+            origin: None,
+            in_base,
+        };
+        let mut m = BundleManifest {
+            format: 1,
+            min_installer_version: None,
+            bundle_id: String::new(),
+            base: Some(crate::BaseBundle {
+                bundle_id: "0".repeat(32),
+                created: time::OffsetDateTime::UNIX_EPOCH,
+            }),
+            created: time::OffsetDateTime::UNIX_EPOCH,
+            tool: crate::ToolInfo {
+                name: "t".into(),
+                version: "0".into(),
+            },
+            release: None,
+            arches: Vec::new(),
+            rpm: None,
+            pypi_targets: Vec::new(),
+            kubespray: None,
+            files: vec![
+                file("repos/a/x.rpm", crate::FileKind::Rpm, true),
+                file(
+                    "repos/a/repodata/repomd.xml",
+                    crate::FileKind::Repodata,
+                    false,
+                ),
+            ],
+            totals: Default::default(),
+        };
+        crate::write::finalize(&mut m);
+        m
+    }
+
+    #[test]
+    fn a_differential_manifest_must_be_complete() {
+        let good = delta();
+        assert_eq!(good.format, crate::DELTA_FORMAT);
+        assert!(check_manifest(&good).is_ok());
+
+        let mut m = good.clone();
+        m.files[1].in_base = true;
+        assert!(
+            check_manifest(&m)
+                .unwrap_err()
+                .contains("metadata always travels in full")
+        );
+        let mut m = good.clone();
+        m.base = None;
+        assert!(check_manifest(&m).unwrap_err().contains("names no base"));
+        let mut m = good.clone();
+        m.format = crate::FORMAT_VERSION;
+        assert!(
+            check_manifest(&m)
+                .unwrap_err()
+                .contains("format 2 or later")
+        );
+        let mut m = good.clone();
+        m.bundle_id = "f".repeat(32);
+        assert!(check_manifest(&m).unwrap_err().contains("incomplete"));
+        let mut m = good;
+        m.rpm = Some(crate::RpmSection {
+            distro: "rocky".into(),
+            gpgcheck: false,
+            key_path: Some("keys/missing".into()),
+            key_fingerprint: None,
+            pinned_fingerprints: Vec::new(),
+            minor_release: None,
+            repos: Vec::new(),
+        });
+        assert!(check_manifest(&m).unwrap_err().contains("keys/missing"));
+    }
 }

@@ -55,13 +55,14 @@ pub fn update_mirror(
     };
     for (i, (r, rel)) in fillers.iter().step_by(step).take(updates + 2).enumerate() {
         let repo = &mut mirror.repos[*r];
+        let old_size = fs_err::metadata(repo.path.join(rel))?.len();
         fs_err::remove_file(repo.path.join(rel))?;
         repo.packages.retain(|p| p != rel);
         if i >= updates {
             result.removed += 1;
             continue;
         }
-        let package = new_version(rel, version, round)?;
+        let package = new_version(rel, version, old_size, round * 1_000_003 + i as u64)?;
         write_package_signed(&package, &repo.path, &keys)?;
         repo.packages.push(package.relative_path());
         result
@@ -87,9 +88,9 @@ pub fn update_mirror(
     Ok(result)
 }
 
-/// A filler (`Packages/a/alpha-gen00001-1.0-1.el10.x86_64.rpm`) at `version`, with a payload
-/// of its own so the new file shares nothing with the old one.
-fn new_version(rel: &str, version: &str, round: u64) -> Result<PackageSpec> {
+/// A filler (`Packages/a/alpha-gen00001-1.0-1.el10.x86_64.rpm`) at `version`, about as large
+/// as the old one (`size`) but with a payload of its own (`seed`), as a real update is.
+fn new_version(rel: &str, version: &str, size: u64, seed: u64) -> Result<PackageSpec> {
     let file = rel
         .rsplit('/')
         .next()
@@ -101,8 +102,8 @@ fn new_version(rel: &str, version: &str, round: u64) -> Result<PackageSpec> {
         .next()
         .context("no version in file name")?;
     let mut package = PackageSpec::new(name, version, arch);
-    package.blob_bytes = 30_000;
-    package.seed = 1000 + round;
+    package.blob_bytes = size;
+    package.seed = 1000 + seed;
     package.files.push((
         format!("/usr/bin/{name}"),
         format!("{version}\n").into_bytes(),

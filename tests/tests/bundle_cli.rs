@@ -247,7 +247,7 @@ fn damaged_bundles_exit_3_and_operational_failures_exit_1() {
     assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
     assert!(
         text(&o).1.contains(
-            "bundle format 7 needs a newer installer; this is installer 0.1.0 which reads format 1"
+            "bundle format 7 needs a newer installer; this is installer 0.1.0 which reads format 2"
         ),
         "{:?}",
         text(&o)

@@ -183,6 +183,15 @@ impl fmt::Display for Plan {
             m.totals.files,
             m.totals.bytes
         )?;
+        if let Some(base) = &m.base {
+            writeln!(
+                f,
+                "differential, base {}: {} files carried, {} taken from this admin",
+                base.bundle_id,
+                m.payload_totals().files,
+                self.base_files.len()
+            )?;
+        }
         let sig = if self.signature_required {
             "signature required"
         } else {
