@@ -128,15 +128,6 @@ impl BundleError {
         )
     }
 
-    /// True when `err` or any error in its `source()` chain is a verification failure: how
-    /// both binaries decide on exit status 3 for an error wrapped in context.
-    pub fn in_chain(err: &(dyn std::error::Error + 'static)) -> bool {
-        std::iter::successors(Some(err), |e| e.source()).any(|e| {
-            e.downcast_ref::<BundleError>()
-                .is_some_and(BundleError::is_verification_failure)
-        })
-    }
-
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         BundleError::Io {
             path: path.into(),

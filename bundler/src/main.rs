@@ -5,6 +5,7 @@ mod commands;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use commands::exit::ExitStatus;
 use commands::{build, keygen, plan, pypi};
 
 #[derive(Parser)]
@@ -18,7 +19,8 @@ use commands::{build, keygen, plan, pypi};
         "  bundler build --release 10 --arch x86_64 --arch aarch64 --kubespray master\n",
         "  bundler plan --release 10 --packages kubespray-rpms.txt\n",
         "  bundler keygen --out site && bundler build --release 10 --sign site.key\n\n",
-        "Exit status: 0 success; 1 operational failure; 2 usage error; 3 verification failure."
+        "Exit status: 0 success; 1 operational failure; 2 usage error (a bad flag value, an unknown \
+         release); 3 verification failure (a checksum or signature that does not match)."
     )
 )]
 struct Cli {
@@ -40,10 +42,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match &cli.command {
-        Command::Build(args) => commands::finish_build(build::run(args)),
-        Command::Plan(args) => commands::finish_build(plan::run(args)),
-        Command::Pypi(args) => commands::finish_build(pypi::run(args)),
-        Command::Keygen(args) => commands::finish(keygen::run(args)),
-    }
+    let status = match &cli.command {
+        Command::Build(args) => ExitStatus::of_build(build::run(args)),
+        Command::Plan(args) => ExitStatus::of_build(plan::run(args)),
+        Command::Pypi(args) => ExitStatus::of_build(pypi::run(args)),
+        Command::Keygen(args) => ExitStatus::of(keygen::run(args)),
+    };
+    status.into()
 }

@@ -6,6 +6,7 @@ mod reporter;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use commands::exit::ExitStatus;
 
 #[derive(Parser)]
 #[command(
@@ -18,8 +19,9 @@ use clap::{Parser, Subcommand};
         "  installer verify bundle.tar.zst --key site.pub\n",
         "  installer apply bundle.tar.zst --dry-run\n",
         "  installer status\n\n",
-        "Exit status: 0 success; 1 operational failure; 2 usage error; 3 verification failure \
-         (damaged, tampered or hostile bundle, bad or missing signature, newer bundle format)."
+        "Exit status: 0 success; 1 operational failure; 2 usage error (a bad flag, a bad site \
+         setting); 3 verification failure (damaged, tampered or hostile bundle, bad or missing \
+         signature, newer bundle format)."
     )
 )]
 struct Cli {
@@ -54,14 +56,8 @@ fn main() -> ExitCode {
         Command::Nat(args) => commands::nat::run(args),
         Command::Node(args) => commands::node::run(args),
         Command::Status(args) => commands::status::run(args),
-        Command::Verify(args) => commands::verify::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Inspect(args) => commands::inspect::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => commands::verify::run(&args),
+        Command::Inspect(args) => commands::inspect::run(&args),
     };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(commands::exit_code(&e))
-        }
-    }
+    ExitStatus::of(result).into()
 }

@@ -30,6 +30,42 @@ pub enum SiteError {
         value: String,
         reason: String,
     },
+    // The refusal is part of the message and not a `source`, so a chain prints it once.
+    #[error("{flag}: {refusal}")]
+    Flag {
+        flag: &'static str,
+        refusal: Box<SiteError>,
+    },
+}
+
+/// A command-line flag that sets one site setting (`--http-port` sets `http.port`). Applied
+/// after `--set`, before the site is validated, so the flag is held to the same rules as the
+/// setting and a refusal names the flag.
+#[derive(Debug, Clone)]
+pub struct FlagOverride {
+    flag: &'static str,
+    setting: &'static str,
+    value: toml::Value,
+}
+
+impl FlagOverride {
+    pub fn new(
+        flag: &'static str,
+        setting: &'static str,
+        value: impl Serialize,
+    ) -> Result<FlagOverride, SiteError> {
+        let value = toml::Value::try_from(value).map_err(|e| SiteError::Flag {
+            flag,
+            refusal: Box::new(SiteError::Schema {
+                message: format!("`{setting}`: {e}"),
+            }),
+        })?;
+        Ok(FlagOverride {
+            flag,
+            setting,
+            value,
+        })
+    }
 }
 
 /// An IPv4 network in CIDR form, e.g. `192.168.10.0/24`.
@@ -279,6 +315,16 @@ impl Default for SiteConfig {
 impl SiteConfig {
     /// Reads the site file (if any), applies `KEY=VALUE` overrides, fills defaults, validates.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<SiteConfig, SiteError> {
+        SiteConfig::load_with_flags(file, overrides, &[])
+    }
+
+    /// `load` with dedicated flags applied over the `--set` overrides before validation; a
+    /// setting a flag gave that fails validation is refused under the flag's name.
+    pub fn load_with_flags(
+        file: Option<&Path>,
+        overrides: &[String],
+        flags: &[FlagOverride],
+    ) -> Result<SiteConfig, SiteError> {
         let mut table = match file {
             Some(path) => {
                 let text = fs_err::read_to_string(path).map_err(|source| SiteError::Read {
@@ -295,13 +341,33 @@ impl SiteConfig {
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }
+        for flag in flags {
+            let parts: Vec<&str> = flag.setting.split('.').collect();
+            insert_setting(&mut table, &parts, flag.value.clone()).ok_or(SiteError::Flag {
+                flag: flag.flag,
+                refusal: Box::new(SiteError::Schema {
+                    message: format!("`{}` is not a table", flag.setting),
+                }),
+            })?;
+        }
         let site: SiteConfig =
             table
                 .try_into()
                 .map_err(|e: toml::de::Error| SiteError::Schema {
                     message: e.message().to_string(),
                 })?;
-        site.validate()?;
+        site.validate().map_err(|e| match &e {
+            SiteError::Invalid { setting, .. } => {
+                match flags.iter().find(|f| f.setting == setting) {
+                    Some(f) => SiteError::Flag {
+                        flag: f.flag,
+                        refusal: Box::new(e),
+                    },
+                    None => e,
+                }
+            }
+            _ => e,
+        })?;
         Ok(site)
     }
 
@@ -457,16 +523,22 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), SiteE
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    insert_setting(table, &parts, value).ok_or_else(bad)
+}
+
+/// Sets the dotted setting `parts` to `value`, creating tables on the way; None when a part
+/// on the way is not a table.
+fn insert_setting(table: &mut toml::Table, parts: &[&str], value: toml::Value) -> Option<()> {
+    let (last, path) = parts.split_last()?;
     let mut current = table;
-    for part in &parts[..parts.len() - 1] {
+    for part in path {
         current = current
             .entry(part.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .ok_or_else(bad)?;
+            .as_table_mut()?;
     }
-    current.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
+    current.insert(last.to_string(), value);
+    Some(())
 }
 
 fn is_label(s: &str) -> bool {
@@ -539,5 +611,34 @@ mod tests {
         );
         assert!(msg(&["dns.bogus=1"]).contains("bogus"));
         assert!(msg(&["admin.subnet=192.168.10.1/24"]).contains("host bits"));
+    }
+
+    #[test]
+    fn flags_apply_over_set_and_are_refused_under_their_name() {
+        let port = |p: u16| FlagOverride::new("--http-port", "http.port", p).unwrap();
+        let sets = vec!["http.port=8080".to_string()];
+        let site = SiteConfig::load_with_flags(None, &sets, &[port(8081)]).unwrap();
+        assert_eq!(site.http.port, 8081);
+
+        let err = SiteConfig::load_with_flags(None, &[], &[port(53)]).unwrap_err();
+        assert!(matches!(
+            err,
+            SiteError::Flag {
+                flag: "--http-port",
+                ..
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "--http-port: site setting `http.port` = 53: clashes with dns.port"
+        );
+        // A refusal of another setting is not blamed on the flag.
+        let sets = vec!["dns.port=0".to_string()];
+        let err = SiteConfig::load_with_flags(None, &sets, &[port(8081)]).unwrap_err();
+        assert!(matches!(err, SiteError::Invalid { .. }), "{err}");
+
+        let root = FlagOverride::new("--data-root", "data_root", Path::new("srv")).unwrap();
+        let err = SiteConfig::load_with_flags(None, &[], &[root]).unwrap_err();
+        assert!(err.to_string().starts_with("--data-root: "), "{err}");
     }
 }

@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 
 use bundle::write::{WriteOptions, pack_tree};
 use bundle::{
-    BundleManifest, FORMAT_VERSION, LockedFile, NoProgress, PypiTarget, RpmRepo, RpmSection,
-    ToolInfo, Totals,
+    BundleManifest, DELTA_FORMAT, FORMAT_VERSION, LockedFile, NoProgress, PypiTarget, RpmRepo,
+    RpmSection, ToolInfo, Totals,
 };
 use e2e::workspace_bin;
 
@@ -246,10 +246,67 @@ fn damaged_bundles_exit_3_and_operational_failures_exit_1() {
     let o = run("installer", &["inspect", newer.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "{:?}", text(&o));
     assert!(
-        text(&o).1.contains(
-            "bundle format 7 needs a newer installer; this is installer 0.1.0 which reads format 2"
-        ),
+        text(&o).1.contains(&format!(
+            "bundle format 7 needs a newer installer; this is installer 0.1.0 which reads format {DELTA_FORMAT}"
+        )),
         "{:?}",
         text(&o)
     );
+}
+
+#[test]
+fn bundler_exit_status_names_who_is_at_fault() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.tar.zst");
+    let out_s = out.to_str().unwrap();
+    let not_elf = tmp.path().join("installer");
+    fs_err::write(&not_elf, "#!/bin/sh\n").unwrap();
+    let absent = tmp.path().join("absent.manifest.json");
+    // Each is refused before any download: bad flag values and an unknown release are usage.
+    for (args, says) in [
+        (
+            vec![
+                "build",
+                "--release",
+                "10",
+                "--no-installer",
+                "--since",
+                absent.to_str().unwrap(),
+            ],
+            "--since",
+        ),
+        (
+            vec![
+                "build",
+                "--release",
+                "10",
+                "--installer",
+                not_elf.to_str().unwrap(),
+            ],
+            "--installer",
+        ),
+        (
+            vec!["build", "--release", "99", "--no-installer"],
+            "rocky-99.toml",
+        ),
+        (vec!["build", "--bogus-flag"], "--bogus-flag"),
+    ] {
+        let o = run("bundler", &[args.as_slice(), &["-o", out_s]].concat());
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(!out.exists());
+
+    // An I/O failure is operational.
+    let o = run(
+        "bundler",
+        &[
+            "keygen",
+            "--out",
+            tmp.path().join("no/such/dir/k").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(text(&o).1.contains("no/such/dir"), "{:?}", text(&o));
 }

@@ -1,6 +1,7 @@
 //! `installer site init` and the site settings at the command line: the example file is the
 //! defaults, an existing file is not overwritten by accident, and a bad value is refused with
-//! the setting's name before anything is done.
+//! the setting's name before anything is done, with exit status 2 (usage) whether it came from
+//! the site file, `--set` or a dedicated flag such as `--http-port`.
 
 mod services_support;
 
@@ -56,12 +57,70 @@ fn bad_settings_are_refused_naming_the_setting() {
             .arg(dir.path())
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{set}");
+        assert_eq!(out.status.code(), Some(2), "{set}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(setting), "{set}: {err}");
     }
     assert!(
         fs_err::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn apply_flags_are_refused_like_the_settings_they_stand_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs_err::create_dir(&root).unwrap();
+    let bad_site = dir.path().join("site.toml");
+    fs_err::write(&bad_site, "[ntp]\nport = 53\n").unwrap();
+    // No bundle exists: a refusal of the site (2) comes before the bundle is looked at (1).
+    let absent = dir.path().join("absent.tar.zst");
+    let apply = |args: &[&str]| {
+        Command::new(installer())
+            .arg("apply")
+            .arg(&absent)
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let bad_site_arg = bad_site.to_str().unwrap();
+    for (args, names) in [
+        (
+            &["--http-port", "53"][..],
+            &["--http-port", "`http.port`", "clashes with dns.port"][..],
+        ),
+        (&["--http-port", "0"], &["--http-port", "`http.port`"]),
+        (
+            &["--data-root", "data"],
+            &["--data-root", "`data_root`", "must be absolute"],
+        ),
+        (
+            &["--set", "http.port=53"],
+            &["`http.port`", "clashes with dns.port"],
+        ),
+        (
+            &["--site", bad_site_arg],
+            &["`ntp.port`", "clashes with dns.port"],
+        ),
+        (&["--http-port", "x"], &["--http-port"]),
+    ] {
+        let out = apply(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        for name in names {
+            assert!(err.contains(name), "{args:?}: {name} not in {err}");
+        }
+    }
+    // The flag wins over `--set`, and a valid site reaches the bundle: a plain failure.
+    let out = apply(&["--set", "http.port=53", "--http-port", "8080"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("absent.tar.zst"), "{err}");
+    assert!(
+        fs_err::read_dir(&root).unwrap().next().is_none(),
         "nothing written"
     );
 }

@@ -91,33 +91,12 @@ pub enum BuildError {
         #[source]
         source: FetchError,
     },
-    /// A registry served a manifest or config the bundle cannot take (exit 3).
+    /// A registry served a manifest or config the bundle cannot take (a verification failure).
     #[error("{0}")]
     ImageInvalid(String),
-    /// A registry lacks an image the build needs (exit 1).
+    /// A registry lacks an image the build needs (an operational failure).
     #[error("{0}")]
     ImageUnavailable(String),
-}
-
-impl BuildError {
-    /// 3 for verification failures (wrong checksum from every mirror, bad or missing package
-    /// or metadata signature, a key that does not match its pin, another minor release than
-    /// asked for), 2 for usage errors, else 1.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            BuildError::Fetch(e) if e.is_checksum_failure() => 3,
-            BuildError::Image { source, .. } if source.is_checksum_failure() => 3,
-            BuildError::ImageInvalid(_) => 3,
-            BuildError::Pypi(e) if e.is_verification() => 3,
-            BuildError::Meta(e) if e.is_verification() => 3,
-            BuildError::Bundle(e) if e.is_verification_failure() => 3,
-            BuildError::Usage(_)
-            | BuildError::Release(
-                ReleaseError::NotFound { .. } | ReleaseError::NoPackageSet { .. },
-            ) => 2,
-            _ => 1,
-        }
-    }
 }
 
 /// Everything the parts described, ready to pack.

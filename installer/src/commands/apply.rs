@@ -1,16 +1,14 @@
 //! `installer apply`: verify a bundle and install its repos, PyPI index and nginx config.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use installer::apply::{self, ApplyOptions};
 use installer::repodata::Compression;
+use installer::site::FlagOverride;
 
 use super::SiteArgs;
-
-/// Exit status for a bundle that fails verification.
-const EXIT_VERIFY: u8 = 3;
+use super::exit::ExitStatus;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -24,7 +22,8 @@ Besides the repos and the index, apply writes the admin's service configs from t
 reference topology without --site): named.conf and zones, chrony.conf, the landing page and node\n\
 files, IP forwarding and the NAT ruleset. With --root other than / or --no-services, the system\n\
 actions (SELinux labels, firewalld, systemctl enable/restart, NAT now) are printed, not run.\n\n\
-Exit status: 0 ok, 1 operational failure, 2 usage error, 3 the bundle failed verification.")]
+Exit status: 0 ok, 1 operational failure, 2 usage error (a bad flag, a bad site setting: --http-port\n\
+and --data-root are held to the rules of http.port and data_root), 3 the bundle failed verification.")]
 pub struct ApplyArgs {
     /// The bundle file (`bundle.tar.zst`), or the first volume of a split bundle
     /// (`bundle.tar.zst.001`) or the directory holding its volumes.
@@ -85,14 +84,15 @@ impl bundle::Reporter for PhaseLines {
     }
 }
 
-pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let mut site = args.site.load()?;
+pub fn run(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
+    let mut flags = Vec::new();
     if let Some(dir) = &args.data_root {
-        site.data_root = dir.clone();
+        flags.push(FlagOverride::new("--data-root", "data_root", dir)?);
     }
     if let Some(port) = args.http_port {
-        site.http.port = port;
+        flags.push(FlagOverride::new("--http-port", "http.port", port)?);
     }
+    let site = args.site.load_with_flags(&flags)?;
     let listen = match &args.http_address {
         Some(addr) => format!("{addr}:{}", site.http.port),
         None => site.http.port.to_string(),
@@ -129,9 +129,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let _lock = if args.dry_run {
         None
     } else {
-        if let Err(e) = apply::plan(&opts, false, &bundle::NoProgress) {
-            return refused(e);
-        }
+        apply::plan(&opts, false, &bundle::NoProgress)?;
         Some(super::lock(&super::data_dir(&opts.root, &site)?)?)
     };
     let result = if args.dry_run {
@@ -155,24 +153,12 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             Ok(())
         })
     };
-    match result {
-        Ok(()) => service_step(
-            &site,
-            &opts.root,
-            args.dry_run || args.no_services || !real_root,
-        ),
-        Err(e) => refused(e),
-    }
-}
-
-/// Exit status 3 for a bundle at fault, the error otherwise.
-fn refused(e: apply::ApplyError) -> anyhow::Result<ExitCode> {
-    if e.is_verification_failure() {
-        eprintln!("error: {e}");
-        Ok(ExitCode::from(EXIT_VERIFY))
-    } else {
-        Err(e.into())
-    }
+    result?;
+    service_step(
+        &site,
+        &opts.root,
+        args.dry_run || args.no_services || !real_root,
+    )
 }
 
 /// Run the system actions (a real root, services wanted) or print them for the operator.
@@ -182,14 +168,14 @@ fn service_step(
     site: &installer::site::SiteConfig,
     root: &std::path::Path,
     print_only: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<ExitStatus> {
     let actions = apply::service_actions(site, root);
     if print_only {
         println!("services: not started (--dry-run, --no-services or --root); the commands are:");
         for action in &actions {
             println!("{action}");
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitStatus::Success);
     }
     let mut failed = false;
     for action in &actions {
@@ -212,9 +198,9 @@ fn service_step(
         );
     }
     Ok(if failed {
-        ExitCode::from(1)
+        ExitStatus::Failure
     } else {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     })
 }
 

@@ -11,6 +11,8 @@ use clap::Args;
 
 use crate::reporter::human_bytes;
 
+use super::exit::ExitStatus;
+
 #[derive(Debug, Args)]
 #[command(after_help = concat!(
     "Examples:\n",
@@ -35,7 +37,7 @@ pub struct InspectArgs {
     pub manifest_out: Option<PathBuf>,
 }
 
-pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
+pub fn run(args: &InspectArgs) -> anyhow::Result<ExitStatus> {
     let info = read_manifest(&args.bundle).context("cannot read the bundle manifest")?;
     if let Some(out) = &args.manifest_out {
         installer::fsutil::write_atomic(out, &info.raw, 0o644)
@@ -47,7 +49,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", render(&summary));
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }
 
 /// The human-readable form.

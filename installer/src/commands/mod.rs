@@ -1,6 +1,8 @@
-//! One module per subcommand: its arguments and one entry function returning the exit code.
+//! One module per subcommand: its arguments and one entry function returning the exit status
+//! (see `exit`).
 
 pub mod apply;
+pub mod exit;
 pub mod inspect;
 pub mod nat;
 pub mod node;
@@ -11,7 +13,7 @@ pub mod verify;
 use std::path::PathBuf;
 
 use clap::Args;
-use installer::site::SiteConfig;
+use installer::site::{FlagOverride, SiteConfig};
 
 /// The site file and command-line overrides, shared by every command that needs the site.
 #[derive(Args, Debug)]
@@ -26,7 +28,17 @@ pub struct SiteArgs {
 
 impl SiteArgs {
     pub fn load(&self) -> anyhow::Result<SiteConfig> {
-        Ok(SiteConfig::load(self.site.as_deref(), &self.overrides)?)
+        self.load_with_flags(&[])
+    }
+
+    /// The site with a command's own flags (`--http-port`, `--data-root`) applied over `--set`
+    /// before validation, so a flag is refused exactly like the setting it stands for.
+    pub fn load_with_flags(&self, flags: &[FlagOverride]) -> anyhow::Result<SiteConfig> {
+        Ok(SiteConfig::load_with_flags(
+            self.site.as_deref(),
+            &self.overrides,
+            flags,
+        )?)
     }
 }
 
@@ -55,15 +67,5 @@ pub fn print_installed(installed: &installer::fsutil::Installed) {
             println!("replaced   {path} (original kept as {})", b.display())
         }
         (FileChange::Modify { .. }, None) => println!("replaced   {path}"),
-    }
-}
-
-/// The exit status for an error: 3 when any error in the chain is a bundle verification failure
-/// (damaged, tampered or hostile bundle, bad or missing signature, newer format), else 1.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if bundle::BundleError::in_chain(err.as_ref()) {
-        3
-    } else {
-        1
     }
 }

@@ -1,11 +1,11 @@
 //! `installer nat enable|disable`: switch the admin's NAT gateway now and at boot.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use installer::services::nat::{self, NatState};
 
+use super::exit::ExitStatus;
 use super::{SiteArgs, print_installed};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -30,7 +30,7 @@ pub struct NatArgs {
     pub no_runtime: bool,
 }
 
-pub fn run(args: NatArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: NatArgs) -> anyhow::Result<ExitStatus> {
     let site = args.site.load()?;
     let _lock = super::lock(&super::data_dir(&args.root, &site)?)?;
     let state = match args.switch {
@@ -52,5 +52,5 @@ pub fn run(args: NatArgs) -> anyhow::Result<ExitCode> {
             println!("{action}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

@@ -1,12 +1,12 @@
 //! `installer node --admin ADDR [--root DIR]`: set up a node from its admin's node files.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use installer::actions::ActionOutcome;
 use installer::node::setup;
 
+use super::exit::ExitStatus;
 use super::print_installed;
 
 #[derive(Args, Debug)]
@@ -25,7 +25,7 @@ pub struct NodeArgs {
     pub no_services: bool,
 }
 
-pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: NodeArgs) -> anyhow::Result<ExitStatus> {
     let report = setup::setup_node(&args.admin, &args.root, !args.no_services)?;
     for installed in &report.files {
         print_installed(installed);
@@ -46,5 +46,5 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
             println!("{action}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

@@ -1,11 +1,12 @@
 //! `installer site init [FILE]`: write the commented example site file.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use installer::site::SiteConfig;
+
+use super::exit::ExitStatus;
 
 #[derive(Subcommand, Debug)]
 pub enum SiteCommand {
@@ -25,7 +26,7 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitStatus> {
     let SiteCommand::Init(args) = cmd;
     let text = SiteConfig::example_toml();
     match args.file {
@@ -41,5 +42,5 @@ pub fn run(cmd: SiteCommand) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitStatus::Success)
 }

@@ -1,12 +1,12 @@
 //! `installer status`: check every admin service with a real query and print a table or JSON.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use installer::status;
 
 use super::SiteArgs;
+use super::exit::ExitStatus;
 
 #[derive(Args, Debug)]
 #[command(
@@ -23,7 +23,7 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let site = args.site.load()?;
     let report = status::run(&site, &args.root);
     if args.json {
@@ -44,8 +44,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if report.passed {
-        ExitCode::SUCCESS
+        ExitStatus::Success
     } else {
-        ExitCode::from(1)
+        ExitStatus::Failure
     })
 }

@@ -11,6 +11,8 @@ use clap::Args;
 
 use crate::reporter::{BarReporter, human_bytes};
 
+use super::exit::ExitStatus;
+
 #[derive(Debug, Args)]
 #[command(after_help = concat!(
     "Examples:\n",
@@ -34,7 +36,7 @@ pub struct VerifyArgs {
     pub quiet: bool,
 }
 
-pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
+pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
     let key = args
         .key
         .as_deref()
@@ -74,5 +76,5 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     }
     println!("signature: {signature}");
     println!("result:    OK");
-    Ok(())
+    Ok(ExitStatus::Success)
 }
