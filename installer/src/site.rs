@@ -279,13 +279,27 @@ impl Default for SiteConfig {
 impl SiteConfig {
     /// Reads the site file (if any), applies `KEY=VALUE` overrides, fills defaults, validates.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<SiteConfig, SiteError> {
-        let mut table = match file {
+        match file {
             Some(path) => {
                 let text = fs_err::read_to_string(path).map_err(|source| SiteError::Read {
                     path: path.to_path_buf(),
                     source,
                 })?;
-                toml::from_str::<toml::Table>(&text).map_err(|e| SiteError::Syntax {
+                SiteConfig::parse(Some((path, &text)), overrides)
+            }
+            None => SiteConfig::parse(None, overrides),
+        }
+    }
+
+    /// [`SiteConfig::load`] on the site file's text (`path` names it in errors); apart from
+    /// reading the file, all of it, so that it can be fuzzed.
+    pub fn parse(
+        file: Option<(&Path, &str)>,
+        overrides: &[String],
+    ) -> Result<SiteConfig, SiteError> {
+        let mut table = match file {
+            Some((path, text)) => {
+                toml::from_str::<toml::Table>(text).map_err(|e| SiteError::Syntax {
                     path: path.to_path_buf(),
                     message: e.to_string(),
                 })?

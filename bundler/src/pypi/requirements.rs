@@ -212,7 +212,8 @@ impl RequirementSet {
                 continue;
             }
             let (spec, sha256) = split_hashes(&line).map_err(error)?;
-            let requirement: Requirement = spec.parse().map_err(|err| error(format!("{err}")))?;
+            let requirement: Requirement =
+                super::metadata::parse_requirement(spec).map_err(error)?;
             if let Some(VersionOrUrl::Url(url)) = &requirement.version_or_url {
                 return Err(error(format!(
                     "direct URL requirement ({url}) is not supported; name a version from the index instead"
