@@ -13,8 +13,11 @@ mod seeds;
 
 pub use seeds::seeds;
 
+/// A fuzz target: takes any bytes, returns only if it handled them.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as scripts/fuzz and the regression test know them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("bundle", bundle),
     ("rpm_xml", rpm_xml),
     ("pypi_index", pypi_index),
@@ -60,11 +63,11 @@ pub fn rpm_xml(data: &[u8]) {
             let _ = repomd::parse_repomd(xml, url);
         }
         1 => {
-            if let Ok(reader) = repomd::decompress(xml) {
-                if let Ok(packages) = primary::parse_primary(reader, url) {
-                    for package in &packages {
-                        let _ = package.nevra();
-                    }
+            if let Ok(reader) = repomd::decompress(xml)
+                && let Ok(packages) = primary::parse_primary(reader, url)
+            {
+                for package in &packages {
+                    let _ = package.nevra();
                 }
             }
         }
