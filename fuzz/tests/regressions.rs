@@ -3,6 +3,19 @@
 //! fails `cargo test` if it comes back. docs/RELIABILITY.md says what each input found.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by any panic, caught or not: under AFL a panic aborts even where the code catches it
+/// (`parse_requirement` does, as a last resort), so a caught panic is a finding here too.
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+fn record_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICKED.store(true, Ordering::SeqCst);
+        default(info);
+    }));
+}
 
 /// The fuzzer ran with 2 GiB of address space, so an input that made a parser allocate what
 /// a header claimed (4 GB) crashed; without the same limit here, an overcommitting kernel
@@ -19,6 +32,7 @@ fn limit_memory_like_the_fuzzer() {
 #[test]
 fn every_kept_fuzz_input_runs_clean() {
     limit_memory_like_the_fuzzer();
+    record_panics();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
     let mut replayed = 0;
     for (target, run) in fuzz::TARGETS {
@@ -30,6 +44,11 @@ fn every_kept_fuzz_input_runs_clean() {
             let path = entry.expect("read regressions directory").path();
             let data = std::fs::read(&path).expect("read a regression input");
             run(&data);
+            assert!(
+                !PANICKED.load(Ordering::SeqCst),
+                "{} panicked (caught or not)",
+                path.display()
+            );
             replayed += 1;
         }
     }

@@ -22,8 +22,13 @@ pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
     let name_len = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
     let mut names = vec![&rest[..name_len]];
     if let Some(extras) = rest[name_len..].trim_start().strip_prefix('[') {
+        // Every run of name characters up to `]`, however they are separated.
         let extras = extras.split(']').next().unwrap_or_default();
-        names.extend(extras.split(',').map(str::trim).filter(|e| !e.is_empty()));
+        names.extend(
+            extras
+                .split(|c: char| !is_name_char(c))
+                .filter(|e| !e.is_empty()),
+        );
     }
     for name in names {
         if name.ends_with(['.', '-', '_']) || name.starts_with(['.', '-', '_']) {
