@@ -23,7 +23,7 @@
 //! Anything else (no file, not a bundle, damaged, different content) means "not up to date"
 //! and the caller writes a new bundle as usual, atomically replacing the old one.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -60,9 +60,11 @@ impl OutputStamps {
         );
         fs_err::create_dir_all(&self.dir)?;
         let path = self.record_path(&written.path)?;
-        let temp = path.with_extension("tmp");
-        fs_err::write(&temp, record)?;
-        fs_err::rename(&temp, &path)
+        // A temp file of its own: builds sharing the cache may record the same output at once.
+        let mut temp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        temp.write_all(record.as_bytes())?;
+        temp.persist(&path).map_err(|e| e.error)?;
+        Ok(())
     }
 
     /// True when `output` is the very file recorded with `sha256`, unchanged since.

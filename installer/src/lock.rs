@@ -1,5 +1,6 @@
-//! The one lock the admin's writing commands (`installer apply`, `installer nat`) take on the
-//! data root: two runs at once would switch trees and files under each other.
+//! The one lock the writing commands take: `installer apply` and `installer nat` on the admin's
+//! data root, `installer node` on [`NODE_LOCK_DIR`] of the node: two runs at once would switch
+//! trees and files under each other.
 //!
 //! The lock is a `flock` on `<dir>/.installer.lock`. The kernel drops it when its holder dies,
 //! so a stale lock of a killed run is simply taken over; the file's content (pid, command,
@@ -12,6 +13,10 @@ use rustix::fs::{FlockOperation, flock};
 
 /// The lock file's name inside the locked directory.
 pub const LOCK_FILE: &str = ".installer.lock";
+
+/// Where `installer node` locks (under its `--root`): a node has no data root, and its files
+/// live in several directories of /etc.
+pub const NODE_LOCK_DIR: &str = "/var/lib/kubespray-offline";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {

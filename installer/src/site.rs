@@ -325,13 +325,28 @@ impl SiteConfig {
         overrides: &[String],
         flags: &[FlagOverride],
     ) -> Result<SiteConfig, SiteError> {
-        let mut table = match file {
+        match file {
             Some(path) => {
                 let text = fs_err::read_to_string(path).map_err(|source| SiteError::Read {
                     path: path.to_path_buf(),
                     source,
                 })?;
-                toml::from_str::<toml::Table>(&text).map_err(|e| SiteError::Syntax {
+                SiteConfig::parse(Some((path, &text)), overrides, flags)
+            }
+            None => SiteConfig::parse(None, overrides, flags),
+        }
+    }
+
+    /// [`SiteConfig::load_with_flags`] on the site file's text (`path` names it in errors);
+    /// apart from reading the file, all of it, so that it can be fuzzed.
+    pub fn parse(
+        file: Option<(&Path, &str)>,
+        overrides: &[String],
+        flags: &[FlagOverride],
+    ) -> Result<SiteConfig, SiteError> {
+        let mut table = match file {
+            Some((path, text)) => {
+                toml::from_str::<toml::Table>(text).map_err(|e| SiteError::Syntax {
                     path: path.to_path_buf(),
                     message: e.to_string(),
                 })?

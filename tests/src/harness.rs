@@ -151,3 +151,25 @@ pub fn rpm_only_build(bundler: &Path) -> Command {
     .arg("--quiet");
     cmd
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`8m`) on `dir`, created when missing.
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs_err::create_dir_all(dir).unwrap();
+        let mut cmd = Command::new("mount");
+        run_ok(
+            cmd.args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir),
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}

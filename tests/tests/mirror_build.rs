@@ -686,3 +686,70 @@ fn concurrent_builds_on_one_cache_all_pass_with_identical_bundles() {
         );
     }
 }
+
+#[test]
+fn a_cache_or_output_without_room_is_refused_before_any_package_is_downloaded() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Packages of 1 to 2 MB, so that one downloaded package shows in the served bytes.
+    let m = mirror(tmp.path(), |spec| {
+        spec.filler_min_bytes = 1 << 20;
+        spec.filler_max_bytes = 2 << 20;
+    });
+    let payload: u64 = m.repos.iter().map(|r| r.package_bytes).sum();
+    let server = TestServer::start(&m.root, Faults::none()).unwrap();
+    let refused = |dir: &Path, output: &Path| {
+        let before = server.body_bytes();
+        let out = build_cmd(dir, &m, &server.url(), output, &[])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            server.body_bytes() - before < 1 << 20,
+            "a package was downloaded: {stderr}"
+        );
+        assert!(!output.exists());
+        stderr
+    };
+
+    // The cache on a filesystem smaller than the packages.
+    let a = tmp.path().join("a");
+    let _cache = e2e::harness::Tmpfs::mount(&a.join("cache"), "8m");
+    let stderr = refused(&a, &a.join("out.tar.zst"));
+    let cache = a.join("cache");
+    assert!(
+        stderr.contains(&format!(" on {}, ", cache.display()))
+            && stderr.contains(" free (downloads into the cache ")
+            && stderr.contains("use another --cache"),
+        "{stderr}"
+    );
+    let partial: Vec<_> = fs_err::read_dir(cache.join("partial"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
+
+    // The output on a filesystem smaller than the bundle.
+    let b = tmp.path().join("b");
+    let _out = e2e::harness::Tmpfs::mount(&b.join("out"), "8m");
+    let stderr = refused(&b, &b.join("out/bundle.tar.zst"));
+    assert!(
+        stderr.contains(&format!(" on {}, ", b.join("out").display()))
+            && stderr.contains(" free (the bundle into ")
+            && stderr.contains("use another -o"),
+        "{stderr}"
+    );
+
+    // Cache and output on one filesystem that holds either but not both: counted together.
+    let c = tmp.path().join("c");
+    let size = payload + (20 << 20) + payload / 4;
+    let _both = e2e::harness::Tmpfs::mount(&c, &size.to_string());
+    let stderr = refused(&c, &c.join("bundle.tar.zst"));
+    assert!(
+        stderr.contains("downloads into the cache ")
+            && stderr.contains("the bundle into ")
+            && stderr.contains("use another --cache or -o"),
+        "{stderr}"
+    );
+}

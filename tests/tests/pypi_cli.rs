@@ -432,3 +432,75 @@ fn a_kubespray_release_without_shipped_lists_is_read_from_its_source() {
         before
     );
 }
+
+/// Issue 17: two runs fetching the same wheel into one `-o` directory renamed one shared
+/// partial file away under each other ("failed to rename …whl.part: No such file").
+#[test]
+fn concurrent_runs_into_one_directory_all_pass_with_the_same_files() {
+    let (server, dir) = served_with_requirements(index());
+    let url = server.url();
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            Command::new(workspace_bin("bundler"))
+                .args(["pypi", "--requirements", "req.txt", "--index-url", &url])
+                .args([
+                    "--platform",
+                    "x86_64",
+                    "--platform",
+                    "aarch64",
+                    "-o",
+                    "out",
+                    "-q",
+                ])
+                .current_dir(dir.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let part: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(dir.path().join("out/pypi-part.json")).unwrap())
+            .unwrap();
+    let mut checked = 0;
+    for target in part["pypi_targets"].as_array().unwrap() {
+        for file in target["lock"].as_array().unwrap() {
+            let name = file["filename"].as_str().unwrap();
+            let found: Vec<_> = walk(&dir.path().join("out"))
+                .into_iter()
+                .filter(|p| p.file_name().is_some_and(|n| n == name))
+                .collect();
+            assert_eq!(found.len(), 1, "{name}: {found:?}");
+            let bytes = fs_err::read(&found[0]).unwrap();
+            assert_eq!(
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                file["sha256"].as_str().unwrap(),
+                "{name}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 5);
+    let leftovers: Vec<_> = walk(&dir.path().join("out"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs_err::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -9,6 +9,7 @@ pub mod installer;
 pub mod kubespray;
 pub mod pypi;
 pub mod rpm;
+pub mod space;
 pub mod stream;
 
 use std::path::PathBuf;
@@ -85,6 +86,9 @@ pub enum BuildError {
     Pypi(#[from] crate::pypi::PypiError),
     #[error("{0}")]
     Usage(String),
+    /// Not enough room for what the build downloads and writes, found before it starts.
+    #[error(transparent)]
+    Space(#[from] space::SpaceError),
     #[error("image {reference}: {source}")]
     Image {
         reference: String,

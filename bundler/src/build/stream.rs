@@ -34,7 +34,7 @@ use bundle::write::{
 };
 use futures::{StreamExt, TryStreamExt};
 
-use super::{BuildError, BuildParts, Source, manifest_for};
+use super::{BuildError, BuildParts, Source, manifest_for, space};
 use crate::fetch::{Download, Fetcher, SignatureRecords};
 use crate::rpm::verify::ReleaseKey;
 
@@ -98,6 +98,10 @@ fn stream_into(
     verifier: Option<&(Arc<ReleaseKey>, SignatureRecords)>,
     reporter: &dyn Reporter,
 ) -> Result<WrittenBundle, BuildError> {
+    // Checking signers may download packages before the manifest exists: room for them first.
+    if verifier.is_some() {
+        preflight(parts, fetcher, None)?;
+    }
     if let Some(verifier) = verifier {
         record_signers(parts, verifier, fetcher, reporter)?;
     }
@@ -150,6 +154,8 @@ fn stream_into(
         reporter.finished();
         return Ok(kept);
     }
+
+    preflight(parts, fetcher, Some(output))?;
 
     let (tx, rx) = mpsc::sync_channel::<Input>(WAITING);
     let (fed, written) = std::thread::scope(|scope| {
@@ -206,6 +212,51 @@ fn stream_into(
         let _ = stamps.record(&written);
     }
     Ok(written)
+}
+
+/// Refuses the build before its payload downloads when the cache's filesystem cannot hold the
+/// files not cached yet or, with `output`, the output's cannot hold the bundle as well (see
+/// [`super::space`]).
+fn preflight(
+    parts: &BuildParts,
+    fetcher: &Fetcher,
+    output: Option<&Path>,
+) -> Result<(), BuildError> {
+    let cache = fetcher.cache();
+    let mut seen = HashSet::new();
+    let mut downloads = 0;
+    for (_, source) in &parts.files {
+        if let Source::Fetch { download, .. } = source {
+            let expected = &download.expected;
+            if seen.insert(expected.sha256.as_str())
+                && cache.lookup(&expected.sha256, expected.size).is_none()
+            {
+                downloads += expected
+                    .size
+                    .saturating_sub(cache.partial_len(&expected.sha256));
+            }
+        }
+    }
+    let mut needs = vec![space::Need {
+        dir: cache.root().to_path_buf(),
+        bytes: downloads,
+        what: "downloads into the cache",
+        option: "--cache",
+    }];
+    if let Some(output) = output {
+        let payload = parts.files.iter().map(|(entry, _)| entry.size).sum();
+        needs.push(space::Need {
+            dir: output
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+            bytes: space::bundle_estimate(payload, parts.files.len() as u64),
+            what: "the bundle into",
+            option: "-o",
+        });
+    }
+    Ok(space::check(&needs)?)
 }
 
 /// Fill in each RPM repo's signers (the keys whose signatures verified on its packages) before

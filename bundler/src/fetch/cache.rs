@@ -13,7 +13,8 @@
 //! package's header signature depends only on the package's bytes (its sha256) and on the key
 //! (the check id, a hash of the key file and the pin), so a warm rebuild does not redo 2,000
 //! signature checks. Only passes are recorded; a failure is checked again every time. The file
-//! is read once and written once per build (whole, then renamed), not once per package.
+//! is read once and written once per build (whole, then renamed), not once per package; builds
+//! sharing the cache merge their records into it one at a time.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -65,19 +66,7 @@ impl Cache {
     /// The passed signature checks recorded for the key `check_id` (none if never saved).
     pub fn signature_records(&self, check_id: &str) -> SignatureRecords {
         let path = self.root.join("signatures").join(check_id);
-        let known = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| {
-                let (sha256, signers) = line.split_once(' ')?;
-                let signers = signers
-                    .split(',')
-                    .filter(|s| !s.is_empty() && *s != "-")
-                    .map(str::to_string)
-                    .collect();
-                Some((sha256.to_string(), signers))
-            })
-            .collect();
+        let known = read_records(&path);
         SignatureRecords {
             path,
             known: Mutex::new(known),
@@ -183,15 +172,44 @@ impl SignatureRecords {
         self.added.store(true, Ordering::Relaxed);
     }
 
-    /// Write the records (sorted, whole, renamed into place) if any were added.
+    /// Write the records (sorted, whole, renamed into place) if any were added. Builds sharing
+    /// the cache save one at a time (a `flock` on `<file>.lock`), each adding its records to
+    /// what is on disk then, so that no build's passes are lost to another's save.
     pub fn save(&self) -> Result<(), FetchError> {
         if !self.added.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let mut lines: Vec<String> = self
-            .known
-            .lock()
-            .expect("not poisoned")
+        let dir = self.path.parent().expect("records live in a directory");
+        fs_err::create_dir_all(dir).map_err(FetchError::Io)?;
+        let mut lock_path = self.path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock = fs_err::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(FetchError::Io)?
+            .into_file();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            let e = std::io::Error::from(e);
+            FetchError::Io(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "failed to lock `{}`: {e}",
+                    PathBuf::from(&lock_path).display()
+                ),
+            ))
+        })?;
+        let mut known = read_records(&self.path);
+        known.extend(
+            self.known
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let mut lines: Vec<String> = known
             .iter()
             .map(|(sha256, signers)| match signers.as_slice() {
                 [] => format!("{sha256} -\n"),
@@ -199,14 +217,30 @@ impl SignatureRecords {
             })
             .collect();
         lines.sort();
-        let dir = self.path.parent().expect("records live in a directory");
-        fs_err::create_dir_all(dir).map_err(FetchError::Io)?;
-        let mut tmp = self.path.as_os_str().to_owned();
-        tmp.push(format!(".tmp-{}", std::process::id()));
-        fs_err::write(&tmp, lines.concat())
-            .and_then(|()| fs_err::rename(&tmp, &self.path))
-            .map_err(FetchError::Io)
+        // A temp file of its own, so that a save never writes into another's.
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(FetchError::Io)?;
+        std::io::Write::write_all(&mut tmp, lines.concat().as_bytes()).map_err(FetchError::Io)?;
+        tmp.persist(&self.path)
+            .map_err(|e| FetchError::Io(e.error))?;
+        Ok(())
     }
+}
+
+/// The records in the file at `path` (none when it is missing or unreadable).
+fn read_records(path: &Path) -> HashMap<String, Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (sha256, signers) = line.split_once(' ')?;
+            let signers = signers
+                .split(',')
+                .filter(|s| !s.is_empty() && *s != "-")
+                .map(str::to_string)
+                .collect();
+            Some((sha256.to_string(), signers))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -259,5 +293,43 @@ mod tests {
         );
         fs_err::write(dir.path().join("signatures/key1"), "garbage\n").unwrap();
         assert_eq!(cache.signature_records("key1").passed("pkg"), None);
+    }
+
+    #[test]
+    fn builds_saving_records_at_once_keep_every_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        // Eight builds load the (empty) records, each passes its own packages, all save at once.
+        std::thread::scope(|scope| {
+            for build in 0..8 {
+                let cache = &cache;
+                scope.spawn(move || {
+                    let records = cache.signature_records("key");
+                    for pkg in 0..50 {
+                        records.record(&format!("b{build}p{pkg}"), &["FP".into()]);
+                    }
+                    records.save().unwrap();
+                });
+            }
+        });
+        let merged = cache.signature_records("key");
+        for build in 0..8 {
+            for pkg in 0..50 {
+                assert_eq!(
+                    merged.passed(&format!("b{build}p{pkg}")),
+                    Some(vec!["FP".into()]),
+                    "b{build}p{pkg}"
+                );
+            }
+        }
+        let left: Vec<String> = fs_err::read_dir(dir.path().join("signatures"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(
+            left.len(),
+            2,
+            "the records and their lock, no temp file: {left:?}"
+        );
     }
 }

@@ -189,94 +189,7 @@ impl IndexClient {
             .bytes()
             .await
             .map_err(|err| http_error(&url, err))?;
-        let bad = |message: String| PypiError::BadIndexPage {
-            url: page_url.to_string(),
-            message,
-        };
-        let files = match content_type.as_str() {
-            "application/vnd.pypi.simple.v1+json" => {
-                let page: JsonPage =
-                    serde_json::from_slice(&body).map_err(|err| bad(err.to_string()))?;
-                let version = page
-                    .meta
-                    .and_then(|meta| meta.api_version)
-                    .unwrap_or_else(|| "1.0".into());
-                if !version.starts_with("1.") {
-                    return Err(bad(format!("unsupported simple API version {version}")));
-                }
-                page.files
-                    .into_iter()
-                    .map(|file| {
-                        let url = page_url
-                            .join(&file.url)
-                            .map_err(|err| bad(format!("{}: {err}", file.url)))?;
-                        Ok(IndexFile {
-                            filename: file.filename,
-                            url: without_fragment(url),
-                            sha256: file
-                                .hashes
-                                .get("sha256")
-                                .map(|hex| hex.to_ascii_lowercase()),
-                            requires_python: file
-                                .requires_python
-                                .filter(|value| !value.trim().is_empty()),
-                            yanked: match file.yanked {
-                                Some(serde_json::Value::Bool(true)) => Some(String::new()),
-                                Some(serde_json::Value::String(reason)) => Some(reason),
-                                _ => None,
-                            },
-                            size: file.size,
-                            upload_time: file.upload_time.filter(|time| !time.is_empty()),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, PypiError>>()?
-            }
-            "text/html" | "application/vnd.pypi.simple.v1+html" => {
-                let (anchors, base) = parse_anchors(&String::from_utf8_lossy(&body));
-                let base = match base {
-                    Some(base) => page_url
-                        .join(&base)
-                        .map_err(|err| bad(format!("<base href>: {err}")))?,
-                    None => page_url.clone(),
-                };
-                anchors
-                    .into_iter()
-                    .map(|anchor| {
-                        let url = base
-                            .join(&anchor.href)
-                            .map_err(|err| bad(format!("{}: {err}", anchor.href)))?;
-                        let sha256 = url
-                            .fragment()
-                            .and_then(|fragment| fragment.strip_prefix("sha256="))
-                            .map(|hex| hex.to_ascii_lowercase());
-                        let filename = url
-                            .path_segments()
-                            .and_then(|mut segments| segments.next_back())
-                            .unwrap_or("");
-                        let filename = percent_encoding::percent_decode_str(filename)
-                            .decode_utf8_lossy()
-                            .to_string();
-                        Ok(IndexFile {
-                            filename,
-                            url: without_fragment(url),
-                            sha256,
-                            requires_python: anchor
-                                .requires_python
-                                .filter(|value| !value.trim().is_empty()),
-                            yanked: anchor.yanked,
-                            size: None,
-                            upload_time: None,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, PypiError>>()?
-            }
-            other => return Err(bad(format!("unexpected Content-Type `{other}`"))),
-        };
-        Ok(ProjectPage {
-            name: name.clone(),
-            url: page_url,
-            files,
-        })
+        parse_project_page(name, page_url, &content_type, &body)
     }
 
     /// Core metadata of a file, fetched at most once per client.
@@ -428,6 +341,104 @@ impl IndexClient {
 enum RangeRequest {
     Suffix(u64),
     Span(u64, u64),
+}
+
+/// Reads a PEP 691 JSON or PEP 503 HTML project page served at `page_url` with (lowercase,
+/// parameter-free) `content_type`. Separate from the fetch so that it can be fuzzed.
+pub fn parse_project_page(
+    name: &PackageName,
+    page_url: Url,
+    content_type: &str,
+    body: &[u8],
+) -> Result<ProjectPage, PypiError> {
+    let bad = |message: String| PypiError::BadIndexPage {
+        url: page_url.to_string(),
+        message,
+    };
+    let files = match content_type {
+        "application/vnd.pypi.simple.v1+json" => {
+            let page: JsonPage =
+                serde_json::from_slice(body).map_err(|err| bad(err.to_string()))?;
+            let version = page
+                .meta
+                .and_then(|meta| meta.api_version)
+                .unwrap_or_else(|| "1.0".into());
+            if !version.starts_with("1.") {
+                return Err(bad(format!("unsupported simple API version {version}")));
+            }
+            page.files
+                .into_iter()
+                .map(|file| {
+                    let url = page_url
+                        .join(&file.url)
+                        .map_err(|err| bad(format!("{}: {err}", file.url)))?;
+                    Ok(IndexFile {
+                        filename: file.filename,
+                        url: without_fragment(url),
+                        sha256: file
+                            .hashes
+                            .get("sha256")
+                            .map(|hex| hex.to_ascii_lowercase()),
+                        requires_python: file
+                            .requires_python
+                            .filter(|value| !value.trim().is_empty()),
+                        yanked: match file.yanked {
+                            Some(serde_json::Value::Bool(true)) => Some(String::new()),
+                            Some(serde_json::Value::String(reason)) => Some(reason),
+                            _ => None,
+                        },
+                        size: file.size,
+                        upload_time: file.upload_time.filter(|time| !time.is_empty()),
+                    })
+                })
+                .collect::<Result<Vec<_>, PypiError>>()?
+        }
+        "text/html" | "application/vnd.pypi.simple.v1+html" => {
+            let (anchors, base) = parse_anchors(&String::from_utf8_lossy(body));
+            let base = match base {
+                Some(base) => page_url
+                    .join(&base)
+                    .map_err(|err| bad(format!("<base href>: {err}")))?,
+                None => page_url.clone(),
+            };
+            anchors
+                .into_iter()
+                .map(|anchor| {
+                    let url = base
+                        .join(&anchor.href)
+                        .map_err(|err| bad(format!("{}: {err}", anchor.href)))?;
+                    let sha256 = url
+                        .fragment()
+                        .and_then(|fragment| fragment.strip_prefix("sha256="))
+                        .map(|hex| hex.to_ascii_lowercase());
+                    let filename = url
+                        .path_segments()
+                        .and_then(|mut segments| segments.next_back())
+                        .unwrap_or("");
+                    let filename = percent_encoding::percent_decode_str(filename)
+                        .decode_utf8_lossy()
+                        .to_string();
+                    Ok(IndexFile {
+                        filename,
+                        url: without_fragment(url),
+                        sha256,
+                        requires_python: anchor
+                            .requires_python
+                            .filter(|value| !value.trim().is_empty()),
+                        yanked: anchor.yanked,
+                        size: None,
+                        upload_time: None,
+                    })
+                })
+                .collect::<Result<Vec<_>, PypiError>>()?
+        }
+        other => return Err(bad(format!("unexpected Content-Type `{other}`"))),
+    };
+    Ok(ProjectPage {
+        name: name.clone(),
+        url: page_url,
+        files,
+    })
 }
 
 fn without_fragment(mut url: Url) -> Url {

@@ -7,6 +7,41 @@ use std::io::Read;
 use pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{PackageName, Requirement};
 
+/// Parses one PEP 508 requirement. pep508_rs 0.9.2 panics on some input its grammar lets
+/// through (non-ASCII text it slices inside a character; a name or extra ending in `.`, `-` or
+/// `_`, which its own name type then refuses; found by fuzzing, see docs/RELIABILITY.md), so
+/// those are refused here first, and a panic left in it is an error, not a crash.
+pub fn parse_requirement(text: &str) -> Result<Requirement, String> {
+    if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "{c:?} is not ASCII; requirements are written in ASCII"
+        ));
+    }
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    let rest = text.trim_start();
+    let name_len = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
+    let mut names = vec![&rest[..name_len]];
+    if let Some(extras) = rest[name_len..].trim_start().strip_prefix('[') {
+        // Every run of name characters up to `]`, however they are separated.
+        let extras = extras.split(']').next().unwrap_or_default();
+        names.extend(
+            extras
+                .split(|c: char| !is_name_char(c))
+                .filter(|e| !e.is_empty()),
+        );
+    }
+    for name in names {
+        if name.ends_with(['.', '-', '_']) || name.starts_with(['.', '-', '_']) {
+            return Err(format!(
+                "`{name}` is not a valid name: names start and end with a letter or digit"
+            ));
+        }
+    }
+    std::panic::catch_unwind(|| text.parse::<Requirement>())
+        .map_err(|_| "the PEP 508 parser failed on it".to_string())?
+        .map_err(|err| err.to_string())
+}
+
 /// Kinds of distribution files the bundler can carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DistFilename {
@@ -138,8 +173,7 @@ impl CoreMetadata {
         let requires_dist = all("requires-dist")
             .iter()
             .map(|line| {
-                line.parse::<Requirement>()
-                    .map_err(|err| format!("Requires-Dist `{line}`: {err}"))
+                parse_requirement(line).map_err(|err| format!("Requires-Dist `{line}`: {err}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let requires_python = match get("requires-python") {
@@ -190,9 +224,25 @@ pub fn wheel_metadata<R: std::io::Read + std::io::Seek>(
         .min_by_key(|name| name.len())
         .map(str::to_string)
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "no *.dist-info/METADATA in wheel"))?;
-    let mut file = zip.by_name(&name).map_err(zip_to_io)?;
+    let file = zip.by_name(&name).map_err(zip_to_io)?;
+    read_bounded(file, &name)
+}
+
+/// Largest METADATA or PKG-INFO read (real ones are a few kB): a compressed member can expand
+/// to any size its archive likes.
+const MAX_METADATA_BYTES: u64 = 16 << 20;
+
+fn read_bounded(member: impl Read, name: &str) -> Result<Vec<u8>, std::io::Error> {
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    member
+        .take(MAX_METADATA_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_METADATA_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{name} is larger than {MAX_METADATA_BYTES} bytes"),
+        ));
+    }
     Ok(bytes)
 }
 
@@ -200,13 +250,11 @@ pub fn wheel_metadata<R: std::io::Read + std::io::Seek>(
 pub fn sdist_pkg_info(bytes: &[u8]) -> Result<Vec<u8>, std::io::Error> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     for entry in archive.entries()? {
-        let mut entry = entry?;
+        let entry = entry?;
         let path = entry.path()?.to_path_buf();
         if path.components().count() == 2 && path.file_name().is_some_and(|name| name == "PKG-INFO")
         {
-            let mut out = Vec::new();
-            entry.read_to_end(&mut out)?;
-            return Ok(out);
+            return read_bounded(entry, "PKG-INFO");
         }
     }
     Err(std::io::Error::new(

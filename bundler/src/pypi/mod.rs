@@ -217,8 +217,11 @@ pub fn render_plan(resolved: &[ResolvedTarget]) -> String {
     out
 }
 
-fn human_bytes(bytes: u64) -> String {
-    if bytes >= 1_000_000 {
+/// `21.4 GB`, `3.2 MB`, `512.0 kB`: decimal units, as disks and media are sold.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    if bytes >= 1_000_000_000 {
+        format!("{:.1} GB", bytes as f64 / 1_000_000_000.0)
+    } else if bytes >= 1_000_000 {
         format!("{:.1} MB", bytes as f64 / 1_000_000.0)
     } else {
         format!("{:.1} kB", bytes as f64 / 1_000.0)

@@ -212,7 +212,8 @@ impl RequirementSet {
                 continue;
             }
             let (spec, sha256) = split_hashes(&line).map_err(error)?;
-            let requirement: Requirement = spec.parse().map_err(|err| error(format!("{err}")))?;
+            let requirement: Requirement =
+                super::metadata::parse_requirement(spec).map_err(error)?;
             if let Some(VersionOrUrl::Url(url)) = &requirement.version_or_url {
                 return Err(error(format!(
                     "direct URL requirement ({url}) is not supported; name a version from the index instead"
@@ -276,13 +277,18 @@ fn strip_comment(line: &str) -> &str {
 
 /// `r file` / `-requirement=file` -> (option, value).
 fn split_option(rest: &str) -> (&str, Option<&str>) {
-    let (option, value) = match rest.find(|c: char| c == '=' || c.is_whitespace()) {
-        Some(at) => (&rest[..at], Some(rest[at + 1..].trim())),
+    // Character boundaries, not bytes: the text may hold any character (found by fuzzing).
+    let (option, value) = match rest
+        .char_indices()
+        .find(|&(_, c)| c == '=' || c.is_whitespace())
+    {
+        Some((at, c)) => (&rest[..at], Some(rest[at + c.len_utf8()..].trim())),
         None => (rest, None),
     };
     // `-rfile` (no space) is valid for single-letter options.
-    if value.is_none() && rest.len() > 1 && !rest.starts_with('-') {
-        return (&rest[..1], Some(rest[1..].trim()));
+    let first = rest.chars().next().map_or(0, char::len_utf8);
+    if value.is_none() && rest.len() > first && !rest.starts_with('-') {
+        return (&rest[..first], Some(rest[first..].trim()));
     }
     (option, value.filter(|value| !value.is_empty()))
 }

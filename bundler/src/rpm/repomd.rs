@@ -170,7 +170,13 @@ pub fn parse_repomd(bytes: &[u8], url: &str) -> Result<RepoMd, RpmMetaError> {
                     }
                     (b"size", Some(b"data"), Some(rec)) => rec.size = text.trim().parse().ok(),
                     (b"data", _, _) => {
-                        let rec = current.take().expect("inside data");
+                        // A `<data>` nested in another closes twice (found by fuzzing).
+                        let Some(rec) = current.take() else {
+                            return Err(RpmMetaError::Malformed {
+                                url: url.to_string(),
+                                reason: "a <data> record inside another".into(),
+                            });
+                        };
                         if rec.href.is_empty() {
                             return Err(RpmMetaError::Malformed {
                                 url: url.to_string(),

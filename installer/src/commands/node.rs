@@ -1,6 +1,6 @@
 //! `installer node --admin ADDR [--root DIR]`: set up a node from its admin's node files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use installer::actions::ActionOutcome;
@@ -26,7 +26,12 @@ pub struct NodeArgs {
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitStatus> {
-    let report = setup::setup_node(&args.admin, &args.root, !args.no_services)?;
+    let files = setup::fetch_node_files(&args.admin)?;
+    // Two runs at once would move repo files and back up originals under each other.
+    let lock_dir =
+        installer::fsutil::rooted(&args.root, Path::new(installer::lock::NODE_LOCK_DIR))?;
+    let _lock = super::lock(&lock_dir)?;
+    let report = setup::apply_node_files(&files, &args.root, !args.no_services)?;
     for installed in &report.files {
         print_installed(installed);
     }

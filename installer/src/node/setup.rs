@@ -56,8 +56,21 @@ pub fn fetch_spec(admin: &str) -> Result<NodeSpec, NodeError> {
 /// Applies the admin's node files under `root`. `run_actions` is honoured only when `root` is
 /// `/`: commands never run against the host for a tree prepared elsewhere.
 pub fn setup_node(admin: &str, root: &Path, run_actions: bool) -> Result<NodeReport, NodeError> {
+    apply_node_files(&fetch_node_files(admin)?, root, run_actions)
+}
+
+/// The admin's node files, all fetched and checked before anything is written, so that an
+/// admin that fails halfway leaves the node as it was (and the caller can lock only the writes).
+#[derive(Debug)]
+pub struct NodeFiles {
+    spec: NodeSpec,
+    files: Vec<DesiredFile>,
+}
+
+/// Fetches `node.json` and every file it names from `admin`.
+pub fn fetch_node_files(admin: &str) -> Result<NodeFiles, NodeError> {
     let spec = fetch_spec(admin)?;
-    let mut report = NodeReport::default();
+    let mut files = Vec::new();
     for file in &spec.files {
         if !file.path.starts_with("/etc/") || file.path.contains("..") || file.name.contains('/') {
             return Err(NodeError::UnsafePath {
@@ -66,15 +79,27 @@ pub fn setup_node(admin: &str, root: &Path, run_actions: bool) -> Result<NodeRep
         }
         let url = format!("http://{admin}{NODE_PATH}{}", file.name);
         let contents = netprobe::http_get(&url)?;
-        let desired = DesiredFile {
+        files.push(DesiredFile {
             path: file.path.clone().into(),
             contents,
             mode: file.mode,
-        };
-        report.files.push(fsutil::install_file(root, &desired)?);
+        });
     }
-    report.moved_repos = move_stock_repos(root, &spec.repo_backup_dir)?;
-    report.actions = actions(&spec);
+    Ok(NodeFiles { spec, files })
+}
+
+/// Writes fetched node files under `root`; see [`setup_node`].
+pub fn apply_node_files(
+    node: &NodeFiles,
+    root: &Path,
+    run_actions: bool,
+) -> Result<NodeReport, NodeError> {
+    let mut report = NodeReport::default();
+    for desired in &node.files {
+        report.files.push(fsutil::install_file(root, desired)?);
+    }
+    report.moved_repos = move_stock_repos(root, &node.spec.repo_backup_dir)?;
+    report.actions = actions(&node.spec);
     report.ran = run_actions && root == Path::new("/");
     Ok(report)
 }

@@ -22,9 +22,14 @@ pub enum MetadataError {
         first: String,
         second: String,
     },
+    #[error("{path}: {name} is larger than {MAX_METADATA_BYTES} bytes; is the wheel damaged?")]
+    TooLarge { path: PathBuf, name: String },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
+
+/// Largest METADATA taken from a wheel (real ones are a few kB, the largest about 100 kB).
+pub const MAX_METADATA_BYTES: u64 = 16 << 20;
 
 /// Metadata bytes of one wheel with their sha256 (the hash PEP 658 advertises).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,11 +45,19 @@ pub struct CoreMetadata {
 /// and more than one is an error rather than a guess.
 pub fn read_wheel_metadata(path: &Path) -> Result<CoreMetadata, MetadataError> {
     let file = fs_err::File::open(path)?;
+    wheel_metadata_from(std::io::BufReader::new(file), path)
+}
+
+/// [`read_wheel_metadata`] on an open wheel that `path` names in errors.
+pub fn wheel_metadata_from<R: Read + std::io::Seek>(
+    wheel: R,
+    path: &Path,
+) -> Result<CoreMetadata, MetadataError> {
     let zip_err = |source| MetadataError::Zip {
         path: path.to_path_buf(),
         source,
     };
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(zip_err)?;
+    let mut archive = zip::ZipArchive::new(wheel).map_err(zip_err)?;
     let mut found: Option<String> = None;
     for name in archive.file_names() {
         let Some((dir, member)) = name.split_once('/') else {
@@ -64,9 +77,17 @@ pub fn read_wheel_metadata(path: &Path) -> Result<CoreMetadata, MetadataError> {
     let name = found.ok_or_else(|| MetadataError::Missing {
         path: path.to_path_buf(),
     })?;
-    let mut entry = archive.by_name(&name).map_err(zip_err)?;
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
-    entry.read_to_end(&mut bytes)?;
+    let entry = archive.by_name(&name).map_err(zip_err)?;
+    // The sizes in a zip's headers are the wheel's word, not a fact: capacity and read are
+    // bounded (a declared 4 GB METADATA aborted the process; found by fuzzing).
+    let mut bytes = Vec::with_capacity(entry.size().min(1 << 20) as usize);
+    entry.take(MAX_METADATA_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_METADATA_BYTES {
+        return Err(MetadataError::TooLarge {
+            path: path.to_path_buf(),
+            name,
+        });
+    }
     let sha256 = hex::encode(Sha256::digest(&bytes));
     Ok(CoreMetadata { bytes, sha256 })
 }

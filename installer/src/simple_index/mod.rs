@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-pub use metadata::{CoreMetadata, MetadataError, read_wheel_metadata};
+pub use metadata::{CoreMetadata, MetadataError, read_wheel_metadata, wheel_metadata_from};
 pub use render::{API_VERSION, encode_segment, escape_html};
 
 use bundle::manifest::{BundleManifest, FileKind};

@@ -5,6 +5,10 @@
 
 #![allow(dead_code, unused_imports)]
 
+mod bundles;
+pub use bundles::{bundles, exact_snapshot};
+pub use e2e::harness::Tmpfs;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
