@@ -45,6 +45,7 @@
 mod error;
 mod install;
 mod packages;
+mod reuse;
 mod text;
 mod upstream;
 mod write;
@@ -56,6 +57,7 @@ pub use crate::fsutil::Durability;
 
 pub use error::RepodataError;
 pub use packages::{KnownDigest, PackageFile, PackageSet, parse_package, parse_package_with_head};
+pub use reuse::previous_records;
 pub use rpmrepo_metadata::Package;
 
 /// Compression for primary/filelists/other, updateinfo and modules (comps is always written
