@@ -33,6 +33,9 @@
 //! - Upstream records merge: comps from the first set that has one (written as `group` plain and
 //!   `group_gz`), updateinfo as the union by advisory id (package lists merged), modules as the
 //!   concatenation of YAML documents with identical documents once.
+//! - [`previous_records`] reads the records of the repodata a repo has now (only if they write
+//!   back byte for byte); passed to [`build_with_parsed`], those whose sha256 and size still
+//!   match are not read from their RPMs again (`createrepo_c --update`).
 //! - Output depends only on the inputs: `Options::revision` is the repomd revision and every
 //!   record timestamp; package `time file` is the RPM's mtime unless `Options::package_time`.
 //! - Crash safety: new files are written into `<repo>/.repodata.staging/`, fsynced, moved into
