@@ -230,6 +230,12 @@ pub fn execute(
         upstream,
     };
     let options = repodata_options(plan, compression);
+    // Packages the live repo already describes keep their records (matched by sha256 and size
+    // in the build), so only new and changed packages have their headers read.
+    let mut parsed = parsed;
+    for (relative, package) in repodata::previous_records(&plan.live_dir, &options) {
+        parsed.entry(relative).or_insert(package);
+    }
     repodata::build_with_parsed(&input, &options, parsed, reporter)?;
     state::store(&stage, &plan.state)?;
     // One flush for the whole staged repo (moved packages, repodata, state), then the switch.

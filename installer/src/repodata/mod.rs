@@ -33,6 +33,9 @@
 //! - Upstream records merge: comps from the first set that has one (written as `group` plain and
 //!   `group_gz`), updateinfo as the union by advisory id (package lists merged), modules as the
 //!   concatenation of YAML documents with identical documents once.
+//! - [`previous_records`] reads the records of the repodata a repo has now (only if they write
+//!   back byte for byte); passed to [`build_with_parsed`], those whose sha256 and size still
+//!   match are not read from their RPMs again (`createrepo_c --update`).
 //! - Output depends only on the inputs: `Options::revision` is the repomd revision and every
 //!   record timestamp; package `time file` is the RPM's mtime unless `Options::package_time`.
 //! - Crash safety: new files are written into `<repo>/.repodata.staging/`, fsynced, moved into
@@ -45,6 +48,7 @@
 mod error;
 mod install;
 mod packages;
+mod reuse;
 mod text;
 mod upstream;
 mod write;
@@ -56,6 +60,7 @@ pub use crate::fsutil::Durability;
 
 pub use error::RepodataError;
 pub use packages::{KnownDigest, PackageFile, PackageSet, parse_package, parse_package_with_head};
+pub use reuse::previous_records;
 pub use rpmrepo_metadata::Package;
 
 /// Compression for primary/filelists/other, updateinfo and modules (comps is always written

@@ -179,41 +179,16 @@ pub(crate) fn write_package_records(
     std::thread::scope(|scope| {
         let filelists = scope.spawn(|| {
             write_compressed(dir, "filelists", "filelists.xml", options, |out| {
-                let mut writer = FilelistsXml::new_writer(create_xml_writer(out));
-                writer
-                    .write_header(packages.len())
-                    .map_err(xml_error("filelists"))?;
-                for package in packages {
-                    writer
-                        .write_package(package)
-                        .map_err(xml_error("filelists"))?;
-                }
-                writer.finish().map_err(xml_error("filelists"))
+                write_filelists_xml(out, packages)
             })
         });
         let other = scope.spawn(|| {
             write_compressed(dir, "other", "other.xml", options, |out| {
-                let mut writer = OtherXml::new_writer(create_xml_writer(out));
-                writer
-                    .write_header(packages.len())
-                    .map_err(xml_error("other"))?;
-                for package in packages {
-                    writer.write_package(package).map_err(xml_error("other"))?;
-                }
-                writer.finish().map_err(xml_error("other"))
+                write_other_xml(out, packages)
             })
         });
         let primary = write_compressed(dir, "primary", "primary.xml", options, |out| {
-            let mut writer = PrimaryXml::new_writer(create_xml_writer(out));
-            writer
-                .write_header(packages.len())
-                .map_err(xml_error("primary"))?;
-            for package in packages {
-                writer
-                    .write_package(package)
-                    .map_err(xml_error("primary"))?;
-            }
-            writer.finish().map_err(xml_error("primary"))
+            write_primary_xml(out, packages)
         });
         let join = |handle: std::thread::ScopedJoinHandle<'_, Result<Record, RepodataError>>| {
             handle
@@ -222,6 +197,55 @@ pub(crate) fn write_package_records(
         };
         Ok(vec![primary?, join(filelists)?, join(other)?])
     })
+}
+
+/// The open (uncompressed) content of primary.xml for `packages`, in their order.
+pub(crate) fn write_primary_xml(
+    out: &mut (dyn Write + Send),
+    packages: &[Package],
+) -> Result<(), RepodataError> {
+    let mut writer = PrimaryXml::new_writer(create_xml_writer(out));
+    writer
+        .write_header(packages.len())
+        .map_err(xml_error("primary"))?;
+    for package in packages {
+        writer
+            .write_package(package)
+            .map_err(xml_error("primary"))?;
+    }
+    writer.finish().map_err(xml_error("primary"))
+}
+
+/// The open content of filelists.xml for `packages`, in their order.
+pub(crate) fn write_filelists_xml(
+    out: &mut (dyn Write + Send),
+    packages: &[Package],
+) -> Result<(), RepodataError> {
+    let mut writer = FilelistsXml::new_writer(create_xml_writer(out));
+    writer
+        .write_header(packages.len())
+        .map_err(xml_error("filelists"))?;
+    for package in packages {
+        writer
+            .write_package(package)
+            .map_err(xml_error("filelists"))?;
+    }
+    writer.finish().map_err(xml_error("filelists"))
+}
+
+/// The open content of other.xml for `packages`, in their order.
+pub(crate) fn write_other_xml(
+    out: &mut (dyn Write + Send),
+    packages: &[Package],
+) -> Result<(), RepodataError> {
+    let mut writer = OtherXml::new_writer(create_xml_writer(out));
+    writer
+        .write_header(packages.len())
+        .map_err(xml_error("other"))?;
+    for package in packages {
+        writer.write_package(package).map_err(xml_error("other"))?;
+    }
+    writer.finish().map_err(xml_error("other"))
 }
 
 /// createrepo_c's record order: primary, filelists, other, then by type name.
