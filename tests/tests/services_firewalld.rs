@@ -10,7 +10,7 @@
 
 mod services_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -23,47 +23,6 @@ const ADMIN: &str = "192.168.88.10";
 const NODE: &str = "192.168.88.11";
 const ADMIN_EXT: &str = "203.0.113.10";
 const INTERNET: &str = "203.0.113.1";
-
-/// The admin: its namespace and private directories.
-struct Admin {
-    ns: Netns,
-    dir: PathBuf,
-}
-
-impl Admin {
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
-        let mut cmd = self.ns.command("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg(
-                "d=$1; shift; \
-                 mount --bind \"$d/etc\" /etc && mount --bind \"$d/run\" /run && \
-                 mount --bind \"$d/srv\" /srv && mount --bind \"$d/log\" /var/log && exec \"$@\"",
-            )
-            .arg("fw-admin")
-            .arg(&self.dir)
-            .arg(program)
-            .args(args);
-        cmd
-    }
-
-    fn run(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
-        let out = run_ok(&mut self.command(program, args));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Admin {
-    /// dbus-daemon forked away from the test: end what still runs in the admin's namespace.
-    fn drop(&mut self) {
-        let out = Command::new("ip")
-            .args(["netns", "pids", &self.ns.name])
-            .output()
-            .unwrap();
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = Command::new("kill").arg(pid).status();
-        }
-    }
-}
 
 /// `curl` from the node: true when an HTTP answer came back.
 fn reaches(node: &Netns, url: &str) -> bool {
@@ -157,7 +116,16 @@ fn firewalld_admin_forwards_only_through_the_nat_policy_and_serves_only_the_site
             .arg(dir.join("etc")),
     );
     let _ = fs_err::remove_file(dir.join("etc/selinux/config"));
-    let admin = Admin { ns: admin_ns, dir };
+    let admin = PrivateHost {
+        ns: admin_ns,
+        dir,
+        binds: &[
+            ("etc", "/etc"),
+            ("run", "/run"),
+            ("srv", "/srv"),
+            ("log", "/var/log"),
+        ],
+    };
     admin.run("dbus-daemon", &["--system", "--fork", "--nopidfile"]);
     let mut firewalld = ChildGuard::spawn(
         "firewalld",

@@ -26,45 +26,9 @@ const NODE: &str = "192.168.77.11";
 /// A DNS server the node's connection carries and must not end up using.
 const OTHER_DNS: &str = "203.0.113.53";
 
-/// The node: its namespace and its private directories.
-struct NmNode {
-    ns: Netns,
-    dir: PathBuf,
-}
-
-impl NmNode {
-    /// `program args...` on the node, with the private directories in place of the host's.
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
-        let mut cmd = self.ns.command("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg(
-                "d=$1; shift; \
-                 mount --bind \"$d/etc\" /etc && mount --bind \"$d/run\" /run && \
-                 mount --bind \"$d/nm\" /var/lib/NetworkManager && exec \"$@\"",
-            )
-            .arg("nm-node")
-            .arg(&self.dir)
-            .arg(program)
-            .args(args);
-        cmd
-    }
-
-    fn run(&self, program: &str, args: &[&str]) -> String {
-        let out = run_ok(&mut self.command(program, args));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn resolv_conf(&self) -> String {
-        fs_err::read_to_string(self.dir.join("etc/resolv.conf")).unwrap_or_default()
-    }
-}
-
-impl Drop for NmNode {
-    /// dbus-daemon forked away from the test: end what still runs in the node's namespace
-    /// before the namespace goes, also when the test failed.
-    fn drop(&mut self) {
-        kill_namespace_processes(&self.ns);
-    }
+/// The node's resolv.conf, as NetworkManager or `installer node` left it.
+fn resolv_conf(node: &PrivateHost) -> String {
+    fs_err::read_to_string(node.dir.join("etc/resolv.conf")).unwrap_or_default()
 }
 
 fn nameservers(resolv: &str) -> Vec<&str> {
@@ -170,7 +134,15 @@ fn node_command_drives_networkmanager_route_via_admin_and_resolv_conf_kept() {
     fs_err::write(dir.join("etc/resolv.conf"), "").unwrap();
     run_ok(node_ns.command("ip").args(["link", "set", "eth0", "up"]));
 
-    let node = NmNode { ns: node_ns, dir };
+    let node = PrivateHost {
+        ns: node_ns,
+        dir,
+        binds: &[
+            ("etc", "/etc"),
+            ("run", "/run"),
+            ("nm", "/var/lib/NetworkManager"),
+        ],
+    };
     run_ok(&mut node.command("dbus-daemon", &["--system", "--fork", "--nopidfile"]));
     let mut nm = ChildGuard::spawn(
         "NetworkManager",
@@ -212,7 +184,7 @@ fn node_command_drives_networkmanager_route_via_admin_and_resolv_conf_kept() {
     wait_for(
         "NetworkManager to write resolv.conf",
         Duration::from_secs(30),
-        || (nameservers(&node.resolv_conf()) == [OTHER_DNS]).then_some(()),
+        || (nameservers(&resolv_conf(&node)) == [OTHER_DNS]).then_some(()),
     );
     assert!(
         !node
@@ -241,12 +213,12 @@ fn node_command_drives_networkmanager_route_via_admin_and_resolv_conf_kept() {
         &["-g", "ipv4.gateway", "connection", "show", "site"],
     );
     assert_eq!(gateway.trim(), ADMIN, "the route is in the connection too");
-    assert_eq!(nameservers(&node.resolv_conf()), [ADMIN]);
+    assert_eq!(nameservers(&resolv_conf(&node)), [ADMIN]);
 
     // NetworkManager reloads and reconnects: resolv.conf stays the admin's.
     node.run("nmcli", &["general", "reload"]);
     node.run("nmcli", &["connection", "up", "site"]);
-    assert_eq!(nameservers(&node.resolv_conf()), [ADMIN]);
+    assert_eq!(nameservers(&resolv_conf(&node)), [ADMIN]);
     assert!(
         node.run("ip", &["route", "show", "default"])
             .starts_with(&format!("default via {ADMIN} dev eth0"))
@@ -256,14 +228,4 @@ fn node_command_drives_networkmanager_route_via_admin_and_resolv_conf_kept() {
 
 fn installer_path() -> PathBuf {
     e2e::workspace_bin("installer")
-}
-
-fn kill_namespace_processes(ns: &Netns) {
-    let out = Command::new("ip")
-        .args(["netns", "pids", &ns.name])
-        .output()
-        .unwrap();
-    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        let _ = Command::new("kill").arg(pid).status();
-    }
 }
