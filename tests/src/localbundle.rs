@@ -254,3 +254,25 @@ pub fn wheel_targets(wheels: &Path, tree: &Path, arches: &[String]) -> Result<Ve
     }
     Ok(targets)
 }
+
+/// The small generated mirror under `work/mirror`, packed by the library into
+/// `work/bundle.tar.zst`: the bundle the services tests apply.
+pub fn small_mirror_bundle(work: &Path) -> PathBuf {
+    let mirror = work.join("mirror");
+    crate::mirror::generate_mirror(&crate::mirror::MirrorSpec::small(&mirror)).unwrap();
+    let bundle = work.join("bundle.tar.zst");
+    build_local_bundle(
+        &LocalBundleSpec {
+            mirror_root: Some(mirror.clone()),
+            key: Some(mirror.join(crate::rpmgen::TEST_KEY_FILE)),
+            release: "10".into(),
+            arches: vec!["x86_64".into()],
+            wheels: None,
+            created: "2026-11-01T00:00:00Z".into(),
+        },
+        &work.join("bundle-tree"),
+        &bundle,
+    )
+    .unwrap();
+    bundle
+}

@@ -10,8 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use apply_support::*;
-use e2e::localbundle::{LocalBundleSpec, build_local_bundle};
-use e2e::mirror::{MirrorSpec, generate_mirror};
+use e2e::localbundle::small_mirror_bundle;
 
 fn site_file(dir: &Path) -> std::path::PathBuf {
     let site = dir.join("site.toml");
@@ -22,22 +21,7 @@ fn site_file(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn apply_with_a_site_writes_service_configs_that_their_tools_accept_and_serves_node_files() {
     let work = tempfile::tempdir().unwrap();
-    let mirror = work.path().join("mirror");
-    generate_mirror(&MirrorSpec::small(&mirror)).unwrap();
-    let bundle = work.path().join("bundle.tar.zst");
-    build_local_bundle(
-        &LocalBundleSpec {
-            mirror_root: Some(mirror.clone()),
-            key: Some(mirror.join(e2e::rpmgen::TEST_KEY_FILE)),
-            release: "10".into(),
-            arches: vec!["x86_64".into()],
-            wheels: None,
-            created: "2026-11-01T00:00:00Z".into(),
-        },
-        &work.path().join("bundle-tree"),
-        &bundle,
-    )
-    .unwrap();
+    let bundle = small_mirror_bundle(work.path());
     let root = work.path().join("admin");
     let site = site_file(work.path());
     let port = free_port();

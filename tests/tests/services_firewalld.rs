@@ -14,8 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::localbundle::{LocalBundleSpec, build_local_bundle};
-use e2e::mirror::{MirrorSpec, generate_mirror};
+use e2e::localbundle::small_mirror_bundle;
 use installer::services::nat::{self, NatState};
 use services_support::*;
 
@@ -174,22 +173,7 @@ fn firewalld_admin_forwards_only_through_the_nat_policy_and_serves_only_the_site
     );
 
     // apply and nat enable the firewalld way.
-    let mirror = work.path().join("mirror");
-    generate_mirror(&MirrorSpec::small(&mirror)).unwrap();
-    let bundle = work.path().join("bundle.tar.zst");
-    build_local_bundle(
-        &LocalBundleSpec {
-            mirror_root: Some(mirror.clone()),
-            key: Some(mirror.join(e2e::rpmgen::TEST_KEY_FILE)),
-            release: "10".into(),
-            arches: vec!["x86_64".into()],
-            wheels: None,
-            created: "2026-11-01T00:00:00Z".into(),
-        },
-        &work.path().join("bundle-tree"),
-        &bundle,
-    )
-    .unwrap();
+    let bundle = small_mirror_bundle(work.path());
     let installer = e2e::workspace_bin("installer");
     let site_arg = site_file.to_str().unwrap();
     let applied = admin.run(

@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use e2e::harness::run_ok;
-use e2e::localbundle::{LocalBundleSpec, build_local_bundle};
-use e2e::mirror::{MirrorSpec, generate_mirror};
+use e2e::localbundle::small_mirror_bundle;
 
 const DATA_ROOT: &str = "/srv/koi-data";
 const ZONES: &str = "/srv/koi-named";
@@ -107,22 +106,7 @@ fn apply_labels_served_paths_and_a_non_default_port_in_the_policy_store_once() {
         std::fs::read_to_string("/etc/selinux/default/contexts/files/file_contexts.local")
             .unwrap_or_default();
     let work = tempfile::tempdir().unwrap();
-    let mirror = work.path().join("mirror");
-    generate_mirror(&MirrorSpec::small(&mirror)).unwrap();
-    let bundle = work.path().join("bundle.tar.zst");
-    build_local_bundle(
-        &LocalBundleSpec {
-            mirror_root: Some(mirror.clone()),
-            key: Some(mirror.join(e2e::rpmgen::TEST_KEY_FILE)),
-            release: "10".into(),
-            arches: vec!["x86_64".into()],
-            wheels: None,
-            created: "2026-11-01T00:00:00Z".into(),
-        },
-        &work.path().join("bundle-tree"),
-        &bundle,
-    )
-    .unwrap();
+    let bundle = small_mirror_bundle(work.path());
     let site = work.path().join("site.toml");
     fs_err::write(
         &site,
