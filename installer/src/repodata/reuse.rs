@@ -88,6 +88,7 @@ mod tests {
 
     use super::super::*;
     use super::previous_records;
+    use crate::repodata::tests::read_dir_sorted;
 
     /// Every fixture RPM (many kinds: latin1 text, rich deps, file types, src, v4/v6) at its
     /// path below `tests/fixtures/rpms`, copied into `dir/repo`.
@@ -145,21 +146,6 @@ mod tests {
         }
     }
 
-    fn repodata_files(repo: &Path) -> Vec<(String, Vec<u8>)> {
-        let mut out: Vec<_> = std::fs::read_dir(repo.join("repodata"))
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    std::fs::read(e.path()).unwrap(),
-                )
-            })
-            .collect();
-        out.sort();
-        out
-    }
-
     #[test]
     fn reused_records_give_the_repodata_a_header_parse_gives_public_fixture() {
         let old = tempfile::tempdir().unwrap();
@@ -195,7 +181,10 @@ mod tests {
             &NoReporter,
         )
         .unwrap();
-        assert_eq!(repodata_files(&repo), repodata_files(&fresh_repo));
+        assert_eq!(
+            read_dir_sorted(&repo.join("repodata")),
+            read_dir_sorted(&fresh_repo.join("repodata"))
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn options() -> Options {
     }
 }
 
-fn read_dir_sorted(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(super) fn read_dir_sorted(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| {
