@@ -225,6 +225,10 @@ fn damaged_bundles_exit_3_and_operational_failures_exit_1() {
         ],
     );
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    // The path once, and the cause once (the error's message and its source both said it).
+    let (_, err) = text(&o);
+    assert!(err.contains("absent.tar.zst"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     let o = run("installer", &["verify"]);
     assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
 
@@ -309,4 +313,10 @@ fn bundler_exit_status_names_who_is_at_fault() {
     );
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
     assert!(text(&o).1.contains("no/such/dir"), "{:?}", text(&o));
+    assert_eq!(
+        text(&o).1.matches("No such file or directory").count(),
+        1,
+        "{:?}",
+        text(&o)
+    );
 }
