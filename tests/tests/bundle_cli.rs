@@ -294,6 +294,32 @@ fn bundler_exit_status_names_who_is_at_fault() {
             "rocky-99.toml",
         ),
         (vec!["build", "--bogus-flag"], "--bogus-flag"),
+        // Refused before the release key is fetched from the (unreachable) mirror.
+        (
+            vec![
+                "build",
+                "--no-installer",
+                "--mirror",
+                "http://127.0.0.1:9",
+                "--kubespray-source",
+                "ftp://mirror.example/kubespray",
+            ],
+            "--kubespray-source",
+        ),
+        // Refused before an unshipped release's requirements are fetched.
+        (
+            vec![
+                "build",
+                "--no-installer",
+                "--kubespray",
+                "9.9.9",
+                "--kubespray-source",
+                "http://127.0.0.1:9",
+                "--repo",
+                "bogus",
+            ],
+            "--repo bogus",
+        ),
     ] {
         let o = run("bundler", &[args.as_slice(), &["-o", out_s]].concat());
         let (_, err) = text(&o);
