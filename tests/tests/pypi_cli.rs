@@ -126,8 +126,28 @@ fn pypi_command_plans_fetches_and_reports() {
         "--dry-run downloads nothing"
     );
 
-    let build = bundler(&[&both[..], &["-o", "out", "-q"]].concat(), dir.path());
+    let build = bundler(
+        &[&both[..], &["-o", "out", "-q", "--cache", "pcache"]].concat(),
+        dir.path(),
+    );
     assert!(build.status.success(), "{}", text(&build.stderr));
+    // The wheels went through the fetcher's cache: a run into another directory takes them
+    // from there and asks the index for no file.
+    let file_requests = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.contains("/files/") && !r.contains("bytes=") && !r.contains(".metadata"))
+            .count()
+    };
+    let before = file_requests();
+    let again = bundler(
+        &[&both[..], &["-o", "out2", "-q", "--cache", "pcache"]].concat(),
+        dir.path(),
+    );
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(file_requests(), before, "{:?}", server.requests());
+    assert!(dir.path().join("out2/pypi-part.json").exists());
     let part: serde_json::Value =
         serde_json::from_slice(&fs_err::read(dir.path().join("out/pypi-part.json")).unwrap())
             .unwrap();

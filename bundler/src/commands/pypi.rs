@@ -28,6 +28,11 @@ pub struct PypiCommand {
     #[arg(short, long, value_name = "DIR", default_value = "pypi-out")]
     pub output: PathBuf,
 
+    /// Download cache (content-addressed, shared with `bundler build`; re-runs fetch only
+    /// what is new). Default: the user's cache directory.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+
     /// Resolve and print the plan; download nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -53,8 +58,12 @@ impl PypiReporter for ResolutionLines {
 pub async fn run(command: &PypiCommand) -> Result<(), BuildError> {
     // The index pages, metadata, wheels and (for a Kubespray release this bundler ships no
     // list for) the requirements all go through one fetcher and its cache.
+    let cache = command
+        .cache
+        .clone()
+        .unwrap_or_else(super::selection::default_cache_dir);
     let fetcher = Arc::new(bundler::fetch::Fetcher::new(
-        super::selection::default_cache_dir(),
+        cache,
         bundler::fetch::FetchSettings::default(),
     )?);
     let settings = command.pypi.settings(&[], None, &fetcher).await?;
