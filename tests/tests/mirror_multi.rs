@@ -104,7 +104,12 @@ fn a_mirror_failing_mid_build_is_dropped_with_a_note_and_the_build_completes() {
             .any(|l| l.contains(what) && l.contains(&failing.url()))
     };
     assert!(logged("retry 1 of"), "{stderr}");
-    assert!(logged("trying the next"), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.contains("trying the next")
+            && l.contains(&format!("url={}", failing.url()))
+            && l.contains(&format!("next={}", good.url()))),
+        "{stderr}"
+    );
     assert!(logged("mirror dropped after"), "{stderr}");
     assert!(
         !stderr.contains(&format!("mirror {} dropped", good.url())),

@@ -371,7 +371,8 @@ impl Fetcher {
         // in transit heal on a fresh download, a mirror that is simply wrong fails every round.
         for _round in 0..self.settings.mismatch_rounds.max(1) {
             let mut round_mismatch = false;
-            for url in &self.mirrors.order(&d.urls) {
+            let order = self.mirrors.order(&d.urls);
+            for (i, url) in order.iter().enumerate() {
                 self.mirrors.started(url);
                 let start = Instant::now();
                 let reason = match self.fetch_from(url, d, &partial, reporter).await {
@@ -399,8 +400,8 @@ impl Fetcher {
                     Err(AttemptError::Unauthorized(_)) => "HTTP 401".into(),
                 };
                 self.mirrors.failed(url, &reason, reporter);
-                if d.urls.len() > 1 {
-                    tracing::warn!(file = %d.label, %url, %reason, "this mirror failed; trying the next");
+                if let Some(next) = order.get(i + 1) {
+                    tracing::warn!(file = %d.label, %url, %reason, %next, "failed on this mirror; trying the next");
                 }
                 failures.push((url.to_string(), reason));
             }
@@ -488,7 +489,7 @@ impl Fetcher {
     pub async fn fetch_unpinned(&self, urls: &[Url]) -> Result<(Vec<u8>, Url), FetchError> {
         let mut failures = Vec::new();
         let headers = reqwest::header::HeaderMap::new();
-        for url in urls {
+        for (i, url) in urls.iter().enumerate() {
             let attempt = || async {
                 let answer = self.get_attempt(url, &headers).await?;
                 match answer.status.as_u16() {
@@ -511,8 +512,8 @@ impl Fetcher {
                 ) => r,
                 Err(AttemptError::Unauthorized(_)) => "HTTP 401".into(),
             };
-            if urls.len() > 1 {
-                tracing::warn!(%url, %reason, "this mirror failed; trying the next");
+            if let Some(next) = urls.get(i + 1) {
+                tracing::warn!(%url, %reason, %next, "failed on this mirror; trying the next");
             }
             failures.push((url.to_string(), reason));
         }
