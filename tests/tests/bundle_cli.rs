@@ -320,6 +320,26 @@ fn bundler_exit_status_names_who_is_at_fault() {
             ],
             "--repo bogus",
         ),
+        (
+            vec![
+                "build",
+                "--no-installer",
+                "--no-rpm",
+                "--no-files",
+                "--no-images",
+                "--kubespray",
+                "9.9.9",
+                "--kubespray-source",
+                "http://127.0.0.1:9",
+                "--exclude-newer",
+                "yesterday",
+            ],
+            "--exclude-newer",
+        ),
+        (
+            vec!["build", "--no-installer", "--index-url", "pypi.org/simple"],
+            "--index-url",
+        ),
     ] {
         let o = run("bundler", &[args.as_slice(), &["-o", out_s]].concat());
         let (_, err) = text(&o);

@@ -44,7 +44,7 @@ pub struct PypiArgs {
 
     /// Package index (PEP 691 JSON or PEP 503 HTML simple API).
     /// Default: the requirements file's --index-url, else the public index.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_index_url)]
     pub index_url: Option<String>,
 
     /// Allow source distributions when a version has no compatible wheel (only with static
@@ -84,13 +84,6 @@ impl PypiArgs {
         if let Some(bundle) = &self.pypi_lock {
             return locked_settings(bundle);
         }
-        let requirements = match (&self.requirements, &self.kubespray) {
-            (Some(path), _) => RequirementSet::from_file(path)?,
-            (None, Some(version)) => {
-                kubespray_requirements(version, &self.kubespray_source, fetcher).await?
-            }
-            (None, None) => RequirementSet::kubespray(default_kubespray_version())?,
-        };
         let python_full = python_full.filter(|full| {
             full.strip_prefix(self.python.as_str())
                 .is_some_and(|rest| rest.starts_with('.'))
@@ -115,16 +108,25 @@ impl PypiArgs {
                 &defaults.glibc,
             )?);
         }
-        let index_url = self
-            .index_url
-            .clone()
-            .or_else(|| requirements.index_url.clone())
-            .unwrap_or_else(|| DEFAULT_INDEX_URL.to_string());
         let exclude_newer = self
             .exclude_newer
             .as_deref()
             .map(parse_cutoff)
             .transpose()?;
+        // Last: the requirements of a Kubespray release this bundler ships no list for are
+        // fetched, and every flag is checked before that.
+        let requirements = match (&self.requirements, &self.kubespray) {
+            (Some(path), _) => RequirementSet::from_file(path)?,
+            (None, Some(version)) => {
+                kubespray_requirements(version, &self.kubespray_source, fetcher).await?
+            }
+            (None, None) => RequirementSet::kubespray(default_kubespray_version())?,
+        };
+        let index_url = self
+            .index_url
+            .clone()
+            .or_else(|| requirements.index_url.clone())
+            .unwrap_or_else(|| DEFAULT_INDEX_URL.to_string());
         let options = ResolveOptions {
             allow_sdist: self.allow_sdist,
             pre: self.pre || requirements.pre,
@@ -176,6 +178,11 @@ fn parse_source(text: &str) -> Result<Url, String> {
             "scheme {other}: is not fetched; want an http(s):// or file:// URL"
         )),
     }
+}
+
+/// `--index-url`: checked when the flags are parsed, like `--kubespray-source`.
+fn parse_index_url(text: &str) -> Result<String, String> {
+    parse_source(text).map(|_| text.to_string())
 }
 
 fn parse_cutoff(value: &str) -> Result<OffsetDateTime, BuildError> {
