@@ -135,3 +135,34 @@ impl BundleError {
         }
     }
 }
+
+/// An error and its causes on one line, `outer: cause: cause`, each cause once. Many errors
+/// here and in the binaries already include their source in their own message (`{path}:
+/// {source}`) and still return it from `source()`, so a plain chain walk would print such a
+/// cause twice; both binaries print their errors through this.
+pub fn chain_message(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    for cause in std::iter::successors(err.source(), |e| e.source()) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_prints_once() {
+        let err = BundleError::io(
+            "/x/absent.tar.zst",
+            io::Error::from(io::ErrorKind::NotFound),
+        );
+        let message = chain_message(&err);
+        assert_eq!(message.matches("not found").count(), 1, "{message}");
+    }
+}

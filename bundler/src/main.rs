@@ -26,6 +26,11 @@ use commands::{build, keygen, plan, pypi};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log what the fetcher does on stderr: retries, mirror fallbacks, dropped mirrors and
+    /// resumed downloads (-v), every request's outcome (-vv). $RUST_LOG (e.g.
+    /// `bundler=debug`), when set, takes precedence.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
@@ -40,12 +45,45 @@ enum Command {
     Keygen(keygen::KeygenArgs),
 }
 
+/// Installs the stderr log when `-v` or `$RUST_LOG` asks for it; without either the output is
+/// the progress and the result only.
+fn init_log(verbose: u8) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => tracing_subscriber::EnvFilter::new(spec),
+        _ => match verbose {
+            0 => return,
+            1 => tracing_subscriber::EnvFilter::new("bundler=info"),
+            2 => tracing_subscriber::EnvFilter::new("bundler=debug"),
+            _ => tracing_subscriber::EnvFilter::new("bundler=trace,reqwest=debug,hyper=debug"),
+        },
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_log(cli.verbose);
+    // The one runtime: every command's network I/O runs on it; CPU work (hashing, signature
+    // checks, metadata parsing, the bundle writer) goes to its blocking pool or own threads.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitStatus::Failure.into();
+        }
+    };
     let status = match &cli.command {
-        Command::Build(args) => ExitStatus::of_build(build::run(args)),
-        Command::Plan(args) => ExitStatus::of_build(plan::run(args)),
-        Command::Pypi(args) => ExitStatus::of_build(pypi::run(args)),
+        Command::Build(args) => ExitStatus::of_build(runtime.block_on(build::run(args))),
+        Command::Plan(args) => ExitStatus::of_build(runtime.block_on(plan::run(args))),
+        Command::Pypi(args) => ExitStatus::of_build(runtime.block_on(pypi::run(args))),
         Command::Keygen(args) => ExitStatus::of(keygen::run(args)),
     };
     status.into()

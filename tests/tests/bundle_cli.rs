@@ -225,6 +225,10 @@ fn damaged_bundles_exit_3_and_operational_failures_exit_1() {
         ],
     );
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    // The path once, and the cause once (the error's message and its source both said it).
+    let (_, err) = text(&o);
+    assert!(err.contains("absent.tar.zst"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     let o = run("installer", &["verify"]);
     assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
 
@@ -290,6 +294,52 @@ fn bundler_exit_status_names_who_is_at_fault() {
             "rocky-99.toml",
         ),
         (vec!["build", "--bogus-flag"], "--bogus-flag"),
+        // Refused before the release key is fetched from the (unreachable) mirror.
+        (
+            vec![
+                "build",
+                "--no-installer",
+                "--mirror",
+                "http://127.0.0.1:9",
+                "--kubespray-source",
+                "ftp://mirror.example/kubespray",
+            ],
+            "--kubespray-source",
+        ),
+        // Refused before an unshipped release's requirements are fetched.
+        (
+            vec![
+                "build",
+                "--no-installer",
+                "--kubespray",
+                "9.9.9",
+                "--kubespray-source",
+                "http://127.0.0.1:9",
+                "--repo",
+                "bogus",
+            ],
+            "--repo bogus",
+        ),
+        (
+            vec![
+                "build",
+                "--no-installer",
+                "--no-rpm",
+                "--no-files",
+                "--no-images",
+                "--kubespray",
+                "9.9.9",
+                "--kubespray-source",
+                "http://127.0.0.1:9",
+                "--exclude-newer",
+                "yesterday",
+            ],
+            "--exclude-newer",
+        ),
+        (
+            vec!["build", "--no-installer", "--index-url", "pypi.org/simple"],
+            "--index-url",
+        ),
     ] {
         let o = run("bundler", &[args.as_slice(), &["-o", out_s]].concat());
         let (_, err) = text(&o);
@@ -309,4 +359,10 @@ fn bundler_exit_status_names_who_is_at_fault() {
     );
     assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
     assert!(text(&o).1.contains("no/such/dir"), "{:?}", text(&o));
+    assert_eq!(
+        text(&o).1.matches("No such file or directory").count(),
+        1,
+        "{:?}",
+        text(&o)
+    );
 }

@@ -10,6 +10,13 @@ use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
 use e2e::server::{Faults, TestServer};
 use sha2::{Digest, Sha256};
 
+/// The one runtime these tests run the fetcher on (the binary's `main` builds its own).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> =
+        std::sync::LazyLock::new(|| tokio::runtime::Runtime::new().expect("tokio runtime"));
+    RUNTIME.block_on(future)
+}
+
 fn settings() -> FetchSettings {
     FetchSettings {
         jobs: 4,
@@ -68,9 +75,7 @@ fn flaky_server_every_file_arrives_intact_and_rerun_uses_cache() {
     let server = TestServer::start(&mirror.root, Faults::flaky(7)).unwrap();
     let fetcher = Fetcher::new(tmp.path().join("cache"), settings()).unwrap();
     let list = downloads(&mirror, &[server.url()]);
-    let got = fetcher
-        .block_on(fetcher.fetch_all("packages", &list, &NoProgress))
-        .unwrap();
+    let got = block_on(fetcher.fetch_all("packages", &list, &NoProgress)).unwrap();
     assert!(
         server
             .stats
@@ -84,9 +89,7 @@ fn flaky_server_every_file_arrives_intact_and_rerun_uses_cache() {
     }
     let served = server.body_bytes();
     let again = Fetcher::new(tmp.path().join("cache"), settings()).unwrap();
-    let got = again
-        .block_on(again.fetch_all("packages", &list, &NoProgress))
-        .unwrap();
+    let got = block_on(again.fetch_all("packages", &list, &NoProgress)).unwrap();
     assert!(got.iter().all(|f| f.from_cache));
     assert_eq!(
         server.body_bytes(),
@@ -108,9 +111,7 @@ fn always_corrupt_file_fails_naming_file_and_url_and_is_not_cached() {
         .into_iter()
         .filter(|d| d.label.starts_with("bash-"))
         .collect();
-    let err = fetcher
-        .block_on(fetcher.fetch_all("packages", &list, &NoProgress))
-        .unwrap_err();
+    let err = block_on(fetcher.fetch_all("packages", &list, &NoProgress)).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("bash-5.2.26-1.el10.x86_64.rpm"), "{msg}");
     assert!(msg.contains(&server.url()), "{msg}");
@@ -139,9 +140,7 @@ fn mismatch_moves_to_next_mirror() {
     let good = TestServer::start(&mirror.root, Faults::none()).unwrap();
     let fetcher = Fetcher::new(tmp.path().join("cache"), settings()).unwrap();
     let list = downloads(&mirror, &[bad.url(), good.url()]);
-    let got = fetcher
-        .block_on(fetcher.fetch_all("packages", &list, &NoProgress))
-        .unwrap();
+    let got = block_on(fetcher.fetch_all("packages", &list, &NoProgress)).unwrap();
     assert!(got.iter().all(|f| f.url.as_str().starts_with(&good.url())));
     for (d, f) in list.iter().zip(&got) {
         assert_eq!(expected(&f.path), d.expected);
@@ -169,7 +168,7 @@ fn partial_file_resumes_with_range() {
         &bytes[..prefix as usize],
     )
     .unwrap();
-    let got = fetcher.block_on(fetcher.fetch(&big, &NoProgress)).unwrap();
+    let got = block_on(fetcher.fetch(&big, &NoProgress)).unwrap();
     assert_eq!(expected(&got.path), big.expected);
     assert_eq!(server.body_bytes(), big.expected.size - prefix);
 }
@@ -181,9 +180,7 @@ fn file_urls_work_and_unreachable_mirror_is_reported() {
     let fetcher = Fetcher::new(tmp.path().join("cache"), settings()).unwrap();
     let base = url::Url::from_directory_path(&mirror.root).unwrap();
     let list = downloads(&mirror, &[base.as_str().trim_end_matches('/').to_string()]);
-    let got = fetcher
-        .block_on(fetcher.fetch_all("packages", &list, &NoProgress))
-        .unwrap();
+    let got = block_on(fetcher.fetch_all("packages", &list, &NoProgress)).unwrap();
     assert_eq!(got.len(), list.len());
 
     // A port nothing listens on: connect errors are retried, then reported with the URL.
@@ -194,9 +191,7 @@ fn file_urls_work_and_unreachable_mirror_is_reported() {
         .port();
     let fresh = Fetcher::new(tmp.path().join("cache2"), settings()).unwrap();
     let list = downloads(&mirror, &[format!("http://127.0.0.1:{closed}")]);
-    let err = fresh
-        .block_on(fresh.fetch(&list[0], &NoProgress))
-        .unwrap_err();
+    let err = block_on(fresh.fetch(&list[0], &NoProgress)).unwrap_err();
     assert!(matches!(err, FetchError::AllMirrorsFailed { .. }));
     assert!(
         err.to_string().contains(&format!("127.0.0.1:{closed}")),

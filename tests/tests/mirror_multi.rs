@@ -22,7 +22,13 @@ fn mirror(dir: &Path) -> GeneratedMirror {
 
 /// Build against `mirrors` (in that order) into `<dir>/b.tar.zst`; the output of the run.
 fn build(dir: &Path, m: &GeneratedMirror, mirrors: &[&TestServer]) -> Output {
+    build_with(dir, m, mirrors, &[])
+}
+
+/// [`build`] with `extra` flags.
+fn build_with(dir: &Path, m: &GeneratedMirror, mirrors: &[&TestServer], extra: &[&str]) -> Output {
     let mut cmd = e2e::harness::rpm_only_build(&workspace_bin("bundler"));
+    cmd.args(extra);
     for server in mirrors {
         cmd.args(["--mirror", &server.url()]);
     }
@@ -84,12 +90,27 @@ fn a_mirror_failing_mid_build_is_dropped_with_a_note_and_the_build_completes() {
     dying.dead_after_rpms = Some(4);
     let failing = TestServer::start(&m.root, dying).unwrap();
     let good = TestServer::start(&m.root, Faults::none()).unwrap();
-    let out = assert_success(build(tmp.path(), &m, &[&failing, &good]));
+    let out = assert_success(build_with(tmp.path(), &m, &[&failing, &good], &["-v"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("note: mirror {} dropped", failing.url())),
         "{stderr}"
     );
+    // With -v the operator sees each step on the way there: the retries on the dead mirror,
+    // the fallback to the other one, and the drop.
+    let logged = |what: &str| {
+        stderr
+            .lines()
+            .any(|l| l.contains(what) && l.contains(&failing.url()))
+    };
+    assert!(logged("retry 1 of"), "{stderr}");
+    assert!(
+        stderr.lines().any(|l| l.contains("trying the next")
+            && l.contains(&format!("url={}", failing.url()))
+            && l.contains(&format!("next={}", good.url()))),
+        "{stderr}"
+    );
+    assert!(logged("mirror dropped after"), "{stderr}");
     assert!(
         !stderr.contains(&format!("mirror {} dropped", good.url())),
         "{stderr}"

@@ -14,6 +14,17 @@ use bundler::pypi::{
     Target, resolve_targets,
 };
 
+/// The fetcher the index client goes through, with a cache of its own (kept under the
+/// tests' target directory) so that no test sees another's files.
+fn e2e_fetcher() -> Arc<bundler::fetch::Fetcher> {
+    let cache = tempfile::Builder::new()
+        .prefix("pypi-cache-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("cache dir")
+        .keep();
+    Arc::new(bundler::fetch::Fetcher::new(cache, Default::default()).expect("fetcher"))
+}
+
 fn resolve(version: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     let settings = PypiSettings {
         requirements: RequirementSet::kubespray(version).unwrap(),
@@ -26,7 +37,7 @@ fn resolve(version: &str) -> BTreeMap<String, BTreeMap<String, String>> {
         locked: None,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = Arc::new(IndexClient::new(&settings.index_url).unwrap());
+    let client = Arc::new(IndexClient::new(&settings.index_url, e2e_fetcher()).unwrap());
     let resolved = runtime
         .block_on(resolve_targets(client, &settings, &SilentReporter))
         .unwrap_or_else(|err| panic!("kubespray {version}: {err}"));

@@ -117,6 +117,17 @@ fn content() -> IndexContent {
     index
 }
 
+/// The fetcher the index client goes through, with a cache of its own (kept under the
+/// tests' target directory) so that no test sees another's files.
+fn e2e_fetcher() -> Arc<bundler::fetch::Fetcher> {
+    let cache = tempfile::Builder::new()
+        .prefix("pypi-cache-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("cache dir")
+        .keep();
+    Arc::new(bundler::fetch::Fetcher::new(cache, Default::default()).expect("fetcher"))
+}
+
 fn resolve_with(
     server: &IndexServer,
     requirements: &str,
@@ -135,7 +146,7 @@ fn resolve_with(
         locked: None,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = Arc::new(IndexClient::new(&settings.index_url)?);
+    let client = Arc::new(IndexClient::new(&settings.index_url, e2e_fetcher())?);
     let resolved = runtime.block_on(resolve_targets(client.clone(), &settings, &SilentReporter))?;
     Ok((client, resolved))
 }

@@ -88,7 +88,7 @@ struct Resolved {
 }
 
 /// Describe the Kubespray part into `parts`.
-pub fn add_kubespray_part(
+pub async fn add_kubespray_part(
     parts: &mut BuildParts,
     opts: &KubesprayOptions,
     fetcher: &Fetcher,
@@ -109,12 +109,12 @@ pub fn add_kubespray_part(
             .filter(|f| f.arch.is_empty() || wanted.contains(&f.arch.as_str()))
             .collect();
         reporter.started("Kubespray files: sizes", listed.len() as u64, 0);
-        let described: Vec<(DownloadFile, FileEntry, Source)> = fetcher.block_on(
+        let described: Vec<(DownloadFile, FileEntry, Source)> =
             futures::stream::iter(listed.into_iter().map(|f| describe_file(f, opts, fetcher)))
                 .buffered(fetcher.jobs())
                 .inspect(|_| reporter.advanced(1, 0))
-                .try_collect(),
-        )?;
+                .try_collect()
+                .await?;
         reporter.finished();
         for (file, entry, source) in described {
             if paths.insert(entry.path.clone()) {
@@ -146,16 +146,15 @@ pub fn add_kubespray_part(
             .collect::<Result<_, _>>()
             .map_err(BuildError::Usage)?;
         reporter.started("image manifests", listed.len() as u64, 0);
-        let resolved: Vec<Resolved> = fetcher.block_on(
-            futures::stream::iter(
-                listed
-                    .iter()
-                    .map(|(r, platforms)| resolve_image(r, platforms, opts, fetcher)),
-            )
-            .buffered(fetcher.jobs())
-            .inspect(|_| reporter.advanced(1, 0))
-            .try_collect(),
-        )?;
+        let resolved: Vec<Resolved> = futures::stream::iter(
+            listed
+                .iter()
+                .map(|(r, platforms)| resolve_image(r, platforms, opts, fetcher)),
+        )
+        .buffered(fetcher.jobs())
+        .inspect(|_| reporter.advanced(1, 0))
+        .try_collect()
+        .await?;
         reporter.finished();
         for image in resolved {
             for (digest, bytes) in image.manifests {
@@ -387,7 +386,7 @@ async fn resolve_image(
             .map_err(named)?;
         let text = match &fetched.data {
             Some(data) => data.to_vec(),
-            None => fs_err::read(&fetched.path).map_err(FetchError::Io)?,
+            None => fs_err::read(&fetched.path).map_err(FetchError::Fs)?,
         };
         let parsed: ConfigDoc = serde_json::from_slice(&text).map_err(|e| {
             BuildError::ImageInvalid(format!("{reference}: config {}: {e}", config.digest))

@@ -162,13 +162,13 @@ fn created_time() -> OffsetDateTime {
 }
 
 /// Read the RPM part's metadata and describe its files into `parts` (a no-op selection never reaches here).
-pub fn add_rpm_part(
+pub async fn add_rpm_part(
     parts: &mut BuildParts,
     opts: &rpm::RpmOptions,
     fetcher: &Fetcher,
     reporter: &dyn Reporter,
 ) -> Result<(), BuildError> {
-    let plan = rpm::plan(opts, fetcher, reporter)?;
+    let plan = rpm::plan(opts, fetcher, reporter).await?;
     let part = rpm::describe(opts, &plan)?;
     parts.release = Some(opts.release.release.clone());
     for arch in &opts.arches {

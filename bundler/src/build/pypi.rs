@@ -1,6 +1,6 @@
 //! The PyPI part of `bundler build`: resolve the requirements for every target and hand the
 //! manifest's `pypi_targets` plus the `pypi/files/` entries to the packer, which fetches them
-//! through the shared fetcher (index sha256 and size checked, cached by content).
+//! through the one fetcher (index sha256 and size checked, cached by content).
 //!
 //! The requirements of a Kubespray release this bundler ships no list for are read from the
 //! release itself (`requirements.txt` at its tag), so a new Kubespray release needs no new
@@ -9,12 +9,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
+
 use super::{BuildError, BuildParts, Source};
-use crate::fetch::{Download, Expected, Fetcher};
-use crate::pypi::download::{bundle_path, describe, unique_files};
+use crate::fetch::Fetcher;
+use crate::pypi::download::{FileSource, bundle_path, describe, source_of, unique_files};
 use crate::pypi::requirements::is_shipped_kubespray;
 use crate::pypi::{
-    IndexClient, PypiError, PypiReporter, PypiSettings, RequirementSet, ResolvedTarget, download,
+    IndexClient, PypiError, PypiReporter, PypiSettings, RequirementSet, ResolvedTarget,
     resolve_targets,
 };
 
@@ -26,9 +28,9 @@ pub const KUBESPRAY_SOURCE: &str = "https://raw.githubusercontent.com/kubernetes
 /// The requirements of Kubespray `version`: the list shipped with this bundler, else the
 /// release's `requirements.txt` fetched from `<source>/v<VERSION>/requirements.txt` through
 /// the one fetcher (its URL is recorded as the requirements' source).
-pub fn kubespray_requirements(
+pub async fn kubespray_requirements(
     version: &str,
-    source: &str,
+    source: &url::Url,
     fetcher: &Fetcher,
 ) -> Result<RequirementSet, BuildError> {
     if is_shipped_kubespray(version) {
@@ -54,12 +56,13 @@ pub fn kubespray_requirements(
     }
     let url = format!(
         "{}/v{version}/requirements.txt",
-        source.trim_end_matches('/')
+        source.as_str().trim_end_matches('/')
     );
     let url = url::Url::parse(&url)
         .map_err(|e| BuildError::Usage(format!("--kubespray-source {source}: {e}")))?;
     let (bytes, from) = fetcher
-        .block_on(fetcher.fetch_unpinned(std::slice::from_ref(&url)))
+        .fetch_unpinned(std::slice::from_ref(&url))
+        .await
         .map_err(|e| {
             bad(format!(
                 "this bundler ships no requirements for it, and fetching them failed: {e}; check the version, or pass --kubespray-source URL or --requirements FILE"
@@ -74,77 +77,50 @@ pub fn kubespray_requirements(
 }
 
 /// Resolves only: what `plan` shows.
-pub fn resolve_pypi(
+pub async fn resolve_pypi(
     settings: &PypiSettings,
-    fetcher: &Fetcher,
+    fetcher: &Arc<Fetcher>,
     events: &dyn PypiReporter,
 ) -> Result<Vec<ResolvedTarget>, BuildError> {
-    let client = Arc::new(IndexClient::new(&settings.index_url)?);
-    Ok(fetcher.block_on(resolve_targets(client, settings, events))?)
+    let client = Arc::new(IndexClient::new(&settings.index_url, fetcher.clone())?);
+    Ok(resolve_targets(client, settings, events).await?)
 }
 
 /// Resolves and describes the PyPI part into `parts` (files pinned by the index are fetched
 /// while the bundle is written); returns the resolutions.
-pub fn add_pypi_part(
+pub async fn add_pypi_part(
     parts: &mut BuildParts,
     settings: &PypiSettings,
-    fetcher: &Fetcher,
+    fetcher: &Arc<Fetcher>,
     events: &dyn PypiReporter,
 ) -> Result<Vec<ResolvedTarget>, BuildError> {
-    let client = Arc::new(IndexClient::new(&settings.index_url)?);
-    let resolved = fetcher.block_on(resolve_targets(client.clone(), settings, events))?;
+    let client = Arc::new(IndexClient::new(&settings.index_url, fetcher.clone())?);
+    let resolved = resolve_targets(client.clone(), settings, events).await?;
     let unique = unique_files(&resolved)?;
     let requirements = settings.requirements.lines();
     let mut actual: BTreeMap<String, (String, u64)> = BTreeMap::new();
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
-    let pinned: Option<Vec<Download>> = unique
-        .values()
-        .map(|file| {
-            Some(Download {
-                label: file.filename.clone(),
-                urls: vec![file.url.clone()],
-                expected: Expected {
-                    size: file.size?,
-                    sha256: file.sha256.clone()?,
-                },
-                auth: None,
-            })
-        })
-        .collect();
-    match pinned {
-        Some(downloads) => {
-            // Size and sha256 are known from the index: the files are fetched (and checked
-            // against them) while the bundle is written.
-            for download in downloads {
-                let e = &download.expected;
-                actual.insert(download.label.clone(), (e.sha256.clone(), e.size));
-                let label = download.label.clone();
-                sources.insert(
-                    label,
-                    Source::Fetch {
-                        download,
-                        signed_package: None,
-                    },
-                );
+    // Files the index pins (size and sha256) are fetched, and checked, while the bundle is
+    // written; any other is received now (see `source_of`).
+    let found: Vec<FileSource> =
+        futures::stream::iter(unique.values().map(|file| source_of(fetcher, file)))
+            .buffered(fetcher.jobs())
+            .try_collect()
+            .await?;
+    for (filename, found) in unique.keys().zip(found) {
+        let (source, sha256, size) = match found {
+            FileSource::Pinned(download) => {
+                let (sha256, size) = (download.expected.sha256.clone(), download.expected.size);
+                let source = Source::Fetch {
+                    download,
+                    signed_package: None,
+                };
+                (source, sha256, size)
             }
-        }
-        None => {
-            // An HTML index gives no sizes, which the manifest needs up front; stream these
-            // files into a staging area of the cache now instead (sha256 still checked).
-            let staging = fetcher.cache().root().join("pypi-staging");
-            let part = fetcher.block_on(download(
-                client.clone(),
-                &resolved,
-                &requirements,
-                &staging,
-                events,
-            ))?;
-            for entry in part.files {
-                let filename = entry.path.trim_start_matches("pypi/files/").to_string();
-                sources.insert(filename.clone(), Source::Local(staging.join(&entry.path)));
-                actual.insert(filename, (entry.sha256, entry.size));
-            }
-        }
+            FileSource::Stored { path, sha256, size } => (Source::Local(path), sha256, size),
+        };
+        actual.insert(filename.clone(), (sha256, size));
+        sources.insert(filename.clone(), source);
     }
     let part = describe(
         client.index_url().as_str(),

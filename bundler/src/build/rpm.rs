@@ -139,7 +139,7 @@ pub const MIRRORLIST_TAKE: usize = 4;
 /// The repo base URLs the mirrorlist `template` names for `repo` and `arch`, the first
 /// [`MIRRORLIST_TAKE`] of them. The list is not trusted more than any mirror: everything still
 /// checks against the signed metadata.
-fn mirrorlist(
+async fn mirrorlist(
     template: &str,
     repo: &crate::release::RepoDef,
     arch: &str,
@@ -147,7 +147,7 @@ fn mirrorlist(
 ) -> Result<Vec<Url>, BuildError> {
     let name = repo.mirrorlist_name.as_deref().unwrap_or(&repo.dir);
     let url = parse_url(&template.replace("{repo}", name).replace("{arch}", arch))?;
-    let (bytes, _) = fetcher.block_on(fetcher.fetch_unpinned(std::slice::from_ref(&url)))?;
+    let (bytes, _) = fetcher.fetch_unpinned(std::slice::from_ref(&url)).await?;
     let text = String::from_utf8_lossy(&bytes);
     let bases: Vec<Url> = text
         .lines()
@@ -171,12 +171,12 @@ fn parse_url(s: &str) -> Result<Url, BuildError> {
 
 /// Load the key, read metadata for every selected repo and arch (signature first), and select
 /// packages. Downloads only metadata (this is all `bundler plan` does).
-pub fn plan(
+pub async fn plan(
     opts: &RpmOptions,
     fetcher: &Fetcher,
     reporter: &dyn Reporter,
 ) -> Result<RpmPlan, BuildError> {
-    let key = release_key(opts, fetcher)?;
+    let key = release_key(opts, fetcher).await?;
     let check = MetadataCheck {
         key: key.as_ref().filter(|_| opts.gpgcheck).map(|k| &*k.key),
         required: opts.release.key.signed_metadata,
@@ -199,28 +199,19 @@ pub fn plan(
         }
     }
     // Every repo and arch at once: over a long round trip, fetching their metadata one after
-    // the other costs a few round trips each. A thread each (a handful), as parsing primary is
-    // CPU work between the fetches.
-    let planned: Vec<Result<RepoPlan, BuildError>> = std::thread::scope(|scope| {
-        let check = &check;
-        let handles: Vec<_> = wanted
-            .into_iter()
-            .map(|(id, arch, repo, mut bases)| {
-                scope.spawn(move || {
-                    if let Some(list) = &opts.mirrorlist {
-                        let listed = mirrorlist(list, repo, arch, fetcher)?;
-                        bases.splice(0..0, listed);
-                    }
-                    plan_repo(id, arch, bases, check, fetcher, reporter)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("metadata thread does not panic"))
-            .collect()
-    });
-    let mut repos = planned.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // the other costs a few round trips each. Parsing primary, the CPU work between the
+    // fetches, runs on the blocking pool.
+    let check = &check;
+    let planned = wanted
+        .into_iter()
+        .map(|(id, arch, repo, mut bases)| async move {
+            if let Some(list) = &opts.mirrorlist {
+                let listed = mirrorlist(list, repo, arch, fetcher).await?;
+                bases.splice(0..0, listed);
+            }
+            plan_repo(id, arch, bases, check, fetcher, reporter).await
+        });
+    let mut repos = futures::future::try_join_all(planned).await?;
     if let Some(patterns) = &opts.packages {
         select_closure(&mut repos, &opts.arches, patterns, opts.weak_deps)?;
     }
@@ -321,7 +312,7 @@ fn add_filelists(
         return Ok(());
     };
     let url = meta.fetched.url.to_string();
-    let file = fs_err::File::open(&meta.fetched.path).map_err(crate::fetch::FetchError::Io)?;
+    let file = fs_err::File::open(&meta.fetched.path).map_err(crate::fetch::FetchError::Fs)?;
     let reader = decompress(file).map_err(|e| RpmMetaError::Malformed {
         url: url.clone(),
         reason: e.to_string(),
@@ -337,7 +328,7 @@ struct MetadataCheck<'a> {
     required: bool,
 }
 
-fn plan_repo(
+async fn plan_repo(
     id: &str,
     arch: &str,
     mut bases: Vec<Url>,
@@ -346,7 +337,7 @@ fn plan_repo(
     reporter: &dyn Reporter,
 ) -> Result<RepoPlan, BuildError> {
     let repomd_urls = join_all(&bases, "repodata/repomd.xml")?;
-    let (bytes, from) = fetcher.block_on(fetcher.fetch_unpinned(&repomd_urls))?;
+    let (bytes, from) = fetcher.fetch_unpinned(&repomd_urls).await?;
     // Prefer the mirror that answered for everything else in this repo.
     if let Some(pos) = repomd_urls.iter().position(|u| *u == from) {
         let good = bases.remove(pos);
@@ -355,7 +346,7 @@ fn plan_repo(
     // The detached signature comes from the mirror that served repomd.xml, and is checked
     // before anything repomd.xml says is used.
     let asc_url = join_all(&bases[..1], "repodata/repomd.xml.asc")?;
-    let asc = fetcher.block_on(fetcher.fetch_unpinned(&asc_url));
+    let asc = fetcher.fetch_unpinned(&asc_url).await;
     let bad_metadata = |reason: String| RpmMetaError::MetadataSignature {
         repo: format!("{id}/{arch}"),
         url: asc_url[0].to_string(),
@@ -413,7 +404,7 @@ fn plan_repo(
         .map(|r| record_download(r, &bases, &from))
         .collect::<Result<Vec<_>, _>>()?;
     let what = format!("metadata {id}/{arch}");
-    let fetched = fetcher.block_on(fetcher.fetch_all(&what, &downloads, reporter))?;
+    let fetched = fetcher.fetch_all(&what, &downloads, reporter).await?;
     let mut primary_path = None;
     for (record, f) in repomd.records.iter().zip(fetched) {
         if *record == primary {
@@ -426,15 +417,12 @@ fn plan_repo(
         });
     }
     let primary_path = primary_path.expect("primary is one of the records");
-    let file = fs_err::File::open(&primary_path).map_err(crate::fetch::FetchError::Io)?;
     let primary_url = bases[0]
         .join(&primary.href)
         .map_or_else(|_| primary.href.clone(), |u| u.to_string());
-    let reader = decompress(file).map_err(|e| RpmMetaError::Malformed {
-        url: primary_url.clone(),
-        reason: e.to_string(),
-    })?;
-    let all = parse_primary(reader, &primary_url)?;
+    let all = tokio::task::spawn_blocking(move || read_primary(&primary_path, &primary_url))
+        .await
+        .expect("primary parsing does not panic")?;
     Ok(RepoPlan {
         id: id.to_string(),
         arch: arch.to_string(),
@@ -446,6 +434,16 @@ fn plan_repo(
         slim: false,
         metadata_signer,
     })
+}
+
+/// The packages of the primary metadata file at `path` (any compression).
+fn read_primary(path: &std::path::Path, url: &str) -> Result<Vec<PrimaryPackage>, BuildError> {
+    let file = fs_err::File::open(path).map_err(crate::fetch::FetchError::Fs)?;
+    let reader = decompress(file).map_err(|e| RpmMetaError::Malformed {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(parse_primary(reader, url)?)
 }
 
 fn record_download(r: &MdRecord, bases: &[Url], repomd_url: &Url) -> Result<Download, BuildError> {
@@ -574,12 +572,15 @@ fn entry(path: String, f: &Fetched, kind: FileKind) -> (FileEntry, Source) {
 /// The key to verify with and its file (as fetched, for the bundle): `--gpg-key` (every key in
 /// it trusted), else the release key file from the mirrors, with the release definition's pins.
 /// None only with `--no-gpgcheck` when no key could be had.
-fn release_key(opts: &RpmOptions, fetcher: &Fetcher) -> Result<Option<KeyFile>, BuildError> {
+async fn release_key(opts: &RpmOptions, fetcher: &Fetcher) -> Result<Option<KeyFile>, BuildError> {
     if let Some(path) = &opts.gpg_key {
         let key = ReleaseKey::load(path, None)?;
-        let bytes = fs_err::read(path).map_err(crate::fetch::FetchError::Io)?;
+        let bytes = fs_err::read(path).map_err(crate::fetch::FetchError::Fs)?;
         let (cached, sha256) = fetcher.cache().store_bytes(&bytes)?;
-        let abs = std::path::absolute(path).map_err(crate::fetch::FetchError::Io)?;
+        let abs = std::path::absolute(path).map_err(|source| crate::fetch::FetchError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let url = Url::from_file_path(&abs)
             .map_err(|()| BuildError::Usage(format!("bad key path {}", path.display())))?;
         return Ok(Some(KeyFile {
@@ -599,7 +600,7 @@ fn release_key(opts: &RpmOptions, fetcher: &Fetcher) -> Result<Option<KeyFile>, 
         .iter()
         .map(|m| parse_url(&format!("{}/{}", m.trim_end_matches('/'), def.file)))
         .collect::<Result<Vec<_>, _>>()?;
-    let fetched = fetcher.block_on(fetcher.fetch_unpinned(&urls));
+    let fetched = fetcher.fetch_unpinned(&urls).await;
     let (bytes, url) = match fetched {
         Ok(ok) => ok,
         Err(_) if !opts.gpgcheck => return Ok(None),

@@ -5,8 +5,8 @@
 //! overlap instead of running one after the other.
 //!
 //! Downloads are issued in manifest order with at most `--jobs` per mirror in flight (a bounded look-ahead)
-//! and identical files (same sha256) are fetched once. The writer runs on its own thread and
-//! takes finished files from a bounded channel. A file the fetcher downloaded into memory is
+//! and identical files (same sha256) are fetched once. The writer runs on its own thread (it
+//! is CPU and disk work) and takes finished files from a bounded channel. A file the fetcher downloaded into memory is
 //! handed over as those bytes (the signature check reads them too), so a cold build does not
 //! read its own cache back; anything else is handed over as its path in the cache. On any
 //! failure the sender is dropped, the writer stops and removes its temporary file, and the
@@ -25,7 +25,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 
 use bundle::progress::{NoProgress, Reporter};
 use bundle::write::{
@@ -58,7 +58,7 @@ struct Ready {
 /// ([`bundle::write::reuse_if_up_to_date`]; `reused` is set in the result). A package that
 /// entered a kept bundle had its signature verified when that bundle was built: the manifest
 /// pins the bytes of every package and of the key, and so the result of the check.
-pub fn pack(
+pub async fn pack(
     mut parts: BuildParts,
     output: &Path,
     opts: &WriteOptions,
@@ -81,7 +81,8 @@ pub fn pack(
         fetcher,
         verifier.as_ref(),
         reporter,
-    );
+    )
+    .await;
     // Passed checks are worth keeping even when the build failed on another file.
     let saved = verifier.map_or(Ok(()), |(_, records)| records.save());
     let written = result?;
@@ -90,7 +91,7 @@ pub fn pack(
 }
 
 /// [`pack`] once the signature records are loaded.
-fn stream_into(
+async fn stream_into(
     parts: &mut BuildParts,
     output: &Path,
     opts: &WriteOptions,
@@ -103,7 +104,7 @@ fn stream_into(
         preflight(parts, fetcher, None)?;
     }
     if let Some(verifier) = verifier {
-        record_signers(parts, verifier, fetcher, reporter)?;
+        record_signers(parts, verifier, fetcher, reporter).await?;
     }
     // Each distinct download once, in the order the manifest first needs it.
     let mut unique: Vec<(&Download, Option<&str>)> = Vec::new();
@@ -157,54 +158,64 @@ fn stream_into(
 
     preflight(parts, fetcher, Some(output))?;
 
-    let (tx, rx) = mpsc::sync_channel::<Input>(WAITING);
-    let (fed, written) = std::thread::scope(|scope| {
-        // The writer reports nothing: the download's progress covers the files it packs.
-        let writer =
-            scope.spawn(|| write_bundle_streaming(output, &manifest, rx, opts, &NoProgress));
-        let fed = fetcher.block_on(async {
-            for (((_, source), slot), _) in parts
-                .files
-                .iter()
-                .zip(&slots)
-                .zip(&in_base)
-                .filter(|(_, omitted)| !**omitted)
-            {
-                let input = match (source, slot) {
-                    (Source::Local(path), _) => Input::File(path.clone()),
-                    (Source::Fetch { .. }, Some(u)) => {
-                        while done.len() <= *u {
-                            done.push(ready.next().await.expect("one result per download")?);
-                        }
-                        let ready = &mut done[*u];
-                        match ready.data.take() {
-                            // Hashed by the fetcher as it arrived and found equal to this.
-                            Some(data) => Input::Memory {
-                                data,
-                                path: ready.path.clone(),
-                                sha256: Some(unique[*u].0.expected.sha256.clone()),
-                            },
-                            None => Input::File(ready.path.clone()),
-                        }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Input>(WAITING);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let writer = {
+        let (output, opts) = (output.to_path_buf(), opts.clone());
+        std::thread::spawn(move || {
+            let sources = std::iter::from_fn(move || rx.blocking_recv());
+            // The writer reports nothing: the download's progress covers the files it packs.
+            let written = write_bundle_streaming(&output, &manifest, sources, &opts, &NoProgress);
+            let _ = done_tx.send(written);
+        })
+    };
+    let fed = async {
+        for (((_, source), slot), _) in parts
+            .files
+            .iter()
+            .zip(&slots)
+            .zip(&in_base)
+            .filter(|(_, omitted)| !**omitted)
+        {
+            let input = match (source, slot) {
+                (Source::Local(path), _) => Input::File(path.clone()),
+                (Source::Fetch { .. }, Some(u)) => {
+                    while done.len() <= *u {
+                        done.push(ready.next().await.expect("one result per download")?);
                     }
-                    (Source::Fetch { .. }, None) => unreachable!("every fetch has a slot"),
-                };
-                // Blocks while WAITING files wait: the downloads in flight are not polled
-                // meanwhile, which is the point (their bytes wait in the socket buffers).
-                if tx.send(input).is_err() {
-                    break; // The writer failed; its error is the one to report.
+                    let ready = &mut done[*u];
+                    match ready.data.take() {
+                        // Hashed by the fetcher as it arrived and found equal to this.
+                        Some(data) => Input::Memory {
+                            data,
+                            path: ready.path.clone(),
+                            sha256: Some(unique[*u].0.expected.sha256.clone()),
+                        },
+                        None => Input::File(ready.path.clone()),
+                    }
                 }
+                (Source::Fetch { .. }, None) => unreachable!("every fetch has a slot"),
+            };
+            // Waits while WAITING files wait: the downloads in flight are not polled
+            // meanwhile, which is the point (their bytes wait in the socket buffers).
+            if tx.send(input).await.is_err() {
+                break; // The writer failed; its error is the one to report.
             }
-            Ok::<_, BuildError>(())
-        });
-        // Ends the writer's sources: after the last file on success, early on failure (the
-        // writer then fails and removes its temporary file).
-        drop(tx);
-        let written = writer
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (fed, written)
-    });
+        }
+        Ok::<_, BuildError>(())
+    }
+    .await;
+    // Ends the writer's sources: after the last file on success, early on failure (the writer
+    // then fails and removes its temporary file).
+    drop(tx);
+    let written = match done_rx.await {
+        Ok(written) => written,
+        Err(_) => std::panic::resume_unwind(
+            writer
+                .join()
+                .expect_err("a writer that ends without an answer panicked"),
+        ),
+    };
     reporter.finished();
     fed?;
     let written = written?;
@@ -261,7 +272,7 @@ fn preflight(
 
 /// Fill in each RPM repo's signers (the keys whose signatures verified on its packages) before
 /// the manifest is written; see the module comment.
-fn record_signers(
+async fn record_signers(
     parts: &mut BuildParts,
     verifier: &(Arc<ReleaseKey>, SignatureRecords),
     fetcher: &Fetcher,
@@ -308,11 +319,10 @@ fn record_signers(
             fetch_verified(fetcher, d, Some(package), Some(verifier), reporter)
         });
         // Bytes kept in memory are dropped as each check ends: the pack reads the cache.
-        fetcher.block_on(
-            futures::stream::iter(checks)
-                .buffer_unordered(fetcher.jobs_for(pending.iter().map(|&(d, _)| d)))
-                .try_for_each(|_| async { Ok(()) }),
-        )?;
+        futures::stream::iter(checks)
+            .buffer_unordered(fetcher.jobs_for(pending.iter().map(|&(d, _)| d)))
+            .try_for_each(|_| async { Ok(()) })
+            .await?;
         reporter.finished();
     }
     for repo in &mut rpm.repos {

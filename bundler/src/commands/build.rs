@@ -101,7 +101,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
     Ok(size)
 }
 
-pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
+pub async fn run(args: &BuildArgs) -> Result<(), BuildError> {
     let sel = &args.selection;
     let reporter = CliReporter::new(sel.quiet);
     let mut opts = WriteOptions {
@@ -134,26 +134,29 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
         })
     });
     let base = args.since.as_deref().map(read_base).transpose()?;
+    // Every setting is resolved (and a bad one refused) before the first request: only the
+    // PyPI settings may fetch (an unshipped Kubespray release's requirements), so they go last.
+    let rpm = (!sel.no_rpm).then(|| sel.rpm_options()).transpose()?;
+    let kubespray = sel.kubespray_options()?;
     let fetcher = sel.fetcher()?;
-    let pypi = sel.pypi_settings(&fetcher)?;
+    let pypi = sel.pypi_settings(&fetcher).await?;
     let mut parts = BuildParts {
         base,
         ..BuildParts::default()
     };
-    if !sel.no_rpm {
-        let rpm = sel.rpm_options()?;
-        add_rpm_part(&mut parts, &rpm, &fetcher, &reporter)?;
+    if let Some(rpm) = &rpm {
+        add_rpm_part(&mut parts, rpm, &fetcher, &reporter).await?;
     }
     if let Some(pypi) = &pypi {
         let events = ResolutionLines { quiet: sel.quiet };
-        add_pypi_part(&mut parts, pypi, &fetcher, &events)?;
+        add_pypi_part(&mut parts, pypi, &fetcher, &events).await?;
     }
-    if let Some(kubespray) = sel.kubespray_options()? {
-        add_kubespray_part(&mut parts, &kubespray, &fetcher, &reporter)?;
+    if let Some(kubespray) = &kubespray {
+        add_kubespray_part(&mut parts, kubespray, &fetcher, &reporter).await?;
     }
     add_installer_part(&mut parts, &installers);
     let base_id = parts.base.as_ref().map(|b| b.bundle_id.clone());
-    let written = pack(parts, &output, &opts, &fetcher, &reporter)?;
+    let written = pack(parts, &output, &opts, &fetcher, &reporter).await?;
     if let Some(id) = base_id {
         println!("differential, base {id}");
     }

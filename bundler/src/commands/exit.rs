@@ -20,24 +20,24 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
-    /// The status of a command whose error is an `anyhow` chain, printed whole on stderr.
+    /// The status of a command whose error is an `anyhow` chain, printed whole on stderr
+    /// (each cause once).
     pub fn of(result: anyhow::Result<()>) -> ExitStatus {
         match result {
             Ok(()) => ExitStatus::Success,
             Err(err) => {
-                eprintln!("error: {err:#}");
+                eprintln!("error: {}", bundle::error::chain_message(err.as_ref()));
                 ExitStatus::classify(err.as_ref())
             }
         }
     }
 
-    /// The status of a build-side command; a `BuildError`'s message already tells the whole
-    /// story, so only it is printed.
+    /// The status of a build-side command, its error printed with its causes (each once).
     pub fn of_build(result: Result<(), BuildError>) -> ExitStatus {
         match result {
             Ok(()) => ExitStatus::Success,
             Err(err) => {
-                eprintln!("error: {err}");
+                eprintln!("error: {}", bundle::error::chain_message(&err));
                 ExitStatus::classify(&err)
             }
         }

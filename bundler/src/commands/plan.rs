@@ -75,10 +75,13 @@ struct RepoLine {
     bytes_cached: u64,
 }
 
-pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
+pub async fn run(args: &PlanArgs) -> Result<(), BuildError> {
     let sel = &args.selection;
+    // Every setting first (see `build::run`); only the PyPI settings may fetch.
+    let rpm = (!sel.no_rpm).then(|| sel.rpm_options()).transpose()?;
+    let kubespray_opts = sel.kubespray_options()?;
     let fetcher = sel.fetcher()?;
-    let pypi = sel.pypi_settings(&fetcher)?;
+    let pypi = sel.pypi_settings(&fetcher).await?;
     if sel.no_rpm && pypi.is_none() && sel.no_files && sel.no_images {
         return Err(BuildError::Usage(
             "nothing to plan with --no-rpm, --no-pypi, --no-files and --no-images".into(),
@@ -90,18 +93,19 @@ pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
             let events = ResolutionLines {
                 quiet: sel.quiet || args.json,
             };
-            resolve_pypi(settings, &fetcher, &events)?
+            resolve_pypi(settings, &fetcher, &events).await?
         }
         None => Vec::new(),
     };
-    let (lines, summary) = if sel.no_rpm {
-        (Vec::new(), None)
-    } else {
-        let (lines, summary) = rpm_lines(sel, &fetcher, &reporter)?;
-        (lines, Some(summary))
+    let (lines, summary) = match &rpm {
+        None => (Vec::new(), None),
+        Some(rpm) => {
+            let (lines, summary) = rpm_lines(sel, rpm, &fetcher, &reporter).await?;
+            (lines, Some(summary))
+        }
     };
-    let kubespray = match sel.kubespray_options()? {
-        Some(opts) => Some(kubespray_lines(&opts, &fetcher, &reporter)?),
+    let kubespray = match &kubespray_opts {
+        Some(opts) => Some(kubespray_lines(opts, &fetcher, &reporter).await?),
         None => None,
     };
     if args.json {
@@ -159,13 +163,13 @@ struct PartPlan {
     bytes_cached: u64,
 }
 
-fn kubespray_lines(
+async fn kubespray_lines(
     opts: &KubesprayOptions,
     fetcher: &bundler::fetch::Fetcher,
     reporter: &CliReporter,
 ) -> Result<KubesprayPlan, BuildError> {
     let mut parts = BuildParts::default();
-    add_kubespray_part(&mut parts, opts, fetcher, reporter)?;
+    add_kubespray_part(&mut parts, opts, fetcher, reporter).await?;
     let section = parts.kubespray.unwrap_or(KubesprayDownloads {
         version: opts.lists.version.clone(),
         files: Vec::new(),
@@ -214,13 +218,13 @@ fn pypi_json(resolved: &[ResolvedTarget]) -> serde_json::Value {
         .collect()
 }
 
-fn rpm_lines(
+async fn rpm_lines(
     sel: &super::selection::SelectionArgs,
+    opts: &bundler::build::rpm::RpmOptions,
     fetcher: &bundler::fetch::Fetcher,
     reporter: &CliReporter,
 ) -> Result<(Vec<RepoLine>, RpmSummary), BuildError> {
-    let opts = sel.rpm_options()?;
-    let planned = plan(&opts, fetcher, reporter)?;
+    let planned = plan(opts, fetcher, reporter).await?;
     let mut lines = Vec::new();
     for p in &planned.repos {
         let mut line = RepoLine {
@@ -247,7 +251,7 @@ fn rpm_lines(
         }
         lines.push(line);
     }
-    let summary = summarize(sel, &opts, &planned)?;
+    let summary = summarize(sel, opts, &planned)?;
     Ok((lines, summary))
 }
 

@@ -28,6 +28,11 @@ pub struct PypiCommand {
     #[arg(short, long, value_name = "DIR", default_value = "pypi-out")]
     pub output: PathBuf,
 
+    /// Download cache (content-addressed, shared with `bundler build`; re-runs fetch only
+    /// what is new). Default: the user's cache directory.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+
     /// Resolve and print the plan; download nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -50,40 +55,42 @@ impl PypiReporter for ResolutionLines {
     }
 }
 
-pub fn run(command: &PypiCommand) -> Result<(), BuildError> {
-    // Only Kubespray requirements this bundler does not ship are fetched through it.
-    let fetcher = bundler::fetch::Fetcher::new(
-        super::selection::default_cache_dir(),
+pub async fn run(command: &PypiCommand) -> Result<(), BuildError> {
+    // The index pages, metadata, wheels and (for a Kubespray release this bundler ships no
+    // list for) the requirements all go through one fetcher and its cache.
+    let cache = command
+        .cache
+        .clone()
+        .unwrap_or_else(super::selection::default_cache_dir);
+    let fetcher = Arc::new(bundler::fetch::Fetcher::new(
+        cache,
         bundler::fetch::FetchSettings::default(),
-    )?;
-    let settings = command.pypi.settings(&[], None, &fetcher)?;
+    )?);
+    let settings = command.pypi.settings(&[], None, &fetcher).await?;
     let events = ResolutionLines {
         quiet: command.quiet,
     };
-    let runtime = tokio::runtime::Runtime::new().map_err(pypi::PypiError::Io)?;
-    runtime.block_on(async {
-        if command.dry_run {
-            let client = Arc::new(IndexClient::new(&settings.index_url)?);
-            let resolved = pypi::resolve_targets(client, &settings, &events).await?;
-            print!("{}", pypi::render_plan(&resolved));
-            return Ok(());
-        }
-        let (resolved, part) = pypi::collect(&settings, &command.output, &events).await?;
-        if !command.quiet {
-            print!("{}", pypi::render_plan(&resolved));
-        }
-        let json = serde_json::json!({ "pypi_targets": part.targets, "files": part.files });
-        let path = command.output.join("pypi-part.json");
-        let bytes = serde_json::to_vec_pretty(&json).expect("manifest parts serialize");
-        fs_err::write(&path, bytes).map_err(pypi::PypiError::Io)?;
-        if !command.quiet {
-            println!(
-                "wrote {} and {} files under {}",
-                path.display(),
-                part.files.len(),
-                command.output.join("pypi/files").display()
-            );
-        }
-        Ok(())
-    })
+    if command.dry_run {
+        let client = Arc::new(IndexClient::new(&settings.index_url, fetcher)?);
+        let resolved = pypi::resolve_targets(client, &settings, &events).await?;
+        print!("{}", pypi::render_plan(&resolved));
+        return Ok(());
+    }
+    let (resolved, part) = pypi::collect(&settings, fetcher, &command.output, &events).await?;
+    if !command.quiet {
+        print!("{}", pypi::render_plan(&resolved));
+    }
+    let json = serde_json::json!({ "pypi_targets": part.targets, "files": part.files });
+    let path = command.output.join("pypi-part.json");
+    let bytes = serde_json::to_vec_pretty(&json).expect("manifest parts serialize");
+    fs_err::write(&path, bytes).map_err(pypi::PypiError::Fs)?;
+    if !command.quiet {
+        println!(
+            "wrote {} and {} files under {}",
+            path.display(),
+            part.files.len(),
+            command.output.join("pypi/files").display()
+        );
+    }
+    Ok(())
 }

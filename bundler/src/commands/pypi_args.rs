@@ -13,6 +13,7 @@ use bundler::pypi::{DEFAULT_INDEX_URL, PypiSettings, RequirementSet, Target};
 use clap::Args;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use url::Url;
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "PyPI")]
@@ -29,8 +30,8 @@ pub struct PypiArgs {
 
     /// Where to read `v<VERSION>/requirements.txt` of a Kubespray release this bundler ships
     /// no list for: a copy of the Kubespray repository's files by tag.
-    #[arg(long, value_name = "URL", default_value = KUBESPRAY_SOURCE)]
-    pub kubespray_source: String,
+    #[arg(long, value_name = "URL", default_value = KUBESPRAY_SOURCE, value_parser = parse_source)]
+    pub kubespray_source: Url,
 
     /// Target CPython version (major.minor).
     #[arg(long, value_name = "X.Y", default_value = "3.12")]
@@ -43,7 +44,7 @@ pub struct PypiArgs {
 
     /// Package index (PEP 691 JSON or PEP 503 HTML simple API).
     /// Default: the requirements file's --index-url, else the public index.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_index_url)]
     pub index_url: Option<String>,
 
     /// Allow source distributions when a version has no compatible wheel (only with static
@@ -74,7 +75,7 @@ impl PypiArgs {
     /// The settings for the PyPI part. `rpm_arches` is the default platform list (when it is
     /// empty too: the machines of `manifests/pypi-targets.toml`); `python_full` is the release
     /// definition's `python_full_version` (used when `--python` is its major.minor).
-    pub fn settings(
+    pub async fn settings(
         &self,
         rpm_arches: &[String],
         python_full: Option<&str>,
@@ -83,13 +84,6 @@ impl PypiArgs {
         if let Some(bundle) = &self.pypi_lock {
             return locked_settings(bundle);
         }
-        let requirements = match (&self.requirements, &self.kubespray) {
-            (Some(path), _) => RequirementSet::from_file(path)?,
-            (None, Some(version)) => {
-                kubespray_requirements(version, &self.kubespray_source, fetcher)?
-            }
-            (None, None) => RequirementSet::kubespray(default_kubespray_version())?,
-        };
         let python_full = python_full.filter(|full| {
             full.strip_prefix(self.python.as_str())
                 .is_some_and(|rest| rest.starts_with('.'))
@@ -114,16 +108,25 @@ impl PypiArgs {
                 &defaults.glibc,
             )?);
         }
-        let index_url = self
-            .index_url
-            .clone()
-            .or_else(|| requirements.index_url.clone())
-            .unwrap_or_else(|| DEFAULT_INDEX_URL.to_string());
         let exclude_newer = self
             .exclude_newer
             .as_deref()
             .map(parse_cutoff)
             .transpose()?;
+        // Last: the requirements of a Kubespray release this bundler ships no list for are
+        // fetched, and every flag is checked before that.
+        let requirements = match (&self.requirements, &self.kubespray) {
+            (Some(path), _) => RequirementSet::from_file(path)?,
+            (None, Some(version)) => {
+                kubespray_requirements(version, &self.kubespray_source, fetcher).await?
+            }
+            (None, None) => RequirementSet::kubespray(default_kubespray_version())?,
+        };
+        let index_url = self
+            .index_url
+            .clone()
+            .or_else(|| requirements.index_url.clone())
+            .unwrap_or_else(|| DEFAULT_INDEX_URL.to_string());
         let options = ResolveOptions {
             allow_sdist: self.allow_sdist,
             pre: self.pre || requirements.pre,
@@ -165,6 +168,23 @@ fn locked_settings(bundle: &std::path::Path) -> Result<PypiSettings, BuildError>
     })
 }
 
+/// `--kubespray-source`: checked when the flags are parsed, so a bad one is refused (exit 2)
+/// before the build fetches anything, even when the Kubespray version leaves it unused.
+fn parse_source(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("{e}; want an http(s):// or file:// URL"))?;
+    match url.scheme() {
+        "http" | "https" | "file" => Ok(url),
+        other => Err(format!(
+            "scheme {other}: is not fetched; want an http(s):// or file:// URL"
+        )),
+    }
+}
+
+/// `--index-url`: checked when the flags are parsed, like `--kubespray-source`.
+fn parse_index_url(text: &str) -> Result<String, String> {
+    parse_source(text).map(|_| text.to_string())
+}
+
 fn parse_cutoff(value: &str) -> Result<OffsetDateTime, BuildError> {
     if let Ok(time) = OffsetDateTime::parse(value, &Rfc3339) {
         return Ok(time);
@@ -198,8 +218,9 @@ mod tests {
         let arches: Vec<String> = arches.iter().map(|a| a.to_string()).collect();
         let cache = tempfile::tempdir().unwrap();
         let fetcher = Fetcher::new(cache.path(), Default::default()).unwrap();
-        cli.pypi
-            .settings(&arches, Some("3.12.13"), &fetcher)
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime
+            .block_on(cli.pypi.settings(&arches, Some("3.12.13"), &fetcher))
             .map_err(|e| e.to_string())
     }
 

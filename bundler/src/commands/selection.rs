@@ -3,6 +3,7 @@
 //! `RpmOptions` and `FetchSettings` before any work starts.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bundler::build::BuildError;
 use bundler::build::kubespray::KubesprayOptions;
@@ -265,7 +266,10 @@ impl SelectionArgs {
     /// The PyPI settings (`None` with `--no-pypi`); `--platform` defaults to the RPM arches,
     /// `python_full_version` comes from the release definition. `fetcher` fetches Kubespray's
     /// requirements when this bundler ships none for `--kubespray`.
-    pub fn pypi_settings(&self, fetcher: &Fetcher) -> Result<Option<PypiSettings>, BuildError> {
+    pub async fn pypi_settings(
+        &self,
+        fetcher: &Fetcher,
+    ) -> Result<Option<PypiSettings>, BuildError> {
         if self.no_pypi {
             return Ok(None);
         }
@@ -276,7 +280,10 @@ impl SelectionArgs {
             self.rpm_options()?.arches
         };
         let python_full = release.as_ref().ok().and_then(|r| r.python_full_version());
-        self.pypi.settings(&arches, python_full, fetcher).map(Some)
+        self.pypi
+            .settings(&arches, python_full, fetcher)
+            .await
+            .map(Some)
     }
 
     /// What to take of Kubespray's files and images (`None` when both are left out), for the
@@ -335,13 +342,14 @@ impl SelectionArgs {
         self.cache.clone().unwrap_or_else(default_cache_dir)
     }
 
-    pub fn fetcher(&self) -> Result<Fetcher, BuildError> {
+    /// The build's one fetcher (shared with the PyPI index client, hence the `Arc`).
+    pub fn fetcher(&self) -> Result<Arc<Fetcher>, BuildError> {
         let settings = FetchSettings {
             jobs: self.jobs.max(1),
             connections: self.connections,
             ca_certs: self.ca_cert.iter().cloned().collect(),
             ..FetchSettings::default()
         };
-        Ok(Fetcher::new(self.cache_dir(), settings)?)
+        Ok(Arc::new(Fetcher::new(self.cache_dir(), settings)?))
     }
 }

@@ -28,10 +28,15 @@ pub(crate) enum AttemptError {
     /// The bytes arrived but are wrong (size or sha256). Never accepted, never retried on the
     /// same URL; the next mirror may have the right file.
     Mismatch(String),
-    /// Local disk trouble: nothing a mirror can fix.
-    Local(std::io::Error),
+    /// Local disk trouble with this file (the partial download): nothing a mirror can fix.
+    Local(std::path::PathBuf, std::io::Error),
     /// HTTP 401 from a registry, with its `WWW-Authenticate` challenge: fetch a token, retry.
     Unauthorized(Option<String>),
+}
+
+/// A local I/O failure on `path`, for `map_err`.
+fn local(path: &Path) -> impl FnOnce(std::io::Error) -> AttemptError + '_ {
+    move |e| AttemptError::Local(path.to_path_buf(), e)
 }
 
 fn classify_reqwest(e: &reqwest::Error) -> AttemptError {
@@ -120,7 +125,7 @@ pub(crate) async fn http_attempt(
         tokio::task::spawn_blocking(move || hash_prefix(&part))
             .await
             .expect("hash task does not panic")
-            .map_err(AttemptError::Local)?
+            .map_err(local(partial))?
     };
     if have == expected.size {
         // A run killed between the last byte and the move into the cache.
@@ -142,6 +147,7 @@ pub(crate) async fn http_attempt(
         request = request.header(reqwest::header::AUTHORIZATION, value);
     }
     if have > 0 {
+        tracing::info!(%url, "resuming at byte {have} of {}", expected.size);
         request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
     }
     let response = request.send().await.map_err(|e| classify_reqwest(&e))?;
@@ -177,7 +183,7 @@ pub(crate) async fn http_attempt(
         .truncate(!append)
         .open(partial)
         .await
-        .map_err(AttemptError::Local)?;
+        .map_err(local(partial))?;
     // Body chunks arrive in pieces of a few KiB and every write to a tokio file is a hop to the
     // blocking pool; gather them into 1 MiB writes. (No wall-time change was measurable on the
     // benchmark's loopback mirror, where page-cache copies dominate.) What is buffered is
@@ -193,11 +199,11 @@ pub(crate) async fn http_attempt(
             return Err(overlong(expected, partial).await);
         }
         hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(AttemptError::Local)?;
+        file.write_all(&chunk).await.map_err(local(partial))?;
         received += chunk.len() as u64;
         reporter.advanced(0, chunk.len() as u64);
     }
-    file.flush().await.map_err(AttemptError::Local)?;
+    file.flush().await.map_err(local(partial))?;
     drop(file);
     outcome?;
     check_body(have + received, hasher, expected, partial).await?;
@@ -280,7 +286,7 @@ async fn receive_in_memory(
         // Kept: the next attempt resumes from here.
         tokio::fs::write(partial, &body)
             .await
-            .map_err(AttemptError::Local)?;
+            .map_err(local(partial))?;
         outcome?;
     }
     check_body(received, hasher, expected, partial).await?;
@@ -291,7 +297,7 @@ async fn receive_in_memory(
     })
     .await
     .expect("cache write does not panic")
-    .map_err(AttemptError::Local)?;
+    .map_err(local(partial))?;
     Ok(Received {
         bytes: received,
         body: Some(body),
@@ -309,7 +315,7 @@ pub(crate) fn file_attempt(
         .map_err(|()| AttemptError::Permanent(format!("not a local path: {url}")))?;
     let mut input = std::fs::File::open(&source)
         .map_err(|e| AttemptError::Permanent(format!("{}: {e}", source.display())))?;
-    let mut output = std::fs::File::create(partial).map_err(AttemptError::Local)?;
+    let mut output = std::fs::File::create(partial).map_err(local(partial))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
@@ -321,7 +327,7 @@ pub(crate) fn file_attempt(
             break;
         }
         hasher.update(&buf[..n]);
-        std::io::Write::write_all(&mut output, &buf[..n]).map_err(AttemptError::Local)?;
+        std::io::Write::write_all(&mut output, &buf[..n]).map_err(local(partial))?;
         total += n as u64;
     }
     let actual = hex::encode(hasher.finalize());

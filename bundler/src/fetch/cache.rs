@@ -32,7 +32,7 @@ impl Cache {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, FetchError> {
         let root = root.into();
         for sub in ["sha256", "partial"] {
-            fs_err::create_dir_all(root.join(sub)).map_err(FetchError::Io)?;
+            fs_err::create_dir_all(root.join(sub)).map_err(FetchError::Fs)?;
         }
         Ok(Self { root })
     }
@@ -88,14 +88,14 @@ impl Cache {
             return Ok((path, sha256));
         }
         // A temp file of its own, so two processes storing the same bytes never share one.
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(self.root.join("partial")).map_err(FetchError::Io)?;
-        std::io::Write::write_all(&mut tmp, bytes).map_err(FetchError::Io)?;
+        let partial = self.root.join("partial");
+        let mut tmp = tempfile::NamedTempFile::new_in(&partial).map_err(io_at(&partial))?;
+        std::io::Write::write_all(&mut tmp, bytes).map_err(io_at(tmp.path()))?;
         let dest = self.entry_path(&sha256);
         if let Some(parent) = dest.parent() {
-            fs_err::create_dir_all(parent).map_err(FetchError::Io)?;
+            fs_err::create_dir_all(parent).map_err(FetchError::Fs)?;
         }
-        tmp.persist(&dest).map_err(|e| FetchError::Io(e.error))?;
+        tmp.persist(&dest).map_err(|e| io_at(&dest)(e.error))?;
         Ok((dest, sha256))
     }
 
@@ -109,18 +109,12 @@ impl Cache {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(FetchError::Io)?
+            .map_err(FetchError::Fs)?
             .into_file();
         tokio::task::spawn_blocking(move || {
             rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
                 .map(|()| EntryLock { _file: file })
-                .map_err(|e| {
-                    let e = std::io::Error::from(e);
-                    FetchError::Io(std::io::Error::new(
-                        e.kind(),
-                        format!("failed to lock `{}`: {e}", path.display()),
-                    ))
-                })
+                .map_err(|e| io_at(&path)(e.into()))
         })
         .await
         .expect("the lock task does not panic")
@@ -130,9 +124,9 @@ impl Cache {
     pub fn admit(&self, partial: &Path, sha256: &str) -> Result<PathBuf, FetchError> {
         let dest = self.entry_path(sha256);
         if let Some(parent) = dest.parent() {
-            fs_err::create_dir_all(parent).map_err(FetchError::Io)?;
+            fs_err::create_dir_all(parent).map_err(FetchError::Fs)?;
         }
-        fs_err::rename(partial, &dest).map_err(FetchError::Io)?;
+        fs_err::rename(partial, &dest).map_err(FetchError::Fs)?;
         Ok(dest)
     }
 }
@@ -180,7 +174,7 @@ impl SignatureRecords {
             return Ok(());
         }
         let dir = self.path.parent().expect("records live in a directory");
-        fs_err::create_dir_all(dir).map_err(FetchError::Io)?;
+        fs_err::create_dir_all(dir).map_err(FetchError::Fs)?;
         let mut lock_path = self.path.as_os_str().to_owned();
         lock_path.push(".lock");
         let lock = fs_err::OpenOptions::new()
@@ -189,18 +183,10 @@ impl SignatureRecords {
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(FetchError::Io)?
+            .map_err(FetchError::Fs)?
             .into_file();
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-            let e = std::io::Error::from(e);
-            FetchError::Io(std::io::Error::new(
-                e.kind(),
-                format!(
-                    "failed to lock `{}`: {e}",
-                    PathBuf::from(&lock_path).display()
-                ),
-            ))
-        })?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_at(Path::new(&lock_path))(e.into()))?;
         let mut known = read_records(&self.path);
         known.extend(
             self.known
@@ -218,11 +204,20 @@ impl SignatureRecords {
             .collect();
         lines.sort();
         // A temp file of its own, so that a save never writes into another's.
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(FetchError::Io)?;
-        std::io::Write::write_all(&mut tmp, lines.concat().as_bytes()).map_err(FetchError::Io)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_at(dir))?;
+        std::io::Write::write_all(&mut tmp, lines.concat().as_bytes())
+            .map_err(io_at(tmp.path()))?;
         tmp.persist(&self.path)
-            .map_err(|e| FetchError::Io(e.error))?;
+            .map_err(|e| io_at(&self.path)(e.error))?;
         Ok(())
+    }
+}
+
+/// An I/O failure on `path`, for `map_err`.
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.to_path_buf(),
+        source,
     }
 }
 

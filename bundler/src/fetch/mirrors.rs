@@ -122,6 +122,7 @@ impl MirrorBoard {
         m.failures_in_row += 1;
         if !m.dropped && others_alive && m.failures_in_row >= DROP_AFTER {
             m.dropped = true;
+            tracing::warn!(mirror = %key, %url, %reason, "mirror dropped after {} failed downloads in a row", m.failures_in_row);
             reporter.note(&format!(
                 "mirror {key} dropped after {} failed downloads in a row (last: {url}: {reason}); the other mirrors serve the rest",
                 m.failures_in_row

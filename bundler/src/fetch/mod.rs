@@ -4,10 +4,13 @@
 //! its size and sha256 match what upstream metadata promised; a mismatch is never accepted and
 //! moves on to the next mirror.
 //!
-//! Usage (async; see [`Fetcher::block_on`] for sync callers):
+//! The fetcher is async and has no runtime of its own: `bundler`'s `main` builds the one
+//! runtime and runs each command on it.
+//!
 //! ```no_run
 //! # use bundler::fetch::{Fetcher, FetchSettings, Download, Expected};
 //! # use bundle::progress::NoProgress;
+//! # async fn example() {
 //! let fetcher = Fetcher::new("/tmp/cache", FetchSettings::default()).unwrap();
 //! let d = Download {
 //!     label: "bash-5.2.rpm".into(),
@@ -15,14 +18,16 @@
 //!     expected: Expected { size: 1234, sha256: "ab..".into() },
 //!     auth: None,
 //! };
-//! let done = fetcher.block_on(fetcher.fetch_all("packages", &[d], &NoProgress)).unwrap();
+//! let done = fetcher.fetch_all("packages", &[d], &NoProgress).await.unwrap();
 //! println!("{}", done[0].path.display());
+//! # }
 //! ```
 
 mod attempt;
 mod cache;
 mod mirrors;
 pub mod registry;
+mod retry;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,6 +45,8 @@ use attempt::{AttemptError, Received, file_attempt, http_attempt};
 pub use cache::{Cache, SignatureRecords};
 use mirrors::MirrorBoard;
 pub use registry::{FetchedManifest, RegistryAuth};
+pub use retry::Answer;
+use retry::single_failure;
 
 /// How the fetcher behaves. Defaults suit a real mirror over the internet.
 #[derive(Debug, Clone)]
@@ -153,8 +160,17 @@ pub enum FetchError {
     },
     #[error("{label}: no mirror URL given")]
     NoUrl { label: String },
+    /// A file operation failed; the message (from `fs_err`) names the path.
     #[error(transparent)]
-    Io(#[from] std::io::Error),
+    Fs(std::io::Error),
+    /// Reading or writing a local file failed (the cache, a partial download, a `file://`
+    /// mirror's file).
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
     #[error("CA certificate {path}: {reason}; give a PEM file with one or more certificates")]
@@ -190,7 +206,6 @@ pub struct Fetcher {
     mirrors: MirrorBoard,
     cache: Cache,
     settings: FetchSettings,
-    runtime: tokio::runtime::Runtime,
     downloaded: AtomicU64,
     /// Write windows for the cache files written past the page cache.
     pool: Arc<BufferPool>,
@@ -236,25 +251,15 @@ impl Fetcher {
         }
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
         Ok(Self {
             clients,
             next_client: AtomicUsize::new(0),
             mirrors: MirrorBoard::default(),
             cache: Cache::open(cache_dir)?,
             settings,
-            runtime,
             downloaded: AtomicU64::new(0),
             pool: Arc::default(),
         })
-    }
-
-    /// Run a fetcher future to completion from synchronous code.
-    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
     }
 
     /// Downloads in flight at once for one mirror (`--jobs`).
@@ -366,7 +371,8 @@ impl Fetcher {
         // in transit heal on a fresh download, a mirror that is simply wrong fails every round.
         for _round in 0..self.settings.mismatch_rounds.max(1) {
             let mut round_mismatch = false;
-            for url in &self.mirrors.order(&d.urls) {
+            let order = self.mirrors.order(&d.urls);
+            for (i, url) in order.iter().enumerate() {
                 self.mirrors.started(url);
                 let start = Instant::now();
                 let reason = match self.fetch_from(url, d, &partial, reporter).await {
@@ -378,10 +384,13 @@ impl Fetcher {
                         let data = body.map(Arc::new);
                         return Ok(self.fetched(path, url.clone(), d, false, data));
                     }
-                    Err(AttemptError::Local(e)) => {
-                        self.mirrors
-                            .failed(url, &e.to_string(), &bundle::progress::NoProgress);
-                        return Err(FetchError::Io(e));
+                    Err(AttemptError::Local(path, source)) => {
+                        self.mirrors.failed(
+                            url,
+                            &source.to_string(),
+                            &bundle::progress::NoProgress,
+                        );
+                        return Err(FetchError::Io { path, source });
                     }
                     Err(AttemptError::Mismatch(r)) => {
                         round_mismatch = true;
@@ -391,6 +400,9 @@ impl Fetcher {
                     Err(AttemptError::Unauthorized(_)) => "HTTP 401".into(),
                 };
                 self.mirrors.failed(url, &reason, reporter);
+                if let Some(next) = order.get(i + 1) {
+                    tracing::warn!(file = %d.label, %url, %reason, %next, "failed on this mirror; trying the next");
+                }
                 failures.push((url.to_string(), reason));
             }
             mismatch |= round_mismatch;
@@ -433,70 +445,39 @@ impl Fetcher {
         partial: &std::path::Path,
         reporter: &dyn Reporter,
     ) -> Result<Option<Vec<u8>>, AttemptError> {
-        let mut delay = self.settings.backoff;
-        let mut attempt = 0;
-        let mut authorized = false;
-        loop {
+        let attempt = || async move {
+            if url.scheme() == "file" {
+                let (url, expected, partial) =
+                    (url.clone(), d.expected.clone(), partial.to_path_buf());
+                return tokio::task::spawn_blocking(move || {
+                    file_attempt(&url, &expected, &partial)
+                })
+                .await
+                .expect("copy task does not panic")
+                .map(|bytes| Received { bytes, body: None });
+            }
             let authorization = match &d.auth {
                 Some(auth) => auth.header().await,
                 None => None,
             };
-            let result = if url.scheme() == "file" {
-                let (url, expected, partial) =
-                    (url.clone(), d.expected.clone(), partial.to_path_buf());
-                tokio::task::spawn_blocking(move || file_attempt(&url, &expected, &partial))
-                    .await
-                    .expect("copy task does not panic")
-                    .map(|bytes| Received { bytes, body: None })
-            } else {
-                let pool = &self.pool;
-                let client = self.client();
-                http_attempt(
-                    client,
-                    url,
-                    authorization,
-                    &d.expected,
-                    partial,
-                    pool,
-                    reporter,
-                )
-                .await
-            };
-            match result {
-                Ok(Received { bytes, body }) => {
-                    if url.scheme() == "file" {
-                        // HTTP attempts report bytes as they stream; a copy reports at the end.
-                        reporter.advanced(0, bytes);
-                    }
-                    self.downloaded.fetch_add(bytes, Ordering::Relaxed);
-                    return Ok(body);
-                }
-                // A token that expired mid-build earns one more challenge per attempt run.
-                Err(AttemptError::Unauthorized(challenge)) if !authorized => {
-                    let Some(auth) = &d.auth else {
-                        return Err(AttemptError::Permanent("HTTP 401".into()));
-                    };
-                    authorized = true;
-                    self.authorize(auth, challenge.as_deref()).await?;
-                }
-                // A mirror dropped meanwhile (others failed on it) is not waited for again.
-                Err(AttemptError::Transient(reason))
-                    if attempt < self.settings.retries && !self.mirrors.is_dropped(url) =>
-                {
-                    tracing::debug!(%url, %reason, attempt, "retrying");
-                    attempt += 1;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(8));
-                }
-                Err(AttemptError::Unauthorized(c)) => {
-                    return Err(AttemptError::Permanent(format!(
-                        "HTTP 401 after a token was fetched ({})",
-                        c.unwrap_or_default()
-                    )));
-                }
-                Err(e) => return Err(e),
-            }
+            http_attempt(
+                self.client(),
+                url,
+                authorization,
+                &d.expected,
+                partial,
+                &self.pool,
+                reporter,
+            )
+            .await
+        };
+        let Received { bytes, body } = self.with_retries(url, d.auth.as_deref(), attempt).await?;
+        if url.scheme() == "file" {
+            // HTTP attempts report bytes as they stream; a copy reports at the end.
+            reporter.advanced(0, bytes);
         }
+        self.count_downloaded(bytes);
+        Ok(body)
     }
 
     fn count_downloaded(&self, bytes: u64) {
@@ -504,40 +485,37 @@ impl Fetcher {
     }
 
     /// Fetch a small file nothing pins the hash of (`repomd.xml`), trying mirrors in order with
-    /// the same retry policy. Not cached: it is what tells us what changed upstream.
+    /// the retry policy. Not cached: it is what tells us what changed upstream.
     pub async fn fetch_unpinned(&self, urls: &[Url]) -> Result<(Vec<u8>, Url), FetchError> {
         let mut failures = Vec::new();
-        for url in urls {
-            let mut delay = self.settings.backoff;
-            let mut attempt = 0;
-            loop {
-                match self.get_bytes(url).await {
-                    Ok(bytes) => {
-                        self.downloaded
-                            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                        return Ok((bytes, url.clone()));
-                    }
-                    Err(AttemptError::Transient(r)) if attempt < self.settings.retries => {
-                        tracing::debug!(%url, reason = %r, "retrying");
-                        attempt += 1;
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(8));
-                    }
-                    Err(AttemptError::Local(e)) => return Err(FetchError::Io(e)),
-                    Err(
-                        AttemptError::Transient(r)
-                        | AttemptError::Permanent(r)
-                        | AttemptError::Mismatch(r),
-                    ) => {
-                        failures.push((url.to_string(), r));
-                        break;
-                    }
-                    Err(AttemptError::Unauthorized(_)) => {
-                        failures.push((url.to_string(), "HTTP 401".into()));
-                        break;
-                    }
+        let headers = reqwest::header::HeaderMap::new();
+        for (i, url) in urls.iter().enumerate() {
+            let attempt = || async {
+                let answer = self.get_attempt(url, &headers).await?;
+                match answer.status.as_u16() {
+                    200 => Ok(answer.body),
+                    _ => Err(AttemptError::Permanent(format!("HTTP {}", answer.status))),
                 }
+            };
+            let reason = match self.with_retries(url, None, attempt).await {
+                Ok(bytes) => {
+                    self.count_downloaded(bytes.len() as u64);
+                    return Ok((bytes, url.clone()));
+                }
+                Err(AttemptError::Local(path, source)) => {
+                    return Err(FetchError::Io { path, source });
+                }
+                Err(
+                    AttemptError::Transient(r)
+                    | AttemptError::Permanent(r)
+                    | AttemptError::Mismatch(r),
+                ) => r,
+                Err(AttemptError::Unauthorized(_)) => "HTTP 401".into(),
+            };
+            if let Some(next) = urls.get(i + 1) {
+                tracing::warn!(%url, %reason, %next, "failed on this mirror; trying the next");
             }
+            failures.push((url.to_string(), reason));
         }
         Err(FetchError::AllMirrorsFailed {
             label: urls.first().map_or_else(String::new, |u| {
@@ -558,76 +536,39 @@ impl Fetcher {
             let path = url.to_file_path().map_err(|()| FetchError::NoUrl {
                 label: url.to_string(),
             })?;
-            return Ok(tokio::fs::metadata(&path).await?.len());
-        }
-        let mut delay = self.settings.backoff;
-        let mut attempt = 0;
-        loop {
-            let reason = match self.client().head(url.clone()).send().await {
-                // The header itself: for a HEAD, reqwest's content_length() is the (empty)
-                // body's size.
-                Ok(r) if r.status().is_success() => match r
-                    .headers()
-                    .get(reqwest::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                {
-                    Some(n) => return Ok(n),
-                    None => AttemptError::Permanent("no Content-Length in the answer".into()),
-                },
-                Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
-                    AttemptError::Transient(format!("HTTP {}", r.status()))
-                }
-                Ok(r) => AttemptError::Permanent(format!("HTTP {}", r.status())),
-                Err(e) => AttemptError::Transient(attempt::describe_reqwest(&e)),
+            return match tokio::fs::metadata(&path).await {
+                Ok(meta) => Ok(meta.len()),
+                Err(source) => Err(FetchError::Io { path, source }),
             };
-            match reason {
-                AttemptError::Transient(r) if attempt < self.settings.retries => {
-                    tracing::debug!(%url, reason = %r, "retrying");
-                    attempt += 1;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(8));
-                }
-                AttemptError::Transient(r) | AttemptError::Permanent(r) => {
-                    return Err(FetchError::AllMirrorsFailed {
-                        label: url.to_string(),
-                        attempts: vec![(format!("HEAD {url}"), r)],
-                        checksum_mismatch: false,
-                    });
-                }
-                _ => unreachable!("only transient or permanent reasons are made here"),
-            }
         }
-    }
-
-    async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>, AttemptError> {
-        if url.scheme() == "file" {
-            let path = url
-                .to_file_path()
-                .map_err(|()| AttemptError::Permanent(format!("not a local path: {url}")))?;
-            return tokio::fs::read(&path)
+        let attempt = || async {
+            let response = self
+                .client()
+                .head(url.clone())
+                .send()
                 .await
-                .map_err(|e| AttemptError::Permanent(format!("{}: {e}", path.display())));
-        }
-        let response = self
-            .client()
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| AttemptError::Transient(attempt::describe_reqwest(&e)))?;
-        let status = response.status();
-        match status.as_u16() {
-            200 => {}
-            429 | 500..=599 => return Err(AttemptError::Transient(format!("HTTP {status}"))),
-            _ => return Err(AttemptError::Permanent(format!("HTTP {status}"))),
-        }
-        let expected_len = response.content_length();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| AttemptError::Transient(format!("reading body: {e}")))?;
-        if expected_len.is_some_and(|n| n != body.len() as u64) {
-            return Err(AttemptError::Transient("truncated body".into()));
-        }
-        Ok(body.to_vec())
+                .map_err(|e| AttemptError::Transient(attempt::describe_reqwest(&e)))?;
+            let status = response.status();
+            if status.is_server_error() || status.as_u16() == 429 {
+                return Err(AttemptError::Transient(format!("HTTP {status}")));
+            }
+            if !status.is_success() {
+                return Err(AttemptError::Permanent(format!("HTTP {status}")));
+            }
+            // The header itself: for a HEAD, reqwest's content_length() is the (empty) body's
+            // size.
+            response
+                .headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .ok_or_else(|| AttemptError::Permanent("no Content-Length in the answer".into()))
+        };
+        self.with_retries(url, None, attempt).await.map_err(|e| {
+            let mut failure = single_failure(url, e);
+            if let FetchError::AllMirrorsFailed { attempts, .. } = &mut failure {
+                attempts[0].0 = format!("HEAD {url}");
+            }
+            failure
+        })
     }
 }

@@ -10,13 +10,13 @@
 //! [`Download`]: super::Download
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::attempt::AttemptError;
+use super::retry::single_failure;
 use super::{FetchError, Fetcher};
 
 /// Largest manifest or index accepted (real ones are a few KiB; the installer refuses larger).
@@ -162,30 +162,12 @@ impl Fetcher {
         auth: &RegistryAuth,
         digest: Option<&str>,
     ) -> Result<FetchedManifest, FetchError> {
-        let mut delay = self.settings.backoff;
-        let mut attempt = 0;
-        let mut authorized = false;
-        loop {
-            match self.manifest_attempt(url, auth, digest).await {
-                Ok(m) => {
-                    self.count_downloaded(m.bytes.len() as u64);
-                    return Ok(m);
-                }
-                Err(AttemptError::Unauthorized(challenge)) if !authorized => {
-                    authorized = true;
-                    if let Err(e) = self.authorize(auth, challenge.as_deref()).await {
-                        return Err(manifest_failure(url, e));
-                    }
-                }
-                Err(AttemptError::Transient(reason)) if attempt < self.settings.retries => {
-                    tracing::debug!(%url, %reason, attempt, "retrying");
-                    attempt += 1;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(8));
-                }
-                Err(e) => return Err(manifest_failure(url, e)),
-            }
-        }
+        let manifest = self
+            .with_retries(url, Some(auth), || self.manifest_attempt(url, auth, digest))
+            .await
+            .map_err(|e| single_failure(url, e))?;
+        self.count_downloaded(manifest.bytes.len() as u64);
+        Ok(manifest)
     }
 
     async fn manifest_attempt(
@@ -270,26 +252,6 @@ pub(crate) fn challenge_of(headers: &HeaderMap) -> Option<String> {
         .get(WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-fn manifest_failure(url: &Url, e: AttemptError) -> FetchError {
-    let (reason, checksum_mismatch) = match e {
-        AttemptError::Local(e) => return FetchError::Io(e),
-        AttemptError::Mismatch(r) => (r, true),
-        AttemptError::Transient(r) | AttemptError::Permanent(r) => (r, false),
-        AttemptError::Unauthorized(c) => (
-            format!(
-                "HTTP 401 after a token was fetched ({})",
-                c.unwrap_or_default()
-            ),
-            false,
-        ),
-    };
-    FetchError::AllMirrorsFailed {
-        label: url.to_string(),
-        attempts: vec![(url.to_string(), reason)],
-        checksum_mismatch,
-    }
 }
 
 #[cfg(test)]

@@ -1,25 +1,85 @@
-//! Fetching the resolved files into the bundle tree (`pypi/files/<filename>`, one copy shared
-//! by every target) with sha256 and size checked against the index, and turning the
-//! resolutions into the manifest's `PypiTarget` locks and `FileEntry`s.
-//!
-//! `bundler build` downloads through the shared fetcher (see `build::pypi`); this module's
-//! own streaming download serves `bundler pypi` and indexes that give no file sizes (PEP 503
-//! HTML), which the shared fetcher needs up front.
+//! How the resolved files are fetched, and how the resolutions become the manifest's
+//! `PypiTarget` locks and `FileEntry`s. Every file goes through the build's one fetcher: a
+//! file the index gives the size and sha256 of is a pinned [`Download`] (cache, resume, retries,
+//! checked like any package); one it does not (PEP 503 HTML gives no sizes) is received whole
+//! with the same retry policy, checked against what the index does give, and stored in the
+//! cache ([`source_of`]). `bundler pypi` then copies them into `pypi/files/<filename>`, one
+//! copy shared by every target ([`download`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bundle::manifest::{FileEntry, FileKind, LockedFile, PypiTarget};
+use bundle::progress::NoProgress;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
-use super::index::{IndexClient, IndexFile, check_status, http_error};
+use super::index::{IndexClient, IndexFile, check_status};
 use super::{PypiError, PypiReporter, ResolvedTarget};
+use crate::fetch::{Download, Expected, Fetcher};
 
-/// Downloads at once; PyPI's CDN is happy with this and it keeps 2 cores busy hashing.
-const PARALLEL: usize = 8;
+/// Where the bytes of one PyPI file come from.
+#[derive(Debug, Clone)]
+pub enum FileSource {
+    /// Size and sha256 known from the index: fetched and checked by the fetcher.
+    Pinned(Download),
+    /// Already received and checked, in the cache.
+    Stored {
+        path: PathBuf,
+        sha256: String,
+        size: u64,
+    },
+}
+
+/// How the bundle gets `file`: pinned when the index gives its size and sha256, else received
+/// now (or found in the cache by its sha256) and stored in the cache.
+pub async fn source_of(fetcher: &Fetcher, file: &IndexFile) -> Result<FileSource, PypiError> {
+    if let (Some(size), Some(sha256)) = (file.size, &file.sha256) {
+        return Ok(FileSource::Pinned(Download {
+            label: file.filename.clone(),
+            urls: vec![file.url.clone()],
+            expected: Expected {
+                size,
+                sha256: sha256.clone(),
+            },
+            auth: None,
+        }));
+    }
+    // The cache admits only checked files: one stored under the index's sha256 is that file.
+    if let Some(sha256) = &file.sha256 {
+        let path = fetcher.cache().entry_path(sha256);
+        if let Ok(meta) = fs_err::tokio::metadata(&path).await {
+            return Ok(FileSource::Stored {
+                path,
+                sha256: sha256.clone(),
+                size: meta.len(),
+            });
+        }
+    }
+    let answer = fetcher
+        .get(&file.url, &reqwest::header::HeaderMap::new())
+        .await?;
+    let body = check_status(answer, &file.url)?.body;
+    let size = body.len() as u64;
+    if let Some(expected) = file.size.filter(|&expected| expected != size) {
+        return Err(PypiError::Size {
+            url: file.url.to_string(),
+            expected,
+            actual: size,
+        });
+    }
+    let actual = hex::encode(Sha256::digest(&body));
+    if let Some(expected) = file.sha256.as_ref().filter(|&e| e != &actual) {
+        return Err(PypiError::Checksum {
+            url: file.url.to_string(),
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    let (path, sha256) = fetcher.cache().store_bytes(&body)?;
+    Ok(FileSource::Stored { path, sha256, size })
+}
 
 /// The PyPI contribution to a manifest.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +105,10 @@ pub async fn download(
 ) -> Result<PypiPart, PypiError> {
     let unique = unique_files(resolved)?;
     let files_dir = root.join("pypi/files");
-    fs_err::tokio::create_dir_all(&files_dir).await?;
+    fs_err::tokio::create_dir_all(&files_dir)
+        .await
+        .map_err(PypiError::Fs)?;
+    let fetcher = client.fetcher();
     reporter.download_started(
         unique.len(),
         unique.values().filter_map(|file| file.size).sum(),
@@ -53,15 +116,14 @@ pub async fn download(
     let results: Vec<Result<(String, String, u64), PypiError>> =
         futures::stream::iter(unique.values().cloned())
             .map(|file| {
-                let client = client.clone();
                 let dest = files_dir.join(&file.filename);
                 async move {
-                    let (sha256, size, cached) = fetch_one(&client, &file, &dest).await?;
+                    let (sha256, size, cached) = fetch_one(fetcher, &file, &dest).await?;
                     reporter.file_done(&file.filename, size, cached);
                     Ok((file.filename, sha256, size))
                 }
             })
-            .buffer_unordered(PARALLEL)
+            .buffer_unordered(fetcher.jobs())
             .collect()
             .await;
     let mut actual: BTreeMap<String, (String, u64)> = BTreeMap::new();
@@ -160,11 +222,11 @@ pub fn describe(
     part
 }
 
-/// Streams one file to `dest` (through a temp file beside it), hashing as it goes. A file
-/// already at `dest` with the index's sha256 is kept. Returns sha256, size and whether the
-/// existing copy was used.
+/// Fetches one file (see [`source_of`]) and copies it to `dest` through a temp file beside
+/// it. A file already at `dest` with the index's sha256 is kept. Returns sha256, size and
+/// whether the existing copy was used.
 async fn fetch_one(
-    client: &IndexClient,
+    fetcher: &Fetcher,
     file: &IndexFile,
     dest: &Path,
 ) -> Result<(String, u64, bool), PypiError> {
@@ -176,10 +238,13 @@ async fn fetch_one(
             return Ok((actual, existing.len() as u64, true));
         }
     }
-    let response = client
-        .send(|| client.http().get(file.url.clone()), &file.url)
-        .await?;
-    let response = check_status(response, &file.url)?;
+    let (path, sha256, size) = match source_of(fetcher, file).await? {
+        FileSource::Pinned(download) => {
+            let fetched = fetcher.fetch(&download, &NoProgress).await?;
+            (fetched.path, fetched.sha256, fetched.size)
+        }
+        FileSource::Stored { path, sha256, size } => (path, sha256, size),
+    };
     // Unique per process and per download: the same wheel may be fetched by two targets of
     // one run, or by two runs into one directory, and a shared partial file was renamed away
     // under the other writer.
@@ -192,39 +257,11 @@ async fn fetch_one(
         std::process::id(),
         DOWNLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    let mut out = fs_err::tokio::File::create(&partial).await?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|err| http_error(&file.url, err))?;
-        hasher.update(&chunk);
-        size += chunk.len() as u64;
-        out.write_all(&chunk).await?;
-    }
-    out.flush().await?;
-    drop(out);
-    let actual = hex::encode(hasher.finalize());
-    let mismatch = if let Some(expected) = file.size.filter(|&expected| expected != size) {
-        Some(PypiError::Size {
-            url: file.url.to_string(),
-            expected,
-            actual: size,
-        })
-    } else {
-        file.sha256
-            .as_ref()
-            .filter(|&expected| expected != &actual)
-            .map(|expected| PypiError::Checksum {
-                url: file.url.to_string(),
-                expected: expected.clone(),
-                actual: actual.clone(),
-            })
-    };
-    if let Some(err) = mismatch {
-        let _ = fs_err::tokio::remove_file(&partial).await;
-        return Err(err);
-    }
-    fs_err::tokio::rename(&partial, dest).await?;
-    Ok((actual, size, false))
+    fs_err::tokio::copy(&path, &partial)
+        .await
+        .map_err(PypiError::Fs)?;
+    fs_err::tokio::rename(&partial, dest)
+        .await
+        .map_err(PypiError::Fs)?;
+    Ok((sha256, size, false))
 }

@@ -2,15 +2,16 @@
 //! dependency metadata. Metadata comes from `<file>.metadata` (PEP 658, tried even when the
 //! index does not advertise it), else from HTTP range reads of the wheel's zip directory,
 //! else from the whole file. Pages and metadata are fetched once per run and shared by every
-//! target's resolution.
+//! target's resolution. Every request goes through the build's one [`Fetcher`] (its client,
+//! CA certificates and retry policy).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use pep508_rs::PackageName;
-use reqwest::{StatusCode, header};
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 use url::Url;
@@ -18,13 +19,13 @@ use url::Url;
 use super::PypiError;
 use super::html::parse_anchors;
 use super::metadata::{CoreMetadata, SparseFile, sdist_pkg_info, wheel_metadata};
+use crate::fetch::{Answer, Fetcher};
 
 const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
 /// First range read of a wheel: the zip directory of most wheels and often METADATA itself.
 const TAIL_BYTES: u64 = 64 * 1024;
 /// Smallest follow-up range read.
 const MIN_RANGE: u64 = 128 * 1024;
-const ATTEMPTS: u32 = 3;
 
 /// One file listed on a project page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub struct MetadataStats {
 type Shared<T> = Arc<OnceCell<Arc<T>>>;
 
 pub struct IndexClient {
-    http: reqwest::Client,
+    fetcher: Arc<Fetcher>,
     index_url: Url,
     pages: Mutex<HashMap<PackageName, Shared<ProjectPage>>>,
     metadata: Mutex<HashMap<Url, Shared<CoreMetadata>>>,
@@ -104,7 +105,7 @@ struct JsonFile {
 }
 
 impl IndexClient {
-    pub fn new(index_url: &str) -> Result<Self, PypiError> {
+    pub fn new(index_url: &str, fetcher: Arc<Fetcher>) -> Result<Self, PypiError> {
         let mut index_url = Url::parse(index_url).map_err(|err| PypiError::Http {
             url: index_url.to_string(),
             message: format!("invalid index URL: {err}"),
@@ -112,21 +113,8 @@ impl IndexClient {
         if !index_url.path().ends_with('/') {
             index_url.set_path(&format!("{}/", index_url.path()));
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!(
-                "kubespray-offline-bundler/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .connect_timeout(Duration::from_secs(20))
-            .read_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(16)
-            .build()
-            .map_err(|err| PypiError::Http {
-                url: index_url.to_string(),
-                message: err.to_string(),
-            })?;
         Ok(Self {
-            http,
+            fetcher,
             index_url,
             pages: Mutex::default(),
             metadata: Mutex::default(),
@@ -138,8 +126,9 @@ impl IndexClient {
         &self.index_url
     }
 
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// The fetcher every request of this client goes through.
+    pub fn fetcher(&self) -> &Arc<Fetcher> {
+        &self.fetcher
     }
 
     /// The project page of `name`, fetched at most once per client.
@@ -161,34 +150,18 @@ impl IndexClient {
             .index_url
             .join(&format!("{name}/"))
             .expect("normalized names are valid URL segments");
-        let response = self
-            .send(
-                || self.http.get(url.clone()).header(header::ACCEPT, ACCEPT),
-                &url,
-            )
-            .await?;
-        if response.status() == StatusCode::NOT_FOUND {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
+        let answer = self.fetcher.get(&url, &headers).await?;
+        if answer.status == StatusCode::NOT_FOUND {
             return Err(PypiError::ProjectNotFound {
                 name: name.to_string(),
                 url: url.to_string(),
             });
         }
-        let response = check_status(response, &url)?;
-        let page_url = response.url().clone();
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| http_error(&url, err))?;
+        let answer = check_status(answer, &url)?;
+        let content_type = answer.content_type();
+        let (page_url, body) = (answer.url, answer.body);
         parse_project_page(name, page_url, &content_type, &body)
     }
 
@@ -230,16 +203,10 @@ impl IndexClient {
         }
         let sidecar =
             Url::parse(&format!("{}.metadata", file.url)).expect("URL plus suffix stays valid");
-        let response = self
-            .send(|| self.http.get(sidecar.clone()), &sidecar)
-            .await?;
-        if response.status().is_success() {
+        let answer = self.fetcher.get(&sidecar, &HeaderMap::new()).await?;
+        if answer.status.is_success() {
             self.stats.sidecar.fetch_add(1, Ordering::Relaxed);
-            return Ok(response
-                .bytes()
-                .await
-                .map_err(|err| http_error(&sidecar, err))?
-                .to_vec());
+            return Ok(answer.body);
         }
         let (status, tail, total) = self
             .get_bytes(&file.url, Some(RangeRequest::Suffix(TAIL_BYTES)))
@@ -283,57 +250,21 @@ impl IndexClient {
         url: &Url,
         range: Option<RangeRequest>,
     ) -> Result<(StatusCode, Vec<u8>, Option<u64>), PypiError> {
-        let response = self
-            .send(
-                || {
-                    let request = self.http.get(url.clone());
-                    match range {
-                        Some(RangeRequest::Suffix(n)) => {
-                            request.header(header::RANGE, format!("bytes=-{n}"))
-                        }
-                        Some(RangeRequest::Span(from, to)) => {
-                            request.header(header::RANGE, format!("bytes={from}-{to}"))
-                        }
-                        None => request,
-                    }
-                },
-                url,
-            )
-            .await?;
-        let response = check_status(response, url)?;
-        let status = response.status();
-        let total = response
-            .headers()
-            .get(header::CONTENT_RANGE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.rsplit('/').next())
-            .and_then(|total| total.parse().ok());
-        let body = response.bytes().await.map_err(|err| http_error(url, err))?;
-        Ok((status, body.to_vec(), total))
-    }
-
-    /// Sends with retries on connection errors and 5xx answers.
-    pub(crate) async fn send(
-        &self,
-        build: impl Fn() -> reqwest::RequestBuilder,
-        url: &Url,
-    ) -> Result<reqwest::Response, PypiError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match build().send().await {
-                Ok(response) if response.status().is_server_error() && attempt < ATTEMPTS => {}
-                Ok(response) => return Ok(response),
-                Err(err)
-                    if attempt >= ATTEMPTS
-                        || !(err.is_connect() || err.is_timeout() || err.is_request()) =>
-                {
-                    return Err(http_error(url, err));
-                }
-                Err(_) => {}
-            }
-            tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+        let mut headers = HeaderMap::new();
+        let range = match range {
+            Some(RangeRequest::Suffix(n)) => Some(format!("bytes=-{n}")),
+            Some(RangeRequest::Span(from, to)) => Some(format!("bytes={from}-{to}")),
+            None => None,
+        };
+        if let Some(range) = range {
+            headers.insert(
+                header::RANGE,
+                HeaderValue::from_str(&range).expect("a range is a valid header value"),
+            );
         }
+        let answer = check_status(self.fetcher.get(url, &headers).await?, url)?;
+        let total = answer.range_total();
+        Ok((answer.status, answer.body, total))
     }
 }
 
@@ -446,30 +377,14 @@ fn without_fragment(mut url: Url) -> Url {
     url
 }
 
-pub(crate) fn http_error(url: &Url, err: reqwest::Error) -> PypiError {
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    PypiError::Http {
-        url: url.to_string(),
-        message,
-    }
-}
-
-pub(crate) fn check_status(
-    response: reqwest::Response,
-    url: &Url,
-) -> Result<reqwest::Response, PypiError> {
-    if response.status().is_success() {
-        Ok(response)
+/// The answer when the server says success, else an error naming the URL and status.
+pub(crate) fn check_status(answer: Answer, url: &Url) -> Result<Answer, PypiError> {
+    if answer.status.is_success() {
+        Ok(answer)
     } else {
         Err(PypiError::Http {
             url: url.to_string(),
-            message: format!("server answered {}", response.status()),
+            message: format!("server answered {}", answer.status),
         })
     }
 }

@@ -70,19 +70,25 @@ pub enum PypiError {
         first: String,
         second: String,
     },
+    /// A request that failed for good (after the fetcher's retries), or a file that did not
+    /// match the index's size and sha256 on any attempt.
     #[error(transparent)]
-    Io(#[from] std::io::Error),
+    Fetch(#[from] crate::fetch::FetchError),
+    /// A file operation failed; the message (from `fs_err`) names the path.
+    #[error(transparent)]
+    Fs(std::io::Error),
 }
 
 impl PypiError {
     /// True for checksum problems (exit code 3), false for operational ones.
     pub fn is_verification(&self) -> bool {
-        matches!(
-            self,
+        match self {
             PypiError::Checksum { .. }
-                | PypiError::Size { .. }
-                | PypiError::ConflictingFiles { .. }
-        )
+            | PypiError::Size { .. }
+            | PypiError::ConflictingFiles { .. } => true,
+            PypiError::Fetch(e) => e.is_checksum_failure(),
+            _ => false,
+        }
     }
 }
 
@@ -151,23 +157,25 @@ pub async fn resolve_targets(
         .collect();
     let mut resolved = Vec::new();
     for job in jobs {
-        let target = job
-            .await
-            .map_err(|err| std::io::Error::other(format!("resolver thread failed: {err}")))??;
+        let target = job.await.map_err(|err| PypiError::Target {
+            message: format!("the resolver thread failed: {err}"),
+        })??;
         reporter.resolved(&target.target.name(), &target.dists);
         resolved.push(target);
     }
     Ok(resolved)
 }
 
-/// Resolves every target and downloads the chosen files under `root` (`pypi/files/`): the
-/// whole PyPI part of a build. Must run inside a multi-threaded tokio runtime.
+/// Resolves every target and downloads the chosen files under `root` (`pypi/files/`) through
+/// `fetcher`: the PyPI part on its own (`bundler pypi`). Must run inside a multi-threaded tokio
+/// runtime.
 pub async fn collect(
     settings: &PypiSettings,
+    fetcher: Arc<crate::fetch::Fetcher>,
     root: &std::path::Path,
     reporter: &dyn PypiReporter,
 ) -> Result<(Vec<ResolvedTarget>, PypiPart), PypiError> {
-    let client = Arc::new(IndexClient::new(&settings.index_url)?);
+    let client = Arc::new(IndexClient::new(&settings.index_url, fetcher)?);
     let resolved = resolve_targets(client.clone(), settings, reporter).await?;
     let part = download(
         client,

@@ -90,6 +90,19 @@ struct Provider {
 }
 
 impl Provider {
+    /// The answer of `request`, run on the runtime while this thread (pubgrub's provider is
+    /// synchronous; the solver runs on the blocking pool) waits for it.
+    fn wait<T: Send + 'static>(
+        &self,
+        request: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = answer.send(request.await);
+        });
+        answered.recv().expect("index requests do not panic")
+    }
+
     fn candidates_of(
         &self,
         name: &PackageName,
@@ -97,7 +110,8 @@ impl Provider {
         if let Some(found) = self.candidates.borrow().get(name) {
             return Ok(found.clone());
         }
-        let page = self.handle.block_on(self.context.client.project(name))?;
+        let (client, wanted) = (self.context.client.clone(), name.clone());
+        let page = self.wait(async move { client.project(&wanted).await })?;
         let found = Arc::new(candidates(
             &page,
             &self.context.target,
@@ -236,7 +250,8 @@ impl DependencyProvider for Provider {
             Node::Extra(name, extra) => (name, Some(extra.clone())),
         };
         let file = self.file_of(name, version)?;
-        let metadata = self.handle.block_on(self.context.client.metadata(&file))?;
+        let (client, wanted) = (self.context.client.clone(), file.clone());
+        let metadata = self.wait(async move { client.metadata(&wanted).await })?;
         if normalize(&metadata.name) != name.as_ref() || &metadata.version != version {
             return Err(PypiError::BadMetadata {
                 url: file.url.to_string(),

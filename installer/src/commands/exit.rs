@@ -18,12 +18,13 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
-    /// The status of a finished command; an error is printed on stderr with its chain.
+    /// The status of a finished command; an error is printed on stderr with its chain, each
+    /// cause once.
     pub fn of(result: anyhow::Result<ExitStatus>) -> ExitStatus {
         match result {
             Ok(status) => status,
             Err(err) => {
-                eprintln!("error: {err:#}");
+                eprintln!("error: {}", bundle::error::chain_message(err.as_ref()));
                 ExitStatus::classify(&err)
             }
         }
