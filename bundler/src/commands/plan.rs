@@ -14,9 +14,9 @@ use bundler::release::package_set;
 use clap::Args;
 use serde::Serialize;
 
-use super::progress::CliReporter;
 use super::pypi::ResolutionLines;
 use super::selection::{SelectionArgs, parse_patterns};
+use bundle::progress::term::TermReporter;
 
 /// Show what `bundler build` would fetch: packages, bytes to download, bytes already cached.
 ///
@@ -84,7 +84,7 @@ pub fn run(args: &PlanArgs) -> Result<(), BuildError> {
             "nothing to plan with --no-rpm, --no-pypi, --no-files and --no-images".into(),
         ));
     }
-    let reporter = CliReporter::new(sel.quiet || args.json);
+    let reporter = TermReporter::new(sel.quiet || args.json);
     let resolved = match &pypi {
         Some(settings) => {
             let events = ResolutionLines {
@@ -162,7 +162,7 @@ struct PartPlan {
 fn kubespray_lines(
     opts: &KubesprayOptions,
     fetcher: &bundler::fetch::Fetcher,
-    reporter: &CliReporter,
+    reporter: &TermReporter,
 ) -> Result<KubesprayPlan, BuildError> {
     let mut parts = BuildParts::default();
     add_kubespray_part(&mut parts, opts, fetcher, reporter)?;
@@ -217,7 +217,7 @@ fn pypi_json(resolved: &[ResolvedTarget]) -> serde_json::Value {
 fn rpm_lines(
     sel: &super::selection::SelectionArgs,
     fetcher: &bundler::fetch::Fetcher,
-    reporter: &CliReporter,
+    reporter: &TermReporter,
 ) -> Result<(Vec<RepoLine>, RpmSummary), BuildError> {
     let opts = sel.rpm_options()?;
     let planned = plan(&opts, fetcher, reporter)?;
