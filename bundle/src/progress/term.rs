@@ -123,7 +123,8 @@ fn bar_for(what: &str, items: u64, bytes: u64) -> ProgressBar {
     } else {
         (items, "{prefix:>18} [{bar:30}] {pos}/{len} ETA {eta}")
     };
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    // Hidden until styled and labelled, so the first frame drawn is a complete one.
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
     bar.set_style(
         ProgressStyle::with_template(template)
             .expect("the bar templates are valid")
@@ -133,6 +134,7 @@ fn bar_for(what: &str, items: u64, bytes: u64) -> ProgressBar {
     if bytes > 0 {
         bar.set_message(format!("0/{items} files"));
     }
+    bar.set_draw_target(ProgressDrawTarget::stderr());
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
