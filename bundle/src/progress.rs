@@ -1,8 +1,13 @@
-//! Progress reporting seam. The library never prints; it calls a [`Reporter`] that the binary
-//! implements (indicatif bars on a terminal, nothing when quiet), and tests pass [`NoProgress`].
+//! Progress reporting seam, the one progress trait of the project. The library never prints; it
+//! calls a [`Reporter`] that the binary supplies (`term::TermReporter` with the `term`
+//! feature: bars on a terminal, lines elsewhere, nothing when quiet), and tests pass
+//! [`NoProgress`].
 //!
 //! Counts are increments: `advanced(0, n)` after `n` more bytes, `advanced(1, 0)` when one more
 //! item (file) is complete. A reporter is shared between threads, hence `Sync`.
+
+#[cfg(feature = "term")]
+pub mod term;
 
 /// Receives progress from long-running library calls.
 pub trait Reporter: Sync {

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use installer::repodata::{
-    self, Compression, KnownDigest, NoReporter, Options, PackageFile, PackageSet, RepodataInput,
+    self, Compression, KnownDigest, Options, PackageFile, PackageSet, RepodataInput,
 };
 use rayon::prelude::*;
 
@@ -134,7 +134,7 @@ fn build(dir: &Path, sums: &Path, compression: Option<&str>) {
         revision: 1_700_000_000,
         ..Options::default()
     };
-    let outcome = repodata::build(&input, &options, &NoReporter).unwrap();
+    let outcome = repodata::build(&input, &options, &bundle::NoProgress).unwrap();
     eprintln!(
         "indexed {} packages, rewritten: {}",
         outcome.packages, outcome.rewritten

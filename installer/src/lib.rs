@@ -14,4 +14,3 @@ pub mod services;
 pub mod simple_index;
 pub mod site;
 pub mod status;
-pub mod units;

@@ -1,7 +1,6 @@
 //! `installer`: verifies a bundle and turns the admin server into the site's internet.
 
 mod commands;
-mod reporter;
 
 use std::process::ExitCode;
 

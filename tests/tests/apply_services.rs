@@ -106,13 +106,20 @@ fn apply_with_a_site_writes_service_configs_that_their_tools_accept_and_serves_n
     assert!(node_root.join("etc/pip.conf").is_file());
     assert!(node_root.join("etc/resolv.conf").is_file());
 
-    // A second apply with the same site changes nothing.
+    // A second apply with the same site changes nothing; with --quiet it shows no progress
+    // and no plan, only the result and the commands left to run.
     let again = run_ok(&mut installer_apply(
         &bundle,
         &root,
         port,
-        &["--site", site.to_str().unwrap()],
+        &["--site", site.to_str().unwrap(), "--quiet"],
     ));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.is_empty(), "--quiet printed on stderr: {stderr}");
     let again = String::from_utf8_lossy(&again.stdout);
     assert!(again.contains("no changes"), "{again}");
+    assert!(
+        !again.contains("verify + unpack"),
+        "--quiet printed the plan: {again}"
+    );
 }

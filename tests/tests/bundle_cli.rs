@@ -149,9 +149,11 @@ fn keygen_inspect_and_verify_from_the_command_line() {
     assert_eq!(json["tool"]["version"], "0.1.0");
     assert_eq!(json["created"], "2026-05-01T12:00:00Z");
 
+    // --quiet: no progress on stderr, only the result on stdout.
     let o = run("installer", &["verify", "--quiet", b]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
+    assert!(err.is_empty(), "--quiet printed on stderr: {err}");
     assert!(
         out.contains("result:    OK") && out.contains("not checked"),
         "{out}"

@@ -90,6 +90,14 @@ fn resolving(output: &str, index: &str, cache: &str) -> Vec<String> {
 fn built(dir: &std::path::Path, args: &[&str]) -> bundle::manifest::BundleManifest {
     let out = bundler(&[&["build", "--no-rpm", "-q"], args].concat(), dir);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // -q: nothing on stderr (no bars, no resolution or download lines), one result line.
+    assert!(out.stderr.is_empty(), "-q printed: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
+        "{}",
+        text(&out.stdout)
+    );
     bundle::read::verify(&dir.join(args[1]), None, &bundle::progress::NoProgress).unwrap()
 }
 

@@ -1,13 +1,13 @@
 //! Free-space preflight for `bundler build`: before the first payload download, the cache's and
 //! the output's filesystems must hold what the build will put there (the downloads not cached
-//! yet, the bundle), so that a 20 GB build is refused in a second ("needs 21.4 GB on /x, 3.2 GB
+//! yet, the bundle), so that a 20 GB build is refused in a second ("needs 19.93 GiB on /x, 2.98 GiB
 //! free") instead of failing with a full disk an hour in. Two places on one filesystem are
 //! counted together.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::pypi::human_bytes;
+use indicatif::HumanBytes;
 
 /// Bytes a bundle takes beyond its payload (tar headers, manifest, zstd frame): a fixed part
 /// plus a per-file part; the payload itself (packages, wheels, image layers) is compressed
@@ -19,9 +19,9 @@ const PER_FILE_OVERHEAD: u64 = 1536;
 pub enum SpaceError {
     #[error(
         "needs {needed} on {place}, {free} free ({parts}); free space there or use another {options}",
-        needed = human_bytes(*needed),
+        needed = HumanBytes(*needed),
         place = place.display(),
-        free = human_bytes(*free),
+        free = HumanBytes(*free),
     )]
     NoSpace {
         place: PathBuf,
@@ -85,7 +85,7 @@ pub fn check(needs: &[Need]) -> Result<(), SpaceError> {
         if free < needed {
             let parts = places
                 .iter()
-                .map(|n| format!("{} {}: {}", n.what, n.dir.display(), human_bytes(n.bytes)))
+                .map(|n| format!("{} {}: {}", n.what, n.dir.display(), HumanBytes(n.bytes)))
                 .collect::<Vec<_>>()
                 .join(", ");
             let mut options: Vec<&str> = places.iter().map(|n| n.option).collect();
@@ -138,7 +138,7 @@ mod tests {
         assert!(
             err.starts_with(&format!(
                 "needs {} on {}, ",
-                human_bytes(u64::MAX / 4 + 1),
+                HumanBytes(u64::MAX / 4 + 1),
                 cache.display()
             )),
             "{err}"

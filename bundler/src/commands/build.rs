@@ -10,9 +10,9 @@ use bundler::build::pypi::add_pypi_part;
 use bundler::build::{BuildError, BuildParts, add_rpm_part, pack};
 use clap::Args;
 
-use super::progress::CliReporter;
 use super::pypi::ResolutionLines;
 use super::selection::SelectionArgs;
+use bundle::progress::term::TermReporter;
 
 /// Build a bundle: RPM repos, PyPI wheels, Kubespray's files and container images, and the
 /// installer, with a checksummed manifest.
@@ -103,7 +103,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 pub async fn run(args: &BuildArgs) -> Result<(), BuildError> {
     let sel = &args.selection;
-    let reporter = CliReporter::new(sel.quiet);
+    let reporter = TermReporter::new(sel.quiet);
     let mut opts = WriteOptions {
         split: args.split,
         ..WriteOptions::default()
@@ -162,8 +162,8 @@ pub async fn run(args: &BuildArgs) -> Result<(), BuildError> {
     }
     if !sel.quiet {
         eprintln!(
-            "downloaded {:.1} MiB (the rest came from the cache at {})",
-            fetcher.downloaded_bytes() as f64 / 1048576.0,
+            "downloaded {} (the rest came from the cache at {})",
+            indicatif::HumanBytes(fetcher.downloaded_bytes()),
             fetcher.cache().root().display()
         );
     }

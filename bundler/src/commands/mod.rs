@@ -5,7 +5,6 @@ pub mod build;
 pub mod exit;
 pub mod keygen;
 pub mod plan;
-pub mod progress;
 pub mod pypi;
 pub mod pypi_args;
 pub mod selection;

@@ -14,9 +14,9 @@ use bundler::release::package_set;
 use clap::Args;
 use serde::Serialize;
 
-use super::progress::CliReporter;
 use super::pypi::ResolutionLines;
 use super::selection::{SelectionArgs, parse_patterns};
+use bundle::progress::term::TermReporter;
 
 /// Show what `bundler build` would fetch: packages, bytes to download, bytes already cached.
 ///
@@ -87,7 +87,7 @@ pub async fn run(args: &PlanArgs) -> Result<(), BuildError> {
             "nothing to plan with --no-rpm, --no-pypi, --no-files and --no-images".into(),
         ));
     }
-    let reporter = CliReporter::new(sel.quiet || args.json);
+    let reporter = TermReporter::new(sel.quiet || args.json);
     let resolved = match &pypi {
         Some(settings) => {
             let events = ResolutionLines {
@@ -166,7 +166,7 @@ struct PartPlan {
 async fn kubespray_lines(
     opts: &KubesprayOptions,
     fetcher: &bundler::fetch::Fetcher,
-    reporter: &CliReporter,
+    reporter: &TermReporter,
 ) -> Result<KubesprayPlan, BuildError> {
     let mut parts = BuildParts::default();
     add_kubespray_part(&mut parts, opts, fetcher, reporter).await?;
@@ -222,7 +222,7 @@ async fn rpm_lines(
     sel: &super::selection::SelectionArgs,
     opts: &bundler::build::rpm::RpmOptions,
     fetcher: &bundler::fetch::Fetcher,
-    reporter: &CliReporter,
+    reporter: &TermReporter,
 ) -> Result<(Vec<RepoLine>, RpmSummary), BuildError> {
     let planned = plan(opts, fetcher, reporter).await?;
     let mut lines = Vec::new();

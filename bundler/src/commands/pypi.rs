@@ -37,7 +37,7 @@ pub struct PypiCommand {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// No progress output.
+    /// Nothing on success but the `--dry-run` plan; errors still print.
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -121,7 +121,8 @@ pub struct SelectionArgs {
     /// into bundler; also $KUBESPRAY_OFFLINE_MANIFESTS.
     #[arg(long, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
-    /// No progress output.
+    /// No progress bars and no per-step lines (resolution, download totals); the result,
+    /// notes (a mirror dropped) and errors still print.
     #[arg(long, short)]
     pub quiet: bool,
     #[command(flatten)]

@@ -1,6 +1,10 @@
 //! PEP 503 project pages: the HTML fallback for indexes that do not speak PEP 691 JSON.
 //! Only anchors matter; each one is a file with optional `data-requires-python`,
-//! `data-yanked` and `data-core-metadata` / `data-dist-info-metadata` attributes.
+//! `data-yanked` and `data-core-metadata` / `data-dist-info-metadata` attributes. The page is
+//! read by html5gum, a WHATWG tokenizer (character references, quoting, case and repeated
+//! attributes as a browser reads them), so only the choice of what to keep is ours.
+
+use html5gum::{DefaultEmitter, Token, Tokenizer};
 
 /// One `<a>` of a project page, attribute values already HTML-unescaped.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -16,146 +20,55 @@ pub struct Anchor {
 
 /// Extracts the anchors of a project page; also returns `<base href>` when there is one.
 pub fn parse_anchors(html: &str) -> (Vec<Anchor>, Option<String>) {
+    // The text of `<script>`, `<style>` and `<title>` is not markup: an `<a` inside is no anchor.
+    let mut emitter = DefaultEmitter::default();
+    emitter.naively_switch_states(true);
     let mut anchors = Vec::new();
     let mut base = None;
-    let lower = html.to_ascii_lowercase();
-    let mut cursor = 0;
-    while let Some(found) = lower[cursor..].find('<') {
-        let start = cursor + found;
-        let Some(end_rel) = lower[start..].find('>') else {
-            break;
-        };
-        let tag_end = start + end_rel;
-        let tag = &html[start + 1..tag_end];
-        let tag_lower = &lower[start + 1..tag_end];
-        cursor = tag_end + 1;
-        let is_tag = |name: &str| {
-            tag_lower.starts_with(name)
-                && tag_lower[name.len()..]
-                    .starts_with(|c: char| c.is_ascii_whitespace() || c == '/')
-        };
-        if is_tag("base") {
-            base = attributes(&tag[4..])
-                .into_iter()
-                .find(|(k, _)| k == "href")
-                .and_then(|(_, v)| v);
-        } else if is_tag("a") {
-            let attrs = attributes(&tag[1..]);
-            let get = |key: &str| {
-                attrs
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone().unwrap_or_default())
-            };
-            let Some(href) = get("href") else { continue };
-            let text_end = lower[cursor..]
-                .find("</a")
-                .map_or(lower.len(), |at| cursor + at);
-            let text = unescape(html[cursor..text_end].trim());
-            cursor = text_end;
-            anchors.push(Anchor {
-                href,
-                text,
-                requires_python: get("data-requires-python"),
-                yanked: get("data-yanked"),
-                core_metadata: get("data-core-metadata").or_else(|| get("data-dist-info-metadata")),
-            });
+    // The anchor whose text is being read; an `<a>` never closed ends at the next one.
+    let mut open: Option<Anchor> = None;
+    for Ok(token) in Tokenizer::new_with_emitter(html, emitter) {
+        match token {
+            Token::StartTag(tag) => {
+                let attribute = |name: &str| {
+                    tag.attributes
+                        .get(name.as_bytes())
+                        .map(|value| String::from_utf8_lossy(value).into_owned())
+                };
+                match tag.name.as_slice() {
+                    b"base" if base.is_none() => base = attribute("href"),
+                    b"a" => {
+                        anchors.extend(open.take().map(finish));
+                        open = attribute("href").map(|href| Anchor {
+                            href,
+                            text: String::new(),
+                            requires_python: attribute("data-requires-python"),
+                            yanked: attribute("data-yanked"),
+                            core_metadata: attribute("data-core-metadata")
+                                .or_else(|| attribute("data-dist-info-metadata")),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            Token::EndTag(tag) if tag.name.as_slice() == b"a" => {
+                anchors.extend(open.take().map(finish));
+            }
+            Token::String(text) => {
+                if let Some(anchor) = open.as_mut() {
+                    anchor.text.push_str(&String::from_utf8_lossy(&text));
+                }
+            }
+            _ => {}
         }
     }
+    anchors.extend(open.map(finish));
     (anchors, base)
 }
 
-/// Attributes of a tag body (`name="v" name='v' name=v name`), names lowercased.
-fn attributes(body: &str) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    let bytes = body.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
-            i += 1;
-        }
-        let name_start = i;
-        while i < bytes.len()
-            && !bytes[i].is_ascii_whitespace()
-            && bytes[i] != b'='
-            && bytes[i] != b'/'
-        {
-            i += 1;
-        }
-        if name_start == i {
-            break;
-        }
-        let name = body[name_start..i].to_ascii_lowercase();
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i < bytes.len() && bytes[i] == b'=' {
-            i += 1;
-            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            let value = if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
-                let quote = bytes[i];
-                let start = i + 1;
-                let end = body[start..]
-                    .find(quote as char)
-                    .map_or(body.len(), |at| start + at);
-                i = (end + 1).min(bytes.len());
-                &body[start..end]
-            } else {
-                let start = i;
-                while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
-                    i += 1;
-                }
-                &body[start..i]
-            };
-            out.push((name, Some(unescape(value))));
-        } else {
-            out.push((name, None));
-        }
-    }
-    out
-}
-
-/// Decodes the character references an index page uses (named basics and numeric).
-pub fn unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let Some(semi) = rest.find(';').filter(|&semi| semi <= 10) else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let entity = &rest[1..semi];
-        let decoded = match entity {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => entity
-                .strip_prefix("#x")
-                .or_else(|| entity.strip_prefix("#X"))
-                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+fn finish(mut anchor: Anchor) -> Anchor {
+    anchor.text = anchor.text.trim().to_string();
+    anchor
 }
 
 #[cfg(test)]
@@ -186,10 +99,15 @@ mod tests {
     }
 
     #[test]
-    fn unescapes_references() {
-        assert_eq!(
-            unescape("&lt;4,&#62;=3&#x2c; a&b &bogus;"),
-            "<4,>=3, a&b &bogus;"
-        );
+    fn character_references_and_markup_inside_anchors() {
+        let html = "<a href=\"a-1.0.tar.gz#sha256=ff\" data-requires-python=\"&lt;4,&#62;=3&#x2c;\">\
+<b>a-1.0</b>.tar.gz &amp; more</a><a href=x.whl>unclosed";
+        let (anchors, base) = parse_anchors(html);
+        assert_eq!(base, None);
+        assert_eq!(anchors.len(), 2);
+        assert_eq!(anchors[0].requires_python.as_deref(), Some("<4,>=3,"));
+        assert_eq!(anchors[0].text, "a-1.0.tar.gz & more");
+        assert_eq!(anchors[1].href, "x.whl");
+        assert_eq!(anchors[1].text, "unclosed");
     }
 }

@@ -132,26 +132,21 @@ pub struct CoreMetadata {
 }
 
 impl CoreMetadata {
-    /// Parses the RFC 822 style header block; the body (description) is ignored.
+    /// Parses the RFC 822 style header block (mailparse: folded lines, repeated fields, RFC 2047
+    /// words as `packaging` reads them); the body (the description) is not read.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let text = String::from_utf8_lossy(bytes);
-        let mut fields: Vec<(String, String)> = Vec::new();
-        for line in text.lines() {
-            if line.is_empty() {
-                break;
-            }
-            if line.starts_with([' ', '\t']) {
-                if let Some((_, value)) = fields.last_mut() {
-                    value.push(' ');
-                    value.push_str(line.trim());
-                }
-                continue;
-            }
-            let Some((key, value)) = line.split_once(':') else {
-                return Err(format!("malformed header line `{line}`"));
-            };
-            fields.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
-        }
+        let (headers, _) =
+            mailparse::parse_headers(bytes).map_err(|err| format!("malformed header: {err}"))?;
+        let fields: Vec<(String, String)> = headers
+            .iter()
+            .map(|h| {
+                let value = h.get_value();
+                (
+                    h.get_key().trim().to_ascii_lowercase(),
+                    value.trim().to_string(),
+                )
+            })
+            .collect();
         let get = |key: &str| {
             fields
                 .iter()
@@ -411,6 +406,12 @@ Description: a\n  continued\n\nRequires-Dist: body-not-a-header\n";
                 .contains(&"3.12".parse().unwrap())
         );
         assert!(!meta.dependencies_are_static());
+        // CRLF lines, a folded Requires-Dist, a multi-line Description in the old style, and
+        // a body that holds header-like lines.
+        let folded = b"Metadata-Version: 2.1\r\nName: b\r\nVersion: 2\r\nDescription: one\r\n        |two\r\n        |Requires-Dist: nope\r\nRequires-Dist: six\r\n  >=1\r\nRequires-Dist: idna\r\n\r\nRequires-Dist: body\r\n";
+        let meta = CoreMetadata::parse(folded).unwrap();
+        let names: Vec<String> = meta.requires_dist.iter().map(|r| r.to_string()).collect();
+        assert_eq!(names, ["six>=1", "idna"]);
         let plain = CoreMetadata::parse(b"Metadata-Version: 2.1\nName: a\nVersion: 1\n").unwrap();
         assert!(!plain.dependencies_are_static());
         let static22 =

@@ -16,6 +16,7 @@ pub mod requirements;
 pub mod resolver;
 pub mod target;
 
+use indicatif::HumanBytes;
 use std::sync::Arc;
 
 pub use candidates::ResolveOptions;
@@ -197,13 +198,13 @@ pub fn render_plan(resolved: &[ResolvedTarget]) -> String {
             "PyPI target {}: {} distributions, {}\n",
             target.target.name(),
             target.dists.len(),
-            human_bytes(target.bytes())
+            HumanBytes(target.bytes())
         ));
         for dist in &target.dists {
             let size = dist
                 .file
                 .size
-                .map(human_bytes)
+                .map(|bytes| HumanBytes(bytes).to_string())
                 .unwrap_or_else(|| "size unknown".into());
             let yanked = if dist.file.yanked.is_some() {
                 "  (yanked upstream, pinned)"
@@ -220,18 +221,7 @@ pub fn render_plan(resolved: &[ResolvedTarget]) -> String {
     out.push_str(&format!(
         "PyPI total: {} files, {} to fetch (files shared by targets counted once)\n",
         unique.len(),
-        human_bytes(unique.values().sum())
+        HumanBytes(unique.values().sum())
     ));
     out
-}
-
-/// `21.4 GB`, `3.2 MB`, `512.0 kB`: decimal units, as disks and media are sold.
-pub(crate) fn human_bytes(bytes: u64) -> String {
-    if bytes >= 1_000_000_000 {
-        format!("{:.1} GB", bytes as f64 / 1_000_000_000.0)
-    } else if bytes >= 1_000_000 {
-        format!("{:.1} MB", bytes as f64 / 1_000_000.0)
-    } else {
-        format!("{:.1} kB", bytes as f64 / 1_000.0)
-    }
 }

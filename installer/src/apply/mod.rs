@@ -84,8 +84,8 @@ pub enum ApplyError {
     },
     #[error(
         "needs {needed} on {data_root}, {free} free ({path}); free space there or use another --data-root",
-        needed = crate::units::human_bytes(*needed),
-        free = crate::units::human_bytes(*free),
+        needed = indicatif::HumanBytes(*needed),
+        free = indicatif::HumanBytes(*free),
         data_root = data_root.display(),
         path = path.display()
     )]
@@ -421,14 +421,7 @@ fn run_staged(
 
     let mut outcome = Outcome::default();
     for (repo, parsed) in plan.repos.iter().zip(parsed) {
-        repos::execute(
-            repo,
-            layout,
-            &extracted,
-            opts.compression,
-            parsed,
-            &repodata::NoReporter,
-        )?;
+        repos::execute(repo, layout, &extracted, opts.compression, parsed, reporter)?;
         if repo.unchanged {
             outcome.repos_unchanged.push(repo.id.clone());
         } else {

@@ -170,7 +170,7 @@ pub fn execute(
     extracted: &Path,
     compression: repodata::Compression,
     parsed: HashMap<String, repodata::Package>,
-    reporter: &dyn repodata::Reporter,
+    reporter: &dyn bundle::Reporter,
 ) -> Result<(), ApplyError> {
     if plan.unchanged {
         return Ok(());

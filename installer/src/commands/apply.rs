@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use bundle::progress::term::TermReporter;
 use clap::{Args, ValueEnum};
 use installer::apply::{self, ApplyOptions};
 use installer::repodata::Compression;
@@ -63,25 +64,16 @@ pub struct ApplyArgs {
     /// admin's address, host name and FQDN from the site, localhost and 127.0.0.1).
     #[arg(long = "server-name", value_name = "NAME")]
     pub server_names: Vec<String>,
+    /// No progress and no per-step lines (the plan, each file written, each service action);
+    /// backups, the result, what is left to run by hand, notes and errors still print.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum CompressArg {
     Gzip,
     Zstd,
-}
-
-/// Progress on stderr, one line per phase.
-struct PhaseLines;
-
-impl bundle::Reporter for PhaseLines {
-    fn started(&self, what: &str, items: u64, bytes: u64) {
-        eprintln!("{what}: {items} files, {} MB", bytes / 1_000_000);
-    }
-
-    fn volume(&self, index: usize, count: usize, path: &std::path::Path) {
-        eprintln!("reading volume {index} of {count}: {}", path.display());
-    }
 }
 
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
@@ -132,16 +124,19 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         apply::plan(&opts, false, &bundle::NoProgress)?;
         Some(super::lock(&super::data_dir(&opts.root, &site)?)?)
     };
+    let reporter = TermReporter::new(args.quiet);
     let result = if args.dry_run {
-        apply::plan(&opts, true, &PhaseLines).map(|plan| {
+        apply::plan(&opts, true, &reporter).map(|plan| {
             print!("{plan}");
             print!("{}", plan.diffs());
             println!("dry run: nothing was written");
         })
     } else {
-        apply::plan(&opts, false, &PhaseLines).and_then(|plan| {
-            print!("{plan}");
-            let outcome = apply::run(&opts, &plan, &PhaseLines)?;
+        apply::plan(&opts, false, &reporter).and_then(|plan| {
+            if !args.quiet {
+                print!("{plan}");
+            }
+            let outcome = apply::run(&opts, &plan, &reporter)?;
             for b in &outcome.backups {
                 println!("backup     {}", b.display());
             }
@@ -158,6 +153,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         &site,
         &opts.root,
         args.dry_run || args.no_services || !real_root,
+        args.quiet,
     )
 }
 
@@ -168,6 +164,7 @@ fn service_step(
     site: &installer::site::SiteConfig,
     root: &std::path::Path,
     print_only: bool,
+    quiet: bool,
 ) -> anyhow::Result<ExitStatus> {
     let actions = apply::service_actions(site, root);
     if print_only {
@@ -180,6 +177,7 @@ fn service_step(
     let mut failed = false;
     for action in &actions {
         match action.run() {
+            Ok(_) if quiet => {}
             Ok(installer::actions::ActionOutcome::Ran) => println!("ran        {}", action.summary),
             Ok(installer::actions::ActionOutcome::NotApplicable) => {
                 println!("skipped    {} ({})", action.summary, action.when.describe());

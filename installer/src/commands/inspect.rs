@@ -9,7 +9,7 @@ use bundle::read::read_manifest;
 use bundle::summary::Summary;
 use clap::Args;
 
-use crate::reporter::human_bytes;
+use indicatif::HumanBytes;
 
 use super::exit::ExitStatus;
 
@@ -88,12 +88,12 @@ pub fn render(s: &Summary) -> String {
             "no"
         }
     ));
-    line(format!("files:     {} ({})", s.files, human_bytes(s.bytes)));
+    line(format!("files:     {} ({})", s.files, HumanBytes(s.bytes)));
     if s.base.is_some() {
         line(format!(
             "carried:   {} ({}); the rest is taken from the base on the admin",
             s.carried.files,
-            human_bytes(s.carried.bytes)
+            HumanBytes(s.carried.bytes)
         ));
     }
     if !s.repos.is_empty() {
@@ -108,8 +108,8 @@ pub fn render(s: &Summary) -> String {
                 r.id,
                 r.arch,
                 r.packages,
-                human_bytes(r.package_bytes),
-                human_bytes(r.all.bytes),
+                HumanBytes(r.package_bytes).to_string(),
+                HumanBytes(r.all.bytes).to_string(),
                 r.revision.as_deref().unwrap_or("-"),
                 if r.slim { " (slim)" } else { "" }
             ));
@@ -127,7 +127,7 @@ pub fn render(s: &Summary) -> String {
                 t.name,
                 t.python_version,
                 t.locked.files,
-                human_bytes(t.locked.bytes)
+                HumanBytes(t.locked.bytes).to_string()
             ));
         }
     }
@@ -138,7 +138,7 @@ pub fn render(s: &Summary) -> String {
             line(format!(
                 "{:<10} {:>11}  {}",
                 i.arch,
-                human_bytes(i.size),
+                HumanBytes(i.size).to_string(),
                 i.sha256
             ));
         }
@@ -150,12 +150,12 @@ pub fn render(s: &Summary) -> String {
             "images:    {} ({} manifests and blobs, {})",
             k.images,
             k.image_files.files,
-            human_bytes(k.image_files.bytes)
+            HumanBytes(k.image_files.bytes)
         ));
         line(format!(
             "files:     {} ({})",
             k.files.files,
-            human_bytes(k.files.bytes)
+            HumanBytes(k.files.bytes)
         ));
     }
     if s.other.files > 0 {
@@ -163,7 +163,7 @@ pub fn render(s: &Summary) -> String {
         line(format!(
             "other files: {} ({})",
             s.other.files,
-            human_bytes(s.other.bytes)
+            HumanBytes(s.other.bytes)
         ));
     }
     out

@@ -23,6 +23,10 @@ pub struct NodeArgs {
     /// Write the files but only print the commands (route, service restarts).
     #[arg(long)]
     pub no_services: bool,
+    /// No per-step lines (each file written, each command run); what is left to run by hand
+    /// and errors still print.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitStatus> {
@@ -32,15 +36,18 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitStatus> {
         installer::fsutil::rooted(&args.root, Path::new(installer::lock::NODE_LOCK_DIR))?;
     let _lock = super::lock(&lock_dir)?;
     let report = setup::apply_node_files(&files, &args.root, !args.no_services)?;
-    for installed in &report.files {
-        print_installed(installed);
-    }
-    for (from, to) in &report.moved_repos {
-        println!("moved      {} -> {}", from.display(), to.display());
+    if !args.quiet {
+        for installed in &report.files {
+            print_installed(installed);
+        }
+        for (from, to) in &report.moved_repos {
+            println!("moved      {} -> {}", from.display(), to.display());
+        }
     }
     if report.ran {
         for action in &report.actions {
             match action.run()? {
+                ActionOutcome::Ran if args.quiet => {}
                 ActionOutcome::Ran => println!("done       {}", action.summary),
                 ActionOutcome::NotApplicable => println!("not run here, do it by hand:\n{action}"),
             }

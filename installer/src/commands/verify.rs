@@ -9,7 +9,8 @@ use bundle::read::verify_detailed;
 use bundle::sign::{key_fingerprint, load_verifying_key};
 use clap::Args;
 
-use crate::reporter::{BarReporter, human_bytes};
+use bundle::progress::term::TermReporter;
+use indicatif::HumanBytes;
 
 use super::exit::ExitStatus;
 
@@ -31,7 +32,7 @@ pub struct VerifyArgs {
     /// signature by it.
     #[arg(long, value_name = "PUB")]
     pub key: Option<PathBuf>,
-    /// No progress bar.
+    /// No progress bar or lines; the result and errors still print.
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -43,7 +44,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
         .map(load_verifying_key)
         .transpose()
         .context("loading the verification key")?;
-    let reporter = BarReporter::new(args.quiet);
+    let reporter = TermReporter::new(args.quiet);
     let verified =
         verify_detailed(&args.bundle, key.as_ref(), &reporter).context("verification failed")?;
     let m = &verified.manifest;
@@ -61,7 +62,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
             println!(
                 "files:     {} ({}) carried, every size and sha256 checked; {} more taken from the base, the manifest complete",
                 carried.files,
-                human_bytes(carried.bytes),
+                HumanBytes(carried.bytes),
                 m.totals.files - carried.files
             );
         }
@@ -70,7 +71,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
             println!(
                 "files:     {} ({}), every size and sha256 checked",
                 m.totals.files,
-                human_bytes(m.totals.bytes)
+                HumanBytes(m.totals.bytes)
             );
         }
     }

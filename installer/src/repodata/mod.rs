@@ -17,7 +17,7 @@
 //! };
 //! let options = Options { revision: 1_764_000_000, ..Options::default() };
 //! if !repodata::is_current(&input, &options)? {
-//!     let outcome = repodata::build(&input, &options, &repodata::NoReporter)?;
+//!     let outcome = repodata::build(&input, &options, &bundle::NoProgress)?;
 //!     assert!(outcome.rewritten);
 //! }
 //! # Ok(()) }
@@ -54,7 +54,9 @@ mod upstream;
 mod write;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use bundle::Reporter;
 
 pub use crate::fsutil::Durability;
 
@@ -141,20 +143,6 @@ pub struct RepodataOutcome {
     pub records: Vec<String>,
 }
 
-/// Progress callbacks; libraries never print, the binary decides how to show this.
-pub trait Reporter: Sync {
-    /// Header parsing starts for `packages` packages of `repo_dir`.
-    fn started(&self, _repo_dir: &Path, _packages: usize) {}
-    /// One more package was parsed.
-    fn package_done(&self) {}
-    /// Metadata is written and in place.
-    fn finished(&self, _repo_dir: &Path) {}
-}
-
-/// A [`Reporter`] that ignores everything.
-pub struct NoReporter;
-impl Reporter for NoReporter {}
-
 /// True when `repo_dir/repodata` was built by [`build`] from exactly these inputs and options
 /// (compares a digest stored beside repomd.xml; never re-reads the RPMs when digests are known).
 pub fn is_current(input: &RepodataInput, options: &Options) -> Result<bool, RepodataError> {
@@ -196,7 +184,12 @@ pub fn build_with_parsed(
         });
     }
 
-    reporter.started(&input.repo_dir, merged.len());
+    let repo_name = input
+        .repo_dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    reporter.started(&format!("repodata {repo_name}"), merged.len() as u64, 0);
     let parsed = packages::parse_all(&input.repo_dir, &merged, parsed, options, reporter)?;
     let staging = install::fresh_staging_dir(&input.repo_dir)?;
     let mut records = write::write_package_records(&staging, &parsed, options)?;
@@ -214,7 +207,7 @@ pub fn build_with_parsed(
         &digest,
         options.durability,
     )?;
-    reporter.finished(&input.repo_dir);
+    reporter.finished();
 
     Ok(RepodataOutcome {
         packages: parsed.len(),

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use rpmrepo_metadata::{Checksum, ChecksumType, Package, PackageOptions, PackageSource};
 use sha2::{Digest, Sha256};
 
-use super::{Options, RepodataError, Reporter, text};
+use super::{Options, RepodataError, text};
 
 /// sha256 and size of a package as the bundle verified them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,14 +146,14 @@ pub(crate) fn parse_all(
     packages: &[MergedPackage],
     mut parsed: HashMap<String, Package>,
     options: &Options,
-    reporter: &dyn Reporter,
+    reporter: &dyn bundle::Reporter,
 ) -> Result<Vec<Package>, RepodataError> {
     let mut ready = Vec::with_capacity(parsed.len());
     let mut to_parse = Vec::with_capacity(packages.len());
     for package in packages {
         match parsed.remove(&package.relative_path) {
             Some(done) if matches_known(&done, package.known.as_ref()) => {
-                reporter.package_done();
+                reporter.advanced(1, 0);
                 ready.push((package.relative_path.as_str(), done));
             }
             _ => to_parse.push(package),
@@ -169,7 +169,7 @@ pub(crate) fn parse_all(
                 package.known.as_ref(),
                 options,
             );
-            reporter.package_done();
+            reporter.advanced(1, 0);
             result.map(|parsed| (package.relative_path.as_str(), parsed))
         })
         .collect::<Result<_, _>>()?;

@@ -156,13 +156,13 @@ mod tests {
         build(
             &input(&repo, set.clone()),
             &options(1_600_000_000),
-            &NoReporter,
+            &bundle::NoProgress,
         )
         .unwrap();
         build(
             &input(&fresh_repo, set.clone()),
             &options(1_700_000_000),
-            &NoReporter,
+            &bundle::NoProgress,
         )
         .unwrap();
 
@@ -178,7 +178,7 @@ mod tests {
             &input(&repo, set),
             &options(1_700_000_000),
             reused,
-            &NoReporter,
+            &bundle::NoProgress,
         )
         .unwrap();
         assert_eq!(
@@ -194,7 +194,7 @@ mod tests {
         build(
             &input(&repo, known_set(&repo)),
             &options(1_600_000_000),
-            &NoReporter,
+            &bundle::NoProgress,
         )
         .unwrap();
         assert!(!previous_records(&repo, &options(1_700_000_000)).is_empty());

@@ -86,9 +86,19 @@ fn known_digests_give_the_same_output_as_hashing_public_fixture() {
             .relative_path
             .starts_with("Packages/b/bzip2-")
     );
-    build(&input(&repo_a, vec![scanned]), &options(), &NoReporter).unwrap();
+    build(
+        &input(&repo_a, vec![scanned]),
+        &options(),
+        &bundle::NoProgress,
+    )
+    .unwrap();
     let known = with_digests(&repo_b, PackageSet::scan(&repo_b, "x86_64").unwrap());
-    build(&input(&repo_b, vec![known]), &options(), &NoReporter).unwrap();
+    build(
+        &input(&repo_b, vec![known]),
+        &options(),
+        &bundle::NoProgress,
+    )
+    .unwrap();
     // Same inputs, other directory, other path to the digests: byte-identical repodata.
     assert_eq!(
         read_dir_sorted(&repo_a.join("repodata"))
@@ -112,7 +122,12 @@ fn packages_parsed_elsewhere_give_the_same_output_public_fixture() {
     let repo_a = bzip2_repo(a.path());
     let repo_b = bzip2_repo(b.path());
     let known_a = with_digests(&repo_a, PackageSet::scan(&repo_a, "x86_64").unwrap());
-    build(&input(&repo_a, vec![known_a]), &options(), &NoReporter).unwrap();
+    build(
+        &input(&repo_a, vec![known_a]),
+        &options(),
+        &bundle::NoProgress,
+    )
+    .unwrap();
 
     let elsewhere = bzip2_repo(&b.path().join("unpacked"));
     let known_b = with_digests(&repo_b, PackageSet::scan(&repo_b, "x86_64").unwrap());
@@ -150,7 +165,7 @@ fn packages_parsed_elsewhere_give_the_same_output_public_fixture() {
         &input(&repo_b, vec![known_b]),
         &options(),
         parsed,
-        &NoReporter,
+        &bundle::NoProgress,
     )
     .unwrap();
     assert_eq!(
@@ -164,19 +179,19 @@ fn unchanged_inputs_are_not_rewritten_and_changes_are_public_fixture() {
     let temp = tempfile::tempdir().unwrap();
     let repo = bzip2_repo(temp.path());
     let set = || with_digests(&repo, PackageSet::scan(&repo, "x86_64").unwrap());
-    let first = build(&input(&repo, vec![set()]), &options(), &NoReporter).unwrap();
+    let first = build(&input(&repo, vec![set()]), &options(), &bundle::NoProgress).unwrap();
     assert!(first.rewritten);
     assert_eq!(first.records, ["primary", "filelists", "other"]);
     assert!(is_current(&input(&repo, vec![set()]), &options()).unwrap());
     let before = read_dir_sorted(&repo.join("repodata"));
-    let second = build(&input(&repo, vec![set()]), &options(), &NoReporter).unwrap();
+    let second = build(&input(&repo, vec![set()]), &options(), &bundle::NoProgress).unwrap();
     assert!(!second.rewritten);
     assert_eq!(before, read_dir_sorted(&repo.join("repodata")));
 
     // A package gone: rebuilt, old records removed, no staging left behind.
     std::fs::remove_file(repo.join("Packages/b/bzip2-static-1.0.8-18.el9.x86_64.rpm")).unwrap();
     assert!(!is_current(&input(&repo, vec![set()]), &options()).unwrap());
-    let third = build(&input(&repo, vec![set()]), &options(), &NoReporter).unwrap();
+    let third = build(&input(&repo, vec![set()]), &options(), &bundle::NoProgress).unwrap();
     assert!(third.rewritten);
     assert_eq!(third.packages, 6);
     let repomd = std::fs::read_to_string(repo.join("repodata/repomd.xml")).unwrap();
@@ -209,12 +224,17 @@ fn a_deleted_record_makes_the_repodata_stale_public_fixture() {
     let temp = tempfile::tempdir().unwrap();
     let repo = bzip2_repo(temp.path());
     let set = PackageSet::scan(&repo, "x86_64").unwrap();
-    build(&input(&repo, vec![set.clone()]), &options(), &NoReporter).unwrap();
+    build(
+        &input(&repo, vec![set.clone()]),
+        &options(),
+        &bundle::NoProgress,
+    )
+    .unwrap();
     let repomd = std::fs::read_to_string(repo.join("repodata/repomd.xml")).unwrap();
     std::fs::remove_file(repo.join(&repomd_hrefs(&repomd)[1])).unwrap();
     assert!(!is_current(&input(&repo, vec![set.clone()]), &options()).unwrap());
     assert!(
-        build(&input(&repo, vec![set]), &options(), &NoReporter)
+        build(&input(&repo, vec![set]), &options(), &bundle::NoProgress)
             .unwrap()
             .rewritten
     );
@@ -281,7 +301,7 @@ fn size_mismatch_with_the_manifest_is_an_error_public_fixture() {
     let repo = bzip2_repo(temp.path());
     let mut set = with_digests(&repo, PackageSet::scan(&repo, "x86_64").unwrap());
     set.files[0].known.as_mut().unwrap().size += 1;
-    let error = build(&input(&repo, vec![set]), &options(), &NoReporter).unwrap_err();
+    let error = build(&input(&repo, vec![set]), &options(), &bundle::NoProgress).unwrap_err();
     assert!(
         matches!(error, RepodataError::SizeMismatch { .. }),
         "{error}"
@@ -338,7 +358,7 @@ fn upstream_records_are_carried_and_merged_public_fixture() {
         upstream,
         ..input(&repo, vec![PackageSet::scan(&repo, "x86_64").unwrap()])
     };
-    let outcome = build(&input, &options(), &NoReporter).unwrap();
+    let outcome = build(&input, &options(), &bundle::NoProgress).unwrap();
     assert_eq!(
         outcome.records,
         [
@@ -422,7 +442,7 @@ fn upstream_records_inside_repodata_are_refused_public_fixture() {
         }],
         ..input(&repo, vec![PackageSet::scan(&repo, "x86_64").unwrap()])
     };
-    let error = build(&input, &options(), &NoReporter).unwrap_err();
+    let error = build(&input, &options(), &bundle::NoProgress).unwrap_err();
     assert!(
         matches!(
             error,
@@ -438,7 +458,12 @@ fn leftovers_of_a_killed_build_do_not_matter_public_fixture() {
     let temp = tempfile::tempdir().unwrap();
     let repo = bzip2_repo(temp.path());
     let set = PackageSet::scan(&repo, "x86_64").unwrap();
-    build(&input(&repo, vec![set.clone()]), &options(), &NoReporter).unwrap();
+    build(
+        &input(&repo, vec![set.clone()]),
+        &options(),
+        &bundle::NoProgress,
+    )
+    .unwrap();
     let served = read_dir_sorted(&repo.join("repodata"));
 
     // A build killed after staging, and after moving records in but before the repomd switch
@@ -453,7 +478,12 @@ fn leftovers_of_a_killed_build_do_not_matter_public_fixture() {
     .unwrap();
     std::fs::remove_file(repo.join("repodata/.input-digest")).unwrap();
     assert!(!is_current(&input(&repo, vec![set.clone()]), &options()).unwrap());
-    let outcome = build(&input(&repo, vec![set.clone()]), &options(), &NoReporter).unwrap();
+    let outcome = build(
+        &input(&repo, vec![set.clone()]),
+        &options(),
+        &bundle::NoProgress,
+    )
+    .unwrap();
     assert!(outcome.rewritten);
     assert!(!staging.exists());
     assert_eq!(read_dir_sorted(&repo.join("repodata")), served);

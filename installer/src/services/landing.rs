@@ -9,7 +9,7 @@ use crate::node;
 use crate::services::{FILES_PATH, NODE_PATH, PYPI_PATH, ServedContent};
 use crate::simple_index::escape_html as esc;
 use crate::site::SiteConfig;
-use crate::units::human_bytes;
+use indicatif::HumanBytes;
 
 /// The page lives at the top of the data root, next to `repos/`, `pypi/` and `node/`.
 pub fn page(site: &SiteConfig, served: &ServedContent) -> DesiredFile {
@@ -110,7 +110,9 @@ fn images(h: &mut String, site: &SiteConfig, served: &ServedContent) {
         served.images.len()
     );
     for image in &served.images {
-        let size = image.bytes.map_or("-".to_string(), human_bytes);
+        let size = image
+            .bytes
+            .map_or("-".to_string(), |b| HumanBytes(b).to_string());
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}/{}:{}</td><td>{}</td><td><code>{}</code></td></tr>",
@@ -135,14 +137,14 @@ fn downloads(h: &mut String, base: &str, served: &ServedContent) {
         h,
         "<h2>Kubespray files</h2>\n<p><code>files_repo</code> is <a href=\"{u}\">{u}</a>: {} files, {}.</p>\n<table>\n<tr><th>Path</th><th>Size</th></tr>",
         served.downloads.len(),
-        esc(&human_bytes(total)),
+        esc(&HumanBytes(total).to_string()),
         u = esc(&format!("{base}{FILES_PATH}"))
     );
     for d in &served.downloads {
         let _ = writeln!(
             h,
             "<tr><td><a href=\"{FILES_PATH}{p}\">{p}</a></td><td>{}</td></tr>",
-            esc(&human_bytes(d.size)),
+            esc(&HumanBytes(d.size).to_string()),
             p = esc(&d.path)
         );
     }
@@ -170,11 +172,11 @@ mod tests {
     fn page_lists_images_and_files() {
         let page = html(&SiteConfig::default(), &crate::services::sample_served());
         assert!(
-            page.contains("<tr><td>registry.k8s.io/pause:3.10</td><td>192.168.10.10/pause:3.10</td><td>313.5 KiB</td>"),
+            page.contains("<tr><td>registry.k8s.io/pause:3.10</td><td>192.168.10.10/pause:3.10</td><td>313.48 KiB</td>"),
             "{page}"
         );
         assert!(
-            page.contains("<tr><td><a href=\"/files/dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet\">dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet</a></td><td>55.3 MiB</td></tr>"),
+            page.contains("<tr><td><a href=\"/files/dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet\">dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet</a></td><td>55.31 MiB</td></tr>"),
             "{page}"
         );
         assert!(page.contains("http://192.168.10.10/files/"), "{page}");

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use installer::repodata::{self, NoReporter, Options, PackageSet, RepodataInput, UpstreamRecords};
+use installer::repodata::{self, Options, PackageSet, RepodataInput, UpstreamRecords};
 
 use super::oracle::fixtures;
 
@@ -139,7 +139,7 @@ fn dnf_installs_signed_packages_with_groups_and_advisories_public_fixture() {
             modules: None,
         }],
     };
-    let outcome = repodata::build(&input, &Options::default(), &NoReporter).unwrap();
+    let outcome = repodata::build(&input, &Options::default(), &bundle::NoProgress).unwrap();
     assert_eq!(outcome.packages, 3);
 
     let root = temp.path().join("root");

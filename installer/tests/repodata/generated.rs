@@ -8,7 +8,7 @@ use std::path::Path;
 use rpm::{Dependency, DependencyFlags, FileOptions};
 
 use super::oracle::{assert_same_as_createrepo_c, createrepo_c, known_set};
-use installer::repodata::{self, Compression, NoReporter, Options, RepodataInput};
+use installer::repodata::{self, Compression, Options, RepodataInput};
 
 const COUNT: usize = 2000;
 
@@ -174,7 +174,7 @@ fn generated_repo_matches_createrepo_c() {
     };
     let started = std::time::Instant::now();
     assert!(
-        repodata::build(&input, &options, &NoReporter)
+        repodata::build(&input, &options, &bundle::NoProgress)
             .unwrap()
             .rewritten
     );

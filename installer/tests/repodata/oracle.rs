@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use installer::repodata::{
-    self, Compression, KnownDigest, NoReporter, Options, PackageFile, PackageSet, RepodataInput,
+    self, Compression, KnownDigest, Options, PackageFile, PackageSet, RepodataInput,
 };
 use sha2::{Digest, Sha256};
 
@@ -184,7 +184,7 @@ fn build(repo: &Path, sets: Vec<PackageSet>, compression: Compression) {
         revision: 1_700_000_000,
         ..Options::default()
     };
-    let outcome = repodata::build(&input, &options, &NoReporter).unwrap();
+    let outcome = repodata::build(&input, &options, &bundle::NoProgress).unwrap();
     assert!(outcome.rewritten);
 }
 
