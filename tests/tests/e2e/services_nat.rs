@@ -2,13 +2,12 @@
 //! network namespace the test creates (never the host's rules) now and persistently, with the
 //! file safety of apply: a second run changes nothing, a replaced file is backed up once.
 
-mod services_support;
 
 use std::process::Command;
 
 use installer::services::nat::{self, NatState};
 use installer::site::SiteConfig;
-use services_support::*;
+use crate::services_support::*;
 
 fn installer() -> std::path::PathBuf {
     e2e::workspace_bin("installer")

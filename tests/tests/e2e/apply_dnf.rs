@@ -4,12 +4,11 @@
 //! key, lists the carried groups and advisories; a newer bundle updates only the repos it
 //! changes, and `--keep-old` keeps what it dropped.
 
-mod apply_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use apply_support::*;
+use crate::apply_support::*;
 use e2e::localbundle::{LocalBundleSpec, build_local_bundle};
 use e2e::mirror::{MirrorSpec, generate_mirror};
 use e2e::rpmgen::{PackageSpec, write_package};

@@ -2,7 +2,6 @@
 //! (always `-x`, state files in temp) serves time on loopback that a chrony client and our own
 //! NTP probe receive, with no upstream at all (`local stratum 10`).
 
-mod services_support;
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -11,7 +10,7 @@ use std::time::Duration;
 use installer::netprobe;
 use installer::services::chrony;
 use installer::site::SiteConfig;
-use services_support::*;
+use crate::services_support::*;
 
 fn parse_check(conf: &str) -> String {
     let dir = tempfile::tempdir().unwrap();

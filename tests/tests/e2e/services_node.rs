@@ -2,7 +2,6 @@
 //! expected tree (stock repo files moved aside, originals backed up once), a second run changes
 //! nothing, and the generated Ansible playbook passes `ansible-playbook --syntax-check`.
 
-mod services_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use installer::node;
 use installer::services::chrony;
-use services_support::*;
+use crate::services_support::*;
 
 fn installer() -> PathBuf {
     e2e::workspace_bin("installer")

@@ -8,7 +8,6 @@
 //! refused on a port the site does not serve; `nat disable`: the internet is cut again.
 //! Needs root, dbus and firewalld (scripts/install-test-deps).
 
-mod services_support;
 
 use std::path::Path;
 use std::process::Command;
@@ -16,7 +15,7 @@ use std::time::Duration;
 
 use e2e::localbundle::small_mirror_bundle;
 use installer::services::nat::{self, NatState};
-use services_support::*;
+use crate::services_support::*;
 
 const ADMIN: &str = "192.168.88.10";
 const NODE: &str = "192.168.88.11";

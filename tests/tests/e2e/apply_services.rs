@@ -4,12 +4,11 @@
 //! the node files, which `installer node` then fetches from the real nginx. With `--root`, the
 //! system actions are printed, never run.
 
-mod apply_support;
 
 use std::path::Path;
 use std::process::Command;
 
-use apply_support::*;
+use crate::apply_support::*;
 use e2e::localbundle::small_mirror_bundle;
 
 fn site_file(dir: &Path) -> std::path::PathBuf {

@@ -2,13 +2,12 @@
 //! check reads a kernel the test controls): everything passes, then a stopped chronyd and a
 //! vanished forwarder are reported as failed with the right hint, in the table and in JSON.
 
-mod services_support;
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use installer::services::{bind, chrony};
-use services_support::*;
+use crate::services_support::*;
 
 fn installer() -> std::path::PathBuf {
     e2e::workspace_bin("installer")

@@ -3,14 +3,13 @@
 //! apply; a bundle failing verification leaves the previous tree untouched; a second apply
 //! changes nothing; `--dry-run` writes nothing.
 
-mod apply_support;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use apply_support::*;
+use crate::apply_support::*;
 
 const PORT: u16 = 18099;
 

@@ -2,14 +2,13 @@
 //! named on loopback answers the site zone (forward and reverse) and forwards outside names to
 //! a test upstream; with the upstream gone, site names still resolve.
 
-mod services_support;
 
 use std::process::Command;
 use std::time::Duration;
 
 use installer::services::bind;
 use installer::site::SiteConfig;
-use services_support::*;
+use crate::services_support::*;
 
 #[test]
 fn reference_config_passes_named_checkconf_and_checkzone() {

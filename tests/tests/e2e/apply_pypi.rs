@@ -3,12 +3,11 @@
 //! Kubespray requirements for Python 3.12 on both arches with current pip, pip 23.3 and uv,
 //! from the `.metadata` side files alone, at `/pypi/simple/` and at the classic `/pypi`.
 
-mod apply_support;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use apply_support::*;
+use crate::apply_support::*;
 
 struct Served {
     _tmp: tempfile::TempDir,

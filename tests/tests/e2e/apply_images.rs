@@ -11,14 +11,13 @@
 //! the right diff_ids (containerd unpacks them), one OCI index for linux/amd64 + linux/arm64,
 //! one Docker schema 2 manifest and one OCI manifest sharing a layer.
 
-mod apply_support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use apply_support::*;
+use crate::apply_support::*;
 use bundle::manifest::{
     BundleManifest, DownloadFile, FileEntry, FileKind, ImageEntry, ImageManifest,
     KubesprayDownloads,

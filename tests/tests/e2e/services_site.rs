@@ -3,12 +3,11 @@
 //! the setting's name before anything is done, with exit status 2 (usage) whether it came from
 //! the site file, `--set` or a dedicated flag such as `--http-port`.
 
-mod services_support;
 
 use std::process::Command;
 
 use installer::site::SiteConfig;
-use services_support::*;
+use crate::services_support::*;
 
 fn installer() -> std::path::PathBuf {
     e2e::workspace_bin("installer")

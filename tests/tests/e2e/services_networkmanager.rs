@@ -12,14 +12,13 @@
 //! when /sys is read-only to it (it then skips udev, as in a container), hence the remount. Needs
 //! root, dbus and network-manager (scripts/install-test-deps).
 
-mod services_support;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use installer::node;
-use services_support::*;
+use crate::services_support::*;
 
 const ADMIN: &str = "192.168.77.10";
 const NODE: &str = "192.168.77.11";

@@ -9,7 +9,6 @@
 //! real nginx, gives skopeo every image with upstream's digests, containerd an image through the
 //! hosts.toml that `installer node` wrote, and curl every file with its checksum.
 
-mod apply_support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -315,15 +314,15 @@ fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
     assert!(result.status.success(), "{}", text(&result));
 
     let root = up.dir.path().join("admin");
-    let port = apply_support::free_port();
-    let site = apply_support::loopback_site_file(up.dir.path(), port);
-    e2e::harness::run_ok(&mut apply_support::installer_apply(
+    let port = crate::apply_support::free_port();
+    let site = crate::apply_support::loopback_site_file(up.dir.path(), port);
+    e2e::harness::run_ok(&mut crate::apply_support::installer_apply(
         &out,
         &root,
         port,
         &["--site", site.to_str().unwrap()],
     ));
-    let _nginx = apply_support::Nginx::start(&root, port);
+    let _nginx = crate::apply_support::Nginx::start(&root, port);
     let admin = format!("127.0.0.1:{port}");
 
     // skopeo, as a node's tools would: every image by the name the admin serves it under,
