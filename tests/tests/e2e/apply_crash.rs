@@ -3,13 +3,12 @@
 //! apply; a bundle failing verification leaves the previous tree untouched; a second apply
 //! changes nothing; `--dry-run` writes nothing.
 
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::apply_support::*;
+use crate::harness::*;
 
 const PORT: u16 = 18099;
 
@@ -129,7 +128,7 @@ fn apply_while_another_holds_the_lock_is_refused_and_a_stale_lock_is_taken_over(
             "--no-runtime".to_string(),
         ],
     ] {
-        let out = Command::new(e2e::workspace_bin("installer"))
+        let out = installer()
             .args(&args)
             .arg("--root")
             .arg(&root)

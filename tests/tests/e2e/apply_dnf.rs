@@ -4,11 +4,10 @@
 //! key, lists the carried groups and advisories; a newer bundle updates only the repos it
 //! changes, and `--keep-old` keeps what it dropped.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::apply_support::*;
+use crate::harness::*;
 use e2e::localbundle::{LocalBundleSpec, build_local_bundle};
 use e2e::mirror::{MirrorSpec, generate_mirror};
 use e2e::rpmgen::{PackageSpec, write_package};

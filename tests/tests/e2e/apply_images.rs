@@ -11,13 +11,12 @@
 //! the right diff_ids (containerd unpacks them), one OCI index for linux/amd64 + linux/arm64,
 //! one Docker schema 2 manifest and one OCI manifest sharing a layer.
 
-
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::apply_support::*;
+use crate::harness::*;
 use bundle::manifest::{
     BundleManifest, DownloadFile, FileEntry, FileKind, ImageEntry, ImageManifest,
     KubesprayDownloads,
@@ -338,11 +337,7 @@ fn apply_serves_files_and_images_to_skopeo_containerd_and_curl() {
     let site = loopback_site_file(work.path(), port);
     let site_arg = ["--site", site.to_str().unwrap()];
 
-    let inspect = run_ok(
-        Command::new(e2e::workspace_bin("installer"))
-            .arg("inspect")
-            .arg(&bundle),
-    );
+    let inspect = run_ok(installer().arg("inspect").arg(&bundle));
     let inspect = String::from_utf8_lossy(&inspect.stdout);
     assert!(inspect.contains("KUBESPRAY 2.31.0"), "{inspect}");
     assert!(inspect.contains("images:    3 ("), "{inspect}");
@@ -481,7 +476,7 @@ fn apply_serves_files_and_images_to_skopeo_containerd_and_curl() {
     // through them from the admin.
     let node_root = work.path().join("node");
     run_ok(
-        Command::new(e2e::workspace_bin("installer"))
+        installer()
             .args(["node", "--admin", &registry, "--no-services", "--root"])
             .arg(&node_root),
     );
@@ -550,7 +545,7 @@ fn apply_serves_files_and_images_to_skopeo_containerd_and_curl() {
             {"host": format!("http://{registry}"), "capabilities": ["pull", "resolve"], "skip_verify": true}
         ]})
     );
-    let status = Command::new(e2e::workspace_bin("installer"))
+    let status = installer()
         .args(["status", "--json"])
         .args(site_arg)
         .arg("--root")

@@ -3,11 +3,10 @@
 //! Kubespray requirements for Python 3.12 on both arches with current pip, pip 23.3 and uv,
 //! from the `.metadata` side files alone, at `/pypi/simple/` and at the classic `/pypi`.
 
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::apply_support::*;
+use crate::harness::*;
 
 struct Served {
     _tmp: tempfile::TempDir,

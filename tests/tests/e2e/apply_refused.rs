@@ -3,13 +3,12 @@
 //! bundle, on a data root too full for the update, and when a second apply runs while the first
 //! holds the lock (refused naming the first, which then ends as an apply alone would).
 
-
 use std::io::Read;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::apply_support::*;
+use crate::harness::*;
 
 const PORT: u16 = 18097;
 

@@ -4,11 +4,10 @@
 //! the node files, which `installer node` then fetches from the real nginx. With `--root`, the
 //! system actions are printed, never run.
 
-
 use std::path::Path;
 use std::process::Command;
 
-use crate::apply_support::*;
+use crate::harness::*;
 use e2e::localbundle::small_mirror_bundle;
 
 fn site_file(dir: &Path) -> std::path::PathBuf {
@@ -90,7 +89,7 @@ fn apply_with_a_site_writes_service_configs_that_their_tools_accept_and_serves_n
     // A node set up from that admin gets the repo file with gpgcheck and the admin's key URL.
     let node_root = work.path().join("node1");
     run_ok(
-        Command::new(e2e::workspace_bin("installer"))
+        installer()
             .arg("node")
             .arg("--admin")
             .arg(format!("127.0.0.1:{port}"))

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use e2e::harness::assert_success;
+use e2e::harness::{bundler, installer};
 use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
 use e2e::mirror_update::update_mirror;
 use e2e::pypi_index::{IndexContent, IndexEntry, IndexServer};
@@ -58,7 +59,7 @@ impl Upstream {
 
     /// `bundler build` of the current state into `name`, created at `epoch`.
     fn build(&self, name: &str, epoch: u64, more: &[&str]) -> PathBuf {
-        let out = Command::new(workspace_bin("bundler"))
+        let out = bundler()
             .current_dir(self.dir())
             .args([
                 "build",
@@ -101,8 +102,8 @@ impl Upstream {
     }
 }
 
-fn installer(args: &[&str], bundle: &Path, root: Option<&Path>) -> Output {
-    let mut cmd = Command::new(workspace_bin("installer"));
+fn run_installer(args: &[&str], bundle: &Path, root: Option<&Path>) -> Output {
+    let mut cmd = installer();
     cmd.args(args).arg(bundle).env_remove("KOI_BUNDLE");
     if let Some(root) = root {
         cmd.arg("--root")
@@ -113,7 +114,11 @@ fn installer(args: &[&str], bundle: &Path, root: Option<&Path>) -> Output {
 }
 
 fn apply(bundle: &Path, root: &Path) -> String {
-    text(&assert_success(installer(&["apply"], bundle, Some(root))))
+    text(&assert_success(run_installer(
+        &["apply"],
+        bundle,
+        Some(root),
+    )))
 }
 
 fn text(out: &Output) -> String {
@@ -330,7 +335,7 @@ fn delta_since_the_bundle_or_its_manifest_applies_to_the_full_bundles_tree() {
     // The extracted manifest is the one written beside the bundle.
     let out_file = up.dir().join("extracted.json");
     let inspect = text(&assert_success(
-        Command::new(workspace_bin("installer"))
+        installer()
             .args(["inspect", "--manifest-out"])
             .arg(&out_file)
             .arg(&b1)
@@ -344,13 +349,17 @@ fn delta_since_the_bundle_or_its_manifest_applies_to_the_full_bundles_tree() {
         fs_err::read(&beside).unwrap()
     );
     let said = format!("differential, base {base_id}");
-    let inspect = text(&assert_success(installer(
+    let inspect = text(&assert_success(run_installer(
         &["inspect"],
         &since_bundle,
         None,
     )));
     assert!(inspect.contains(&said), "{inspect}");
-    let verify = text(&assert_success(installer(&["verify"], &since_bundle, None)));
+    let verify = text(&assert_success(run_installer(
+        &["verify"],
+        &since_bundle,
+        None,
+    )));
     assert!(verify.contains(&said), "{verify}");
     assert!(verify.contains("the manifest complete"), "{verify}");
 
@@ -422,7 +431,7 @@ fn delta_on_an_admin_without_its_base_is_refused_before_any_change() {
     fs_err::create_dir_all(root.join("etc")).unwrap();
     fs_err::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
     let before = tree(&root);
-    let out = installer(&["apply"], &delta, Some(&root));
+    let out = run_installer(&["apply"], &delta, Some(&root));
     let said = text(&out);
     assert_eq!(out.status.code(), Some(3), "{said}");
     assert!(said.contains(&base_id), "{said}");
@@ -457,7 +466,7 @@ fn a_chain_of_deltas_applies_in_turn_and_skipping_a_link_is_refused() {
     let skipped = up.dir().join("skipped");
     apply(&b1, &skipped);
     let before = tree(&skipped);
-    let out = installer(&["apply"], &d3, Some(&skipped));
+    let out = run_installer(&["apply"], &d3, Some(&skipped));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains(&d2_id), "{}", text(&out));
     assert_eq!(tree(&skipped), before, "nothing changed");

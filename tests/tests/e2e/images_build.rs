@@ -9,7 +9,6 @@
 //! real nginx, gives skopeo every image with upstream's digests, containerd an image through the
 //! hosts.toml that `installer node` wrote, and curl every file with its checksum.
 
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,10 +16,10 @@ use std::process::{Command, Output};
 use bundle::progress::NoProgress;
 use bundle::{BundleManifest, FileKind};
 use e2e::authfront::{AuthFront, Fault};
+use e2e::harness::{bundler, installer};
 use e2e::ociimage::{TestImage, kubespray_like_set, sha256_digest};
 use e2e::registry::Registry;
 use e2e::server::{Faults, TestServer};
-use e2e::workspace_bin;
 use sha2::{Digest, Sha256};
 
 /// Where each generated image "comes from", as Kubespray names it.
@@ -109,7 +108,7 @@ fn lists(up: &Upstream, tweak: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
 }
 
 fn build(up: &Upstream, lists: &Path, out: &Path, arches: &[&str]) -> Output {
-    let mut cmd = Command::new(workspace_bin("bundler"));
+    let mut cmd = bundler();
     cmd.args(["build", "--no-rpm", "--no-pypi", "--no-installer", "-q"])
         .arg("--download-lists")
         .arg(lists)
@@ -314,15 +313,15 @@ fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
     assert!(result.status.success(), "{}", text(&result));
 
     let root = up.dir.path().join("admin");
-    let port = crate::apply_support::free_port();
-    let site = crate::apply_support::loopback_site_file(up.dir.path(), port);
-    e2e::harness::run_ok(&mut crate::apply_support::installer_apply(
+    let port = crate::harness::free_port();
+    let site = crate::harness::loopback_site_file(up.dir.path(), port);
+    e2e::harness::run_ok(&mut crate::harness::installer_apply(
         &out,
         &root,
         port,
         &["--site", site.to_str().unwrap()],
     ));
-    let _nginx = crate::apply_support::Nginx::start(&root, port);
+    let _nginx = crate::harness::Nginx::start(&root, port);
     let admin = format!("127.0.0.1:{port}");
 
     // skopeo, as a node's tools would: every image by the name the admin serves it under,
@@ -362,7 +361,7 @@ fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
     // containerd on a node pulls the upstream name through the admin.
     let node_root = up.dir.path().join("node");
     e2e::harness::run_ok(
-        Command::new(workspace_bin("installer"))
+        installer()
             .args(["node", "--admin", &admin, "--no-services", "--root"])
             .arg(&node_root),
     );
@@ -391,7 +390,7 @@ fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
 #[test]
 fn a_missing_kubespray_inventory_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(workspace_bin("bundler"))
+    let out = bundler()
         .args(["build", "--no-rpm", "--no-pypi", "--no-installer", "-q"])
         .arg("--kubespray-inventory")
         .arg(dir.path().join("no-such-inventory"))

@@ -3,8 +3,7 @@
 //! threads of one process, so nothing here may rely on process-global state (environment,
 //! current directory, fixed ports or namespace names).
 
-mod apply_support;
-mod services_support;
+mod harness;
 
 mod airgap_lab;
 mod apply_crash;

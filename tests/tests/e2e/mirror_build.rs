@@ -18,8 +18,8 @@ fn mirror(dir: &Path, tweak: impl FnOnce(&mut MirrorSpec)) -> GeneratedMirror {
     generate_mirror(&spec).expect("generate mirror (needs createrepo_c, modifyrepo_c)")
 }
 
-fn bundler(args: &[&str], extra: &[&std::ffi::OsStr]) -> Command {
-    let mut cmd = Command::new(workspace_bin("bundler"));
+fn run_bundler(args: &[&str], extra: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = bundler();
     cmd.args(args).args(extra).arg("--quiet");
     cmd
 }
@@ -46,6 +46,7 @@ fn build_cmd(
 }
 
 use e2e::harness::assert_success as ok;
+use e2e::harness::{bundler, installer};
 
 /// Bytes of every repo's repomd.xml and its signature: what a build fetches again even with a
 /// warm cache.
@@ -116,11 +117,7 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
         .output()
         .unwrap());
 
-    ok(Command::new(workspace_bin("installer"))
-        .arg("verify")
-        .arg(&out)
-        .output()
-        .unwrap());
+    ok(installer().arg("verify").arg(&out).output().unwrap());
     let manifest = bundle::read::verify(&out, None, &NoProgress).expect("bundle verifies");
     assert!(tmp.path().join("b.tar.zst.sha256").is_file());
     let rpm = manifest.rpm.as_ref().expect("rpm section");
@@ -205,7 +202,7 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
         repomd_bytes,
         "warm cache fetches only repomd.xml and its signature"
     );
-    let plan = ok(bundler(
+    let plan = ok(run_bundler(
         &[
             "plan",
             "--mirror",
@@ -252,7 +249,7 @@ fn kubespray_node_kit_resolves_and_dnf_installs_it_into_an_empty_root() {
     let server = TestServer::start(&m.root, Faults::none()).unwrap();
 
     // plan shows what a full mirror and the kit would take.
-    let plan = ok(bundler(
+    let plan = ok(run_bundler(
         &[
             "plan",
             "--mirror",

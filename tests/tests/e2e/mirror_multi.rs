@@ -242,7 +242,7 @@ fn an_https_mirror_with_a_private_ca_is_fetched_over_http1_and_http2_with_ca_cer
         root = m.root.display(),
     );
     fs_err::write(run.join("nginx.conf"), conf).unwrap();
-    let _nginx = e2e::harness::LoggedChild::spawn(
+    let _nginx = e2e::harness::Daemon::spawn(
         "nginx",
         std::process::Command::new("nginx")
             .arg("-c")

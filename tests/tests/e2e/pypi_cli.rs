@@ -2,11 +2,11 @@
 //! `pypi-part.json` it writes, and its exit codes (1 for an unsatisfiable set, 2 for usage
 //! errors, 3 when a download does not match the index's sha256).
 
-use std::process::{Command, Output};
+use std::process::Output;
 
+use e2e::harness::bundler;
 use e2e::pypi_index::{IndexContent, IndexEntry, IndexServer};
 use e2e::wheelgen::DistSpec;
-use e2e::workspace_bin;
 
 fn index() -> IndexContent {
     let mut index = IndexContent::default();
@@ -34,8 +34,8 @@ fn index() -> IndexContent {
     index
 }
 
-fn bundler(args: &[&str], dir: &std::path::Path) -> Output {
-    let mut cmd = Command::new(workspace_bin("bundler"));
+fn run_bundler(args: &[&str], dir: &std::path::Path) -> Output {
+    let mut cmd = bundler();
     cmd.args(args).current_dir(dir);
     if args.first() == Some(&"plan") {
         cmd.args(["--no-files", "--no-images"]);
@@ -84,7 +84,7 @@ fn resolving(output: &str, index: &str, cache: &str) -> Vec<String> {
 /// `bundler build --no-rpm -q ARGS` (ARGS start with `-o FILE`) must succeed; the bundle's
 /// verified manifest.
 fn built(dir: &std::path::Path, args: &[&str]) -> bundle::manifest::BundleManifest {
-    let out = bundler(&[&["build", "--no-rpm", "-q"], args].concat(), dir);
+    let out = run_bundler(&[&["build", "--no-rpm", "-q"], args].concat(), dir);
     assert!(out.status.success(), "{}", text(&out.stderr));
     bundle::read::verify(&dir.join(args[1]), None, &bundle::progress::NoProgress).unwrap()
 }
@@ -105,7 +105,7 @@ fn pypi_command_plans_fetches_and_reports() {
     ]
     .concat();
 
-    let plan = bundler(&[&both[..], &["--dry-run"]].concat(), dir.path());
+    let plan = run_bundler(&[&both[..], &["--dry-run"]].concat(), dir.path());
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     let stdout = text(&plan.stdout);
     assert!(
@@ -122,7 +122,7 @@ fn pypi_command_plans_fetches_and_reports() {
         "--dry-run downloads nothing"
     );
 
-    let build = bundler(&[&both[..], &["-o", "out", "-q"]].concat(), dir.path());
+    let build = run_bundler(&[&both[..], &["-o", "out", "-q"]].concat(), dir.path());
     assert!(build.status.success(), "{}", text(&build.stderr));
     let part: serde_json::Value =
         serde_json::from_slice(&fs_err::read(dir.path().join("out/pypi-part.json")).unwrap())
@@ -144,7 +144,7 @@ fn pypi_command_plans_fetches_and_reports() {
     }
 
     fs_err::write(dir.path().join("conflict.txt"), "app\nleft\n").unwrap();
-    let conflict = bundler(
+    let conflict = run_bundler(
         &[
             "pypi",
             "--requirements",
@@ -165,7 +165,7 @@ fn pypi_command_plans_fetches_and_reports() {
         "{stderr}"
     );
 
-    let usage = bundler(
+    let usage = run_bundler(
         &["pypi", "--requirements", "req.txt", "--kubespray", "master"],
         dir.path(),
     );
@@ -179,7 +179,7 @@ fn corrupted_download_exits_with_3() {
         .corrupt
         .push("native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl".into());
     let (server, dir) = served_with_requirements(content);
-    let run = bundler(
+    let run = run_bundler(
         &[
             "pypi",
             "--requirements",
@@ -224,7 +224,7 @@ fn build_and_plan_carry_the_pypi_part() {
         "cache",
         "-q",
     ];
-    let plan = bundler(&[&["plan"], &pypi[..]].concat(), dir.path());
+    let plan = run_bundler(&[&["plan"], &pypi[..]].concat(), dir.path());
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     let stdout = text(&plan.stdout);
     assert!(
@@ -232,7 +232,7 @@ fn build_and_plan_carry_the_pypi_part() {
         "{stdout}"
     );
 
-    let build = bundler(
+    let build = run_bundler(
         &[&["build", "-o", "b.tar.zst"], &pypi[..]].concat(),
         dir.path(),
     );
@@ -325,7 +325,7 @@ fn a_locked_build_fetches_the_recorded_files_even_after_the_index_moved_on() {
     assert!(versions(&locked).contains(&"app 1.0".to_string()));
 
     // A lock replaces resolution: resolution flags with it are a usage error.
-    let clash = bundler(
+    let clash = run_bundler(
         &[
             "build",
             "--no-rpm",
@@ -381,7 +381,7 @@ fn a_kubespray_release_without_shipped_lists_is_read_from_its_source() {
     assert_eq!(locked, ["app", "native"]);
 
     // A version the source does not have: exit 1, naming the URL it tried.
-    let out = bundler(
+    let out = run_bundler(
         &[
             &["build", "--no-rpm", "-q"],
             &args(&flags("c.tar.zst", "9.9.8"))[..],
@@ -400,7 +400,7 @@ fn a_kubespray_release_without_shipped_lists_is_read_from_its_source() {
         .stats
         .requests
         .load(std::sync::atomic::Ordering::SeqCst);
-    let out = bundler(
+    let out = run_bundler(
         &[
             "plan",
             "--no-rpm",
@@ -441,7 +441,7 @@ fn concurrent_runs_into_one_directory_all_pass_with_the_same_files() {
     let url = server.url();
     let runs: Vec<_> = (0..6)
         .map(|_| {
-            Command::new(workspace_bin("bundler"))
+            bundler()
                 .args(["pypi", "--requirements", "req.txt", "--index-url", &url])
                 .args([
                     "--platform",

@@ -8,13 +8,13 @@
 //! it; `vault/rocky/10.1` holds 10.1.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bundle::progress::NoProgress;
 use e2e::harness::assert_success as ok;
+use e2e::harness::{bundler, installer};
 use e2e::mirror::{MirrorSpec, generate_mirror};
 use e2e::server::{Faults, TestServer};
-use e2e::workspace_bin;
 
 fn tree(root: &Path, release: &str, minor: &str) {
     let mut spec = MirrorSpec::small(root);
@@ -25,7 +25,7 @@ fn tree(root: &Path, release: &str, minor: &str) {
 }
 
 fn build(tmp: &Path, release: &str, url: &str, out: &Path) -> Output {
-    Command::new(workspace_bin("bundler"))
+    bundler()
         .args(["build", "--quiet", "--no-pypi", "--no-files", "--no-images"])
         .args(["--no-installer", "--release", release])
         .arg("--mirror")
@@ -73,14 +73,10 @@ fn minor_releases_come_from_the_vault_and_are_recorded() {
             repo.upstream_url
         );
     }
-    let inspect = ok(Command::new(workspace_bin("installer"))
-        .arg("inspect")
-        .arg(&out)
-        .output()
-        .unwrap());
+    let inspect = ok(installer().arg("inspect").arg(&out).output().unwrap());
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(text.contains("release:   10, minor release 10.1"), "{text}");
-    let inspect = ok(Command::new(workspace_bin("installer"))
+    let inspect = ok(installer()
         .args(["inspect", "--json"])
         .arg(&out)
         .output()

@@ -15,6 +15,7 @@ use bundle::progress::NoProgress;
 use bundler::rpm::RpmMetaError;
 use bundler::rpm::verify::ReleaseKey;
 use e2e::harness::assert_success as ok;
+use e2e::harness::bundler;
 use e2e::mirror::{MirrorKeys, MirrorSpec, generate_mirror};
 use e2e::rpmgen::{PackageSpec, write_package_signed};
 use e2e::server::{Faults, TestServer};
@@ -297,7 +298,7 @@ fn build_records_each_repos_signers_and_carries_the_whole_key_file_public_fixtur
     assert_eq!(second.rpm, manifest.rpm);
 
     // `bundler plan` names both keys and which one is pinned.
-    let plan = ok(Command::new(workspace_bin("bundler"))
+    let plan = ok(bundler()
         .args([
             "plan",
             "--release",

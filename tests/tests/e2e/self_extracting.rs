@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use e2e::harness::assert_success;
+use e2e::harness::installer;
 use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
 use e2e::server::{Faults, TestServer};
 use e2e::workspace_bin;
@@ -205,11 +206,7 @@ fn altered_or_truncated_run_file_is_refused_before_anything_runs() {
         }
         assert!(is_empty_dir(&tmpdir), "{name}: left files in TMPDIR");
         // The installer on its own refuses the damaged file too, naming it.
-        let verify = Command::new(workspace_bin("installer"))
-            .arg("verify")
-            .arg(&path)
-            .output()
-            .unwrap();
+        let verify = installer().arg("verify").arg(&path).output().unwrap();
         assert_eq!(verify.status.code(), Some(3), "{name}: {}", text(&verify));
         assert!(text(&verify).contains(name), "{}", text(&verify));
     }
@@ -245,7 +242,7 @@ fn bundler_copied_alone_to_an_empty_directory_builds() {
         ],
     );
     assert_success(out);
-    let inspect = Command::new(workspace_bin("installer"))
+    let inspect = installer()
         .arg("inspect")
         .arg(alone.join("b.tar.zst"))
         .output()

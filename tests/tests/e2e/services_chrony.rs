@@ -2,15 +2,14 @@
 //! (always `-x`, state files in temp) serves time on loopback that a chrony client and our own
 //! NTP probe receive, with no upstream at all (`local stratum 10`).
 
-
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::harness::*;
 use installer::netprobe;
 use installer::services::chrony;
 use installer::site::SiteConfig;
-use crate::services_support::*;
 
 fn parse_check(conf: &str) -> String {
     let dir = tempfile::tempdir().unwrap();

@@ -8,14 +8,13 @@
 //! refused on a port the site does not serve; `nat disable`: the internet is cut again.
 //! Needs root, dbus and firewalld (scripts/install-test-deps).
 
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::harness::*;
 use e2e::localbundle::small_mirror_bundle;
 use installer::services::nat::{self, NatState};
-use crate::services_support::*;
 
 const ADMIN: &str = "192.168.88.10";
 const NODE: &str = "192.168.88.11";
@@ -43,8 +42,8 @@ fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
     }
 }
 
-fn http_server(ns: &Netns, address: &str, port: u16, dir: &Path) -> ChildGuard {
-    ChildGuard::spawn(
+fn http_server(ns: &Netns, address: &str, port: u16, dir: &Path) -> Daemon {
+    Daemon::start(
         "http server",
         ns.command("python3")
             .args([
@@ -125,7 +124,7 @@ fn firewalld_admin_forwards_only_through_the_nat_policy_and_serves_only_the_site
         ],
     };
     admin.run("dbus-daemon", &["--system", "--fork", "--nopidfile"]);
-    let mut firewalld = ChildGuard::spawn(
+    let mut firewalld = Daemon::start(
         "firewalld",
         &mut admin.command("firewalld", &["--nofork", "--nopid"]),
     );

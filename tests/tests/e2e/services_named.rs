@@ -2,13 +2,12 @@
 //! named on loopback answers the site zone (forward and reverse) and forwards outside names to
 //! a test upstream; with the upstream gone, site names still resolve.
 
-
 use std::process::Command;
 use std::time::Duration;
 
+use crate::harness::*;
 use installer::services::bind;
 use installer::site::SiteConfig;
-use crate::services_support::*;
 
 #[test]
 fn reference_config_passes_named_checkconf_and_checkzone() {

@@ -2,16 +2,9 @@
 //! network namespace the test creates (never the host's rules) now and persistently, with the
 //! file safety of apply: a second run changes nothing, a replaced file is backed up once.
 
-
-use std::process::Command;
-
+use crate::harness::*;
 use installer::services::nat::{self, NatState};
 use installer::site::SiteConfig;
-use crate::services_support::*;
-
-fn installer() -> std::path::PathBuf {
-    e2e::workspace_bin("installer")
-}
 
 #[test]
 fn rulesets_pass_nft_check() {
@@ -43,7 +36,7 @@ fn nat_switches_a_namespace_now_and_at_boot() {
 
     let nat_cmd = |switch: &str| {
         let out = run_ok(
-            ns.command(installer())
+            ns.command(e2e::workspace_bin("installer"))
                 .args(["nat", switch, "--site"])
                 .arg(&site_file)
                 .arg("--root")
@@ -139,7 +132,7 @@ fn nat_without_runtime_only_writes_files() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let out = run_ok(
-        Command::new(installer())
+        installer()
             .args(["nat", "disable", "--no-runtime", "--root"])
             .arg(&root),
     );

@@ -12,13 +12,11 @@
 //! when /sys is read-only to it (it then skips udev, as in a container), hence the remount. Needs
 //! root, dbus and network-manager (scripts/install-test-deps).
 
-
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::harness::*;
 use installer::node;
-use crate::services_support::*;
 
 const ADMIN: &str = "192.168.77.10";
 const NODE: &str = "192.168.77.11";
@@ -82,7 +80,7 @@ fn node_command_drives_networkmanager_route_via_admin_and_resolv_conf_kept() {
             .args(["addr", "add", &format!("{ADMIN}/24"), "dev", &veth]),
     );
     run_ok(admin.command("ip").args(["link", "set", &veth, "up"]));
-    let mut http = ChildGuard::spawn(
+    let mut http = Daemon::start(
         "http server",
         admin
             .command("python3")
@@ -143,7 +141,7 @@ fn node_command_drives_networkmanager_route_via_admin_and_resolv_conf_kept() {
         ],
     };
     run_ok(&mut node.command("dbus-daemon", &["--system", "--fork", "--nopidfile"]));
-    let mut nm = ChildGuard::spawn(
+    let mut nm = Daemon::start(
         "NetworkManager",
         &mut node.command(
             "sh",
@@ -193,7 +191,7 @@ fn node_command_drives_networkmanager_route_via_admin_and_resolv_conf_kept() {
     );
 
     let out = node.run(
-        installer_path().to_str().unwrap(),
+        e2e::workspace_bin("installer").to_str().unwrap(),
         &["node", "--admin", &format!("{ADMIN}:{port}")],
     );
     assert!(
@@ -223,8 +221,4 @@ fn node_command_drives_networkmanager_route_via_admin_and_resolv_conf_kept() {
             .starts_with(&format!("default via {ADMIN} dev eth0"))
     );
     nm.stop();
-}
-
-fn installer_path() -> PathBuf {
-    e2e::workspace_bin("installer")
 }

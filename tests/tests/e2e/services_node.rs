@@ -2,22 +2,17 @@
 //! expected tree (stock repo files moved aside, originals backed up once), a second run changes
 //! nothing, and the generated Ansible playbook passes `ansible-playbook --syntax-check`.
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::harness::*;
 use installer::node;
 use installer::services::chrony;
-use crate::services_support::*;
-
-fn installer() -> PathBuf {
-    e2e::workspace_bin("installer")
-}
 
 /// An admin serving its node files on loopback: the site, the server and `ADDR:PORT`.
-fn serving_admin(dir: &Path) -> (installer::site::SiteConfig, ChildGuard, String) {
+fn serving_admin(dir: &Path) -> (installer::site::SiteConfig, Daemon, String) {
     let ports = Ports::pick();
     let (_, site) = loopback_site(dir, &ports);
     let served = served();
@@ -55,7 +50,7 @@ fn node_command_writes_the_expected_tree_once() {
 
     let run = || {
         let out = run_ok(
-            Command::new(installer())
+            installer()
                 .args(["node", "--admin", &admin, "--root"])
                 .arg(&root),
         );
@@ -116,7 +111,7 @@ fn node_command_writes_the_expected_tree_once() {
 fn node_command_names_the_admin_when_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let out = Command::new(installer())
+    let out = installer()
         .args(["node", "--admin", &format!("127.0.0.1:{port}"), "--root"])
         .arg(dir.path())
         .output()
@@ -201,7 +196,7 @@ fn node_command_waits_for_no_one_and_takes_over_a_dead_holders_lock() {
     fs_err::write(root.join("etc/yum.repos.d/rocky.repo"), "[baseos]\n").unwrap();
     let lock_dir = root.join("var/lib/kubespray-offline");
     let node = || {
-        Command::new(installer())
+        installer()
             .args(["node", "--admin", &admin, "--root"])
             .arg(&root)
             .output()

@@ -3,28 +3,21 @@
 //! the setting's name before anything is done, with exit status 2 (usage) whether it came from
 //! the site file, `--set` or a dedicated flag such as `--http-port`.
 
-
-use std::process::Command;
-
+use crate::harness::*;
 use installer::site::SiteConfig;
-use crate::services_support::*;
-
-fn installer() -> std::path::PathBuf {
-    e2e::workspace_bin("installer")
-}
 
 #[test]
 fn site_init_writes_the_defaults_and_keeps_existing_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("site.toml");
-    run_ok(Command::new(installer()).args(["site", "init"]).arg(&path));
+    run_ok(installer().args(["site", "init"]).arg(&path));
     assert_eq!(
         SiteConfig::load(Some(&path), &[]).unwrap(),
         SiteConfig::default()
     );
 
     fs_err::write(&path, "domain = \"mine.internal\"\n").unwrap();
-    let refused = Command::new(installer())
+    let refused = installer()
         .args(["site", "init"])
         .arg(&path)
         .output()
@@ -36,7 +29,7 @@ fn site_init_writes_the_defaults_and_keeps_existing_files() {
         "domain = \"mine.internal\"\n"
     );
 
-    let stdout = run_ok(Command::new(installer()).args(["site", "init"]));
+    let stdout = run_ok(installer().args(["site", "init"]));
     assert_eq!(stdout.stdout, SiteConfig::example_toml().as_bytes());
 }
 
@@ -51,7 +44,7 @@ fn bad_settings_are_refused_naming_the_setting() {
         ),
         ("http.port=53", "`http.port`"),
     ] {
-        let out = Command::new(installer())
+        let out = installer()
             .args(["nat", "enable", "--no-runtime", "--set", set, "--root"])
             .arg(dir.path())
             .output()
@@ -76,7 +69,7 @@ fn apply_flags_are_refused_like_the_settings_they_stand_for() {
     // No bundle exists: a refusal of the site (2) comes before the bundle is looked at (1).
     let absent = dir.path().join("absent.tar.zst");
     let apply = |args: &[&str]| {
-        Command::new(installer())
+        installer()
             .arg("apply")
             .arg(&absent)
             .arg("--root")

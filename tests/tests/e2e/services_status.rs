@@ -2,16 +2,11 @@
 //! check reads a kernel the test controls): everything passes, then a stopped chronyd and a
 //! vanished forwarder are reported as failed with the right hint, in the table and in JSON.
 
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::harness::*;
 use installer::services::{bind, chrony};
-use crate::services_support::*;
-
-fn installer() -> std::path::PathBuf {
-    e2e::workspace_bin("installer")
-}
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
@@ -66,7 +61,7 @@ fn status_passes_then_reports_stopped_services_with_hints() {
 
     // NAT recorded as off, and off in the namespace's kernel.
     run_ok(
-        ns.command(installer())
+        ns.command(e2e::workspace_bin("installer"))
             .args(["nat", "disable", "--site"])
             .arg(&site_file)
             .arg("--root")
@@ -74,7 +69,7 @@ fn status_passes_then_reports_stopped_services_with_hints() {
     );
 
     let status = |extra: &[&str]| -> Output {
-        ns.command(installer())
+        ns.command(e2e::workspace_bin("installer"))
             .args(["status", "--site"])
             .arg(&site_file)
             .arg("--root")

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use e2e::harness::assert_success;
+use e2e::harness::installer;
 use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
 use e2e::server::{Faults, TestServer};
 use e2e::workspace_bin;
@@ -29,8 +30,8 @@ fn build(cwd: &Path, m: &GeneratedMirror, url: &str, more: &[&str]) {
     assert_success(out);
 }
 
-fn installer(args: &[&str], bundle: &Path, root: Option<&Path>) -> Output {
-    let mut cmd = Command::new(workspace_bin("installer"));
+fn run_installer(args: &[&str], bundle: &Path, root: Option<&Path>) -> Output {
+    let mut cmd = installer();
     cmd.args(args).arg(bundle).env_remove("KOI_BUNDLE");
     if let Some(root) = root {
         cmd.arg("--root")
@@ -130,13 +131,13 @@ fn split_bundle_applies_like_the_whole_one_and_each_volume_fault_is_named() {
 
     // Verify by the first volume and by the directory; apply gives the tree the whole gives.
     let first = volume(&split_dir, 1);
-    let verify = assert_success(installer(&["verify"], &first, None));
+    let verify = assert_success(run_installer(&["verify"], &first, None));
     assert!(text(&verify).contains("result:    OK"), "{}", text(&verify));
-    assert_success(installer(&["verify"], &split_dir, None));
-    assert_success(installer(&["inspect"], &split_dir, None));
+    assert_success(run_installer(&["verify"], &split_dir, None));
+    assert_success(run_installer(&["inspect"], &split_dir, None));
     let (root_whole, root_split) = (tmp.path().join("root-whole"), tmp.path().join("root-split"));
-    assert_success(installer(&["apply"], &whole, Some(&root_whole)));
-    let applied = text(&assert_success(installer(
+    assert_success(run_installer(&["apply"], &whole, Some(&root_whole)));
+    let applied = text(&assert_success(run_installer(
         &["apply"],
         &first,
         Some(&root_split),
@@ -224,9 +225,9 @@ fn split_bundle_applies_like_the_whole_one_and_each_volume_fault_is_named() {
         fault(&dir);
         let root = tmp.path().join(format!("root-{}", says.replace(' ', "-")));
         for out in [
-            installer(&["verify"], &volume(&dir, 1), None),
-            installer(&["inspect"], &dir, None),
-            installer(&["apply"], &volume(&dir, 1), Some(&root)),
+            run_installer(&["verify"], &volume(&dir, 1), None),
+            run_installer(&["inspect"], &dir, None),
+            run_installer(&["apply"], &volume(&dir, 1), Some(&root)),
         ] {
             assert_eq!(out.status.code(), Some(3), "{says}: {}", text(&out));
             assert!(

@@ -1,101 +1,19 @@
-//! Shared by the `services_*` tests: a site file on loopback test ports, daemons started by the
-//! test and killed when it ends, network namespaces created and removed by the test, and
-//! helpers to write generated files and compare trees.
-
-#![allow(dead_code, unused_imports)]
+//! Site files on loopback test ports (every service on its own free port), the service daemons
+//! (named, chronyd, a plain HTTP server) started under the harness's daemon guard, generated
+//! files written out, and trees read back for comparison.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use installer::desired::DesiredFile;
 use installer::services::{ServedContent, ServedRepo};
 use installer::site::SiteConfig;
 
-pub use e2e::harness::{free_port, run_ok};
+use e2e::harness::{Daemon, free_port};
+use sha2::{Digest, Sha256};
 
-/// Kills and reaps a process the test started.
-pub struct ChildGuard {
-    pub child: Child,
-    pub name: String,
-}
-
-impl ChildGuard {
-    pub fn spawn(name: &str, cmd: &mut Command) -> ChildGuard {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        ChildGuard {
-            child,
-            name: name.into(),
-        }
-    }
-
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Panics if the process already exited (a config it refused, a port in use).
-    pub fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("{} exited early: {status}", self.name);
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A network namespace with loopback up, deleted on drop.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new(tag: &str) -> Netns {
-        let name = format!("kso-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        run_ok(Command::new("ip").args(["netns", "add", &name]));
-        run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
-        Netns { name }
-    }
-
-    /// A command that runs inside the namespace.
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).arg(program);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// Polls `probe` until it returns Some, for at most `limit`; the limit only bounds a hang, no
-/// test asserts on how long anything takes.
-pub fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use super::Netns;
 
 /// Ports of one test site.
 pub struct Ports {
@@ -107,19 +25,11 @@ pub struct Ports {
 
 impl Ports {
     pub fn pick() -> Ports {
-        let mut seen = Vec::new();
-        let mut next = || loop {
-            let p = free_port();
-            if !seen.contains(&p) {
-                seen.push(p);
-                return p;
-            }
-        };
         Ports {
-            dns: next(),
-            upstream_dns: next(),
-            ntp: next(),
-            http: next(),
+            dns: free_port(),
+            upstream_dns: free_port(),
+            ntp: free_port(),
+            http: free_port(),
         }
     }
 }
@@ -242,6 +152,36 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// Every regular file under `dir` with its sha256, as sorted `path sha256` lines (tree compare).
+/// Generated configs name their own root (nginx serves the tree in place), so `dir` itself is
+/// replaced by `ROOT` in file contents before hashing, making trees under two roots comparable.
+pub fn tree_listing(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in fs_err::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let ft = entry.file_type().unwrap();
+            let rel = path.strip_prefix(base).unwrap().display().to_string();
+            if ft.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(base, &path, out);
+            } else {
+                let bytes = fs_err::read(&path).unwrap();
+                let root = base.display().to_string();
+                let bytes = match String::from_utf8(bytes) {
+                    Ok(text) => text.replace(&root, "ROOT").into_bytes(),
+                    Err(e) => e.into_bytes(),
+                };
+                out.push(format!("{rel} {}", hex::encode(Sha256::digest(&bytes))));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
 /// `dig +short` against a loopback server.
 pub fn dig(server: &str, port: u16, args: &[&str]) -> String {
     let out = Command::new("dig")
@@ -261,7 +201,7 @@ pub fn dig(server: &str, port: u16, args: &[&str]) -> String {
 
 /// Starts a named that serves a fake `example.com` authoritatively on 127.0.0.1:`port`: the
 /// stand-in for the site's outside forwarders.
-pub fn start_upstream_named(dir: &Path, port: u16, ns: Option<&Netns>) -> ChildGuard {
+pub fn start_upstream_named(dir: &Path, port: u16, ns: Option<&Netns>) -> Daemon {
     let up = dir.join("upstream");
     fs_err::create_dir_all(&up).unwrap();
     fs_err::write(
@@ -280,28 +220,28 @@ pub fn start_upstream_named(dir: &Path, port: u16, ns: Option<&Netns>) -> ChildG
     start_named(&up.join("named.conf"), "upstream named", ns)
 }
 
-pub fn start_named(conf: &Path, name: &str, ns: Option<&Netns>) -> ChildGuard {
+pub fn start_named(conf: &Path, name: &str, ns: Option<&Netns>) -> Daemon {
     let mut cmd = match ns {
         Some(ns) => ns.command("named"),
         None => Command::new("named"),
     };
     cmd.args(["-g", "-n", "1", "-c"]).arg(conf);
-    ChildGuard::spawn(name, &mut cmd)
+    Daemon::start(name, &mut cmd)
 }
 
-pub fn start_chronyd(conf: &Path, ns: Option<&Netns>) -> ChildGuard {
+pub fn start_chronyd(conf: &Path, ns: Option<&Netns>) -> Daemon {
     let mut cmd = match ns {
         Some(ns) => ns.command("chronyd"),
         None => Command::new("chronyd"),
     };
     // -x: never touch the machine's clock.
     cmd.args(["-x", "-d", "-f"]).arg(conf);
-    ChildGuard::spawn("chronyd", &mut cmd)
+    Daemon::start("chronyd", &mut cmd)
 }
 
 /// A plain HTTP server for a directory, standing in for nginx where the nginx config is not
 /// what is under test.
-pub fn start_http(dir: &Path, port: u16, ns: Option<&Netns>) -> ChildGuard {
+pub fn start_http(dir: &Path, port: u16, ns: Option<&Netns>) -> Daemon {
     let mut cmd = match ns {
         Some(ns) => ns.command("python3"),
         None => Command::new("python3"),
@@ -315,55 +255,5 @@ pub fn start_http(dir: &Path, port: u16, ns: Option<&Netns>) -> ChildGuard {
         "--directory",
     ])
     .arg(dir);
-    ChildGuard::spawn("http server", &mut cmd)
-}
-
-/// A host in its own network namespace whose commands see private copies of some of the host's
-/// directories (bind-mounted in a private mount namespace), so that the daemons it runs (dbus,
-/// firewalld, NetworkManager) never read or write the machine's own configuration.
-pub struct PrivateHost {
-    pub ns: Netns,
-    /// Holds the private copies, one subdirectory per bind.
-    pub dir: PathBuf,
-    /// (subdirectory of `dir`, the host directory it stands in for).
-    pub binds: &'static [(&'static str, &'static str)],
-}
-
-impl PrivateHost {
-    /// `program args...` in the namespace, with the private directories in place.
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
-        let mounts: String = self
-            .binds
-            .iter()
-            .map(|(sub, over)| format!("mount --bind \"$d/{sub}\" {over} && "))
-            .collect();
-        let mut cmd = self.ns.command("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-            .arg(format!("d=$1; shift; {mounts}exec \"$@\""))
-            .arg("private-host")
-            .arg(&self.dir)
-            .arg(program)
-            .args(args);
-        cmd
-    }
-
-    /// [`PrivateHost::command`], which must succeed; its stdout.
-    pub fn run(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
-        let out = run_ok(&mut self.command(program, args));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for PrivateHost {
-    /// Daemons forked away from the test: end what still runs in the namespace before the
-    /// namespace goes, also when the test failed.
-    fn drop(&mut self) {
-        let out = Command::new("ip")
-            .args(["netns", "pids", &self.ns.name])
-            .output()
-            .unwrap();
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            let _ = Command::new("kill").arg(pid).status();
-        }
-    }
+    Daemon::start("http server", &mut cmd)
 }

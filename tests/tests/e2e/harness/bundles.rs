@@ -9,8 +9,6 @@ use e2e::localbundle::{LocalBundleSpec, build_local_bundle};
 use e2e::mirror::{MirrorSpec, generate_mirror};
 use e2e::rpmgen::{PackageSpec, write_package};
 
-use super::run_ok;
-
 /// A small pure-Python wheel whose METADATA names it.
 fn write_wheel(dir: &Path, name: &str, version: &str) -> PathBuf {
     let path = dir.join(format!("{name}-{version}-py3-none-any.whl"));
