@@ -15,3 +15,6 @@ pub mod simple_index;
 pub mod site;
 pub mod status;
 pub mod units;
+
+#[cfg(test)]
+mod snapshots;
