@@ -154,21 +154,14 @@ fn ansible_playbook_passes_syntax_check() {
             .unwrap();
         fs_err::write(dir.path().join(name), &file.contents).unwrap();
     }
-    let inventory = fs_err::read_to_string(dir.path().join("inventory.ini")).unwrap();
-    assert!(
-        inventory.contains("node1 ansible_host=192.168.10.11\nnode2 ansible_host=192.168.10.12\n")
-    );
+    // What these files say is pinned by the installer's snapshots (the reference site); here
+    // Ansible must accept them.
     run_ok(
         Command::new("ansible-playbook")
             .args(["--syntax-check", "-i", "inventory.ini", "playbook.yml"])
             .current_dir(dir.path())
             .env("HOME", dir.path())
             .env("ANSIBLE_LOCAL_TEMP", dir.path().join("tmp")),
-    );
-    let playbook = fs_err::read_to_string(dir.path().join("playbook.yml")).unwrap();
-    assert!(
-        playbook.contains("path: \"/etc/containerd/certs.d/registry.k8s.io/hosts.toml\""),
-        "{playbook}"
     );
     // The Kubespray variables are plain YAML Ansible can load as extra vars.
     run_ok(
