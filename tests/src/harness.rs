@@ -213,6 +213,52 @@ pub fn installer() -> Command {
     Command::new(crate::workspace_bin("installer"))
 }
 
+/// `installer ARGS BUNDLE [--root ROOT --no-services]`, run to its end, success or not. The
+/// environment's `KOI_BUNDLE` is removed so that the bundle named here is the one used.
+pub fn run_installer(args: &[&str], bundle: &Path, root: Option<&Path>) -> Output {
+    let mut cmd = installer();
+    cmd.args(args).arg(bundle).env_remove("KOI_BUNDLE");
+    if let Some(root) = root {
+        cmd.arg("--root")
+            .arg(root)
+            .args(["--no-services", "--http-port", "18124"]);
+    }
+    cmd.output().expect("run installer")
+}
+
+/// `dnf -y` confined to `installroot`: release 10, no plugins, no weak dependencies, none of
+/// the host's repo files (an empty `no-repos/` there) and its cache inside. Callers add the
+/// repos under test and the command.
+pub fn isolated_dnf(installroot: &Path) -> Command {
+    fs_err::create_dir_all(installroot.join("no-repos")).unwrap();
+    let mut cmd = Command::new("dnf");
+    cmd.arg("-y")
+        .arg(format!("--installroot={}", installroot.display()))
+        .args([
+            "--releasever=10",
+            "--disableplugin=*",
+            "--setopt=install_weak_deps=0",
+        ])
+        .arg(format!(
+            "--setopt=reposdir={}",
+            installroot.join("no-repos").display()
+        ))
+        .arg(format!(
+            "--setopt=cachedir={}",
+            installroot.join("cache").display()
+        ));
+    cmd
+}
+
+/// A command's stdout then stderr, as text: what a failing assertion shows.
+pub fn all_output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// `bundler` built by cargo, as a command to add arguments to.
 pub fn bundler() -> Command {
     Command::new(crate::workspace_bin("bundler"))

@@ -3,32 +3,16 @@
 //! apply; a bundle failing verification leaves the previous tree untouched; a second apply
 //! changes nothing; `--dry-run` writes nothing.
 
-use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::*;
 
-const PORT: u16 = 18099;
-
-fn apply(bundle: &Path, root: &Path, extra: &[&str]) -> std::process::Output {
-    installer_apply(bundle, root, PORT, extra).output().unwrap()
-}
-
-fn apply_ok(bundle: &Path, root: &Path) -> String {
-    String::from_utf8_lossy(&run_ok(&mut installer_apply(bundle, root, PORT, &[])).stdout)
-        .to_string()
-}
-
 #[test]
 fn apply_killed_at_every_step_and_rerun_matches_uninterrupted() {
     let tmp = tempfile::tempdir().unwrap();
     let (old, new) = bundles(tmp.path());
-    let reference = tmp.path().join("reference");
-    apply_ok(&old, &reference);
-    apply_ok(&new, &reference);
-    let want = tree_listing(&reference);
+    let want = uninterrupted_tree(tmp.path(), &old, &new, UNSERVED_PORT);
     assert!(
         want.iter()
             .any(|l| l.starts_with("data/pypi/files/delta-0.1-py3-none-any.whl "))
@@ -49,15 +33,7 @@ fn apply_killed_at_every_step_and_rerun_matches_uninterrupted() {
     for point in points {
         let root = tmp.path().join(format!("root-{}", point.replace('/', "_")));
         apply_ok(&old, &root);
-        let killed = installer_apply(&new, &root, PORT, &[])
-            .env(installer::apply::KILL_ENV, point)
-            .output()
-            .unwrap();
-        assert_eq!(
-            killed.status.signal(),
-            Some(9),
-            "kill point {point} not reached"
-        );
+        apply_killed_at(&new, &root, UNSERVED_PORT, point);
         apply_ok(&new, &root);
         assert_eq!(tree_listing(&root), want, "after a kill at {point}");
     }
@@ -67,14 +43,11 @@ fn apply_killed_at_every_step_and_rerun_matches_uninterrupted() {
 fn apply_sigkilled_at_arbitrary_moments_and_rerun_matches_uninterrupted() {
     let tmp = tempfile::tempdir().unwrap();
     let (old, new) = bundles(tmp.path());
-    let reference = tmp.path().join("reference");
-    apply_ok(&old, &reference);
-    apply_ok(&new, &reference);
-    let want = tree_listing(&reference);
+    let want = uninterrupted_tree(tmp.path(), &old, &new, UNSERVED_PORT);
     for (i, delay_ms) in [0u64, 10, 30, 60, 100, 200].into_iter().enumerate() {
         let root = tmp.path().join(format!("root-{i}"));
         apply_ok(&old, &root);
-        let mut child = installer_apply(&new, &root, PORT, &[])
+        let mut child = installer_apply(&new, &root, UNSERVED_PORT, &[])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -100,7 +73,7 @@ fn apply_failed_verification_leaves_previous_tree_served() {
     let bad = tmp.path().join("bad.tar.zst");
     fs_err::write(&bad, &bytes).unwrap();
     let exact_before = exact_snapshot(&root);
-    let out = apply(&bad, &root, &[]);
+    let out = apply_output(&bad, &root, &[]);
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -163,7 +136,7 @@ fn apply_onto_a_too_small_data_root_is_refused_before_writing() {
     let data = root.join("data");
     // Smaller than any bundle plus apply's fixed margin for repodata and index pages.
     let _tmpfs = Tmpfs::mount(&data, "8m");
-    let out = apply(&old, &root, &[]);
+    let out = apply_output(&old, &root, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("needs "), "{stderr}");
@@ -188,7 +161,7 @@ fn apply_twice_changes_nothing_and_dry_run_writes_nothing() {
     let root = tmp.path().join("root");
 
     // Dry run on an empty root: plan and diff printed, nothing written.
-    let out = apply(&old, &root, &["--dry-run"]);
+    let out = apply_output(&old, &root, &["--dry-run"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -209,13 +182,18 @@ fn apply_twice_changes_nothing_and_dry_run_writes_nothing() {
     assert_eq!(fs_err::metadata(&conf).unwrap().modified().unwrap(), mtime);
 
     // Dry run of the newer bundle over the applied one: says what changes, writes nothing.
-    let out = apply(&new, &root, &["--dry-run"]);
+    let out = apply_output(&new, &root, &["--dry-run"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("rebuild: +2 -2 files"), "{text}");
     assert_eq!(tree_listing(&root), first);
 
     // --keep-old keeps what the new bundle dropped, in files and in the index.
-    let out = run_ok(&mut installer_apply(&new, &root, PORT, &["--keep-old"]));
+    let out = run_ok(&mut installer_apply(
+        &new,
+        &root,
+        UNSERVED_PORT,
+        &["--keep-old"],
+    ));
     assert!(out.status.success());
     let listing = tree_listing(&root).join("\n");
     assert!(listing.contains("data/pypi/files/beta-1.0-py3-none-any.whl "));

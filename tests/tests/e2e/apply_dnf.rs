@@ -31,22 +31,7 @@ struct Dnf {
 impl Dnf {
     fn run(&self, args: &[&str]) -> Output {
         let base = format!("http://127.0.0.1:{}/rocky", self.port);
-        let mut cmd = Command::new("dnf");
-        cmd.arg("-y")
-            .arg(format!("--installroot={}", self.installroot.display()))
-            .args([
-                "--releasever=10",
-                "--disableplugin=*",
-                "--setopt=install_weak_deps=0",
-            ])
-            .arg(format!(
-                "--setopt=reposdir={}",
-                self.installroot.join("no-repos").display()
-            ))
-            .arg(format!(
-                "--setopt=cachedir={}",
-                self.installroot.join("cache").display()
-            ));
+        let mut cmd = isolated_dnf(&self.installroot);
         for repo in ["baseos", "appstream", "extras"] {
             cmd.arg(format!("--repofrompath={repo},{base}/10/{repo}/"))
                 .arg(format!("--setopt={repo}.gpgcheck=1"))
@@ -112,7 +97,6 @@ fn apply_rpm_repos_serve_dnf_with_gpgcheck_groups_and_advisories() {
     assert_eq!(code, "404");
 
     let installroot = tmp.path().join("installroot");
-    fs_err::create_dir_all(installroot.join("no-repos")).unwrap();
     let dnf = Dnf { installroot, port };
     let install = dnf.ok(&["install", "coreutils"]);
     for dep in ["coreutils-common", "glibc", "bash", "filesystem"] {

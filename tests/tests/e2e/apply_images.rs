@@ -689,7 +689,6 @@ fn without_calico() -> ImageSet {
 
 #[test]
 fn apply_killed_while_switching_files_or_registry_and_rerun_matches_uninterrupted() {
-    use std::os::unix::process::ExitStatusExt;
     let work = tempfile::tempdir().unwrap();
     let port = free_port();
     let old = write_images_bundle(
@@ -702,10 +701,7 @@ fn apply_killed_while_switching_files_or_registry_and_rerun_matches_uninterrupte
         &without_calico(),
         &downloads(true),
     );
-    let reference = work.path().join("reference");
-    run_ok(&mut installer_apply(&old, &reference, port, &[]));
-    run_ok(&mut installer_apply(&new, &reference, port, &[]));
-    let want = tree_listing(&reference);
+    let want = uninterrupted_tree(work.path(), &old, &new, port);
     for point in [
         "unpacked",
         "files-staged",
@@ -718,15 +714,7 @@ fn apply_killed_while_switching_files_or_registry_and_rerun_matches_uninterrupte
             .path()
             .join(format!("root-{}", point.replace('/', "_")));
         run_ok(&mut installer_apply(&old, &root, port, &[]));
-        let killed = installer_apply(&new, &root, port, &[])
-            .env(installer::apply::KILL_ENV, point)
-            .output()
-            .unwrap();
-        assert_eq!(
-            killed.status.signal(),
-            Some(9),
-            "kill point {point} not reached"
-        );
+        apply_killed_at(&new, &root, port, point);
         run_ok(&mut installer_apply(&new, &root, port, &[]));
         assert_eq!(tree_listing(&root), want, "after a kill at {point}");
     }

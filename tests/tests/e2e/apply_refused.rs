@@ -10,16 +10,6 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-const PORT: u16 = 18097;
-
-fn apply(bundle: &Path, root: &Path) -> std::process::Output {
-    installer_apply(bundle, root, PORT, &[]).output().unwrap()
-}
-
-fn apply_ok(bundle: &Path, root: &Path) {
-    run_ok(&mut installer_apply(bundle, root, PORT, &[]));
-}
-
 /// An entry of a bundle's tar as written back: its full path, header and data.
 type Entry = (String, tar::Header, Vec<u8>);
 
@@ -188,7 +178,7 @@ fn every_hostile_bundle_leaves_the_installed_tree_exactly_as_it_was() {
     let cases = hostile_bundles(&new, &hostile);
     assert_eq!(cases.len(), 15);
     for (name, bundle) in &cases {
-        let out = apply(bundle, &root);
+        let out = apply_output(bundle, &root, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}: applied");
         assert_eq!(out.status.code(), Some(3), "{name}: {stderr}");
@@ -222,7 +212,7 @@ fn a_data_root_too_full_for_the_update_leaves_the_installed_tree_exactly_as_it_w
     let filler = data.join("operator-filler.bin");
     fs_err::write(&filler, vec![0u8; (free - keep) as usize]).unwrap();
     let before = exact_snapshot(&root);
-    let out = apply(&new, &root);
+    let out = apply_output(&new, &root, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -256,15 +246,12 @@ fn free_bytes(dir: &Path) -> u64 {
 fn a_second_apply_while_one_runs_is_refused_naming_it_and_the_first_ends_correct() {
     let tmp = tempfile::tempdir().unwrap();
     let (old, new) = bundles(tmp.path());
-    let reference = tmp.path().join("reference");
-    apply_ok(&old, &reference);
-    apply_ok(&new, &reference);
-    let want = tree_listing(&reference);
+    let want = uninterrupted_tree(tmp.path(), &old, &new, UNSERVED_PORT);
 
     let root = tmp.path().join("root");
     apply_ok(&old, &root);
     let lock_file = root.join("data").join(installer::lock::LOCK_FILE);
-    let first = installer_apply(&new, &root, PORT, &[])
+    let first = installer_apply(&new, &root, UNSERVED_PORT, &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -275,7 +262,7 @@ fn a_second_apply_while_one_runs_is_refused_naming_it_and_the_first_ends_correct
     wait_for_lock_holder(&lock_file, pid);
     signal(pid, libc::SIGSTOP);
     let frozen = exact_snapshot(&root);
-    let second = apply(&new, &root);
+    let second = apply_output(&new, &root, &[]);
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{stderr}");
     assert!(

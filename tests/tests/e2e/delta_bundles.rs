@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use e2e::harness::assert_success;
-use e2e::harness::{bundler, installer};
+use e2e::harness::{all_output, bundler, installer, isolated_dnf, run_installer};
 use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
 use e2e::mirror_update::update_mirror;
 use e2e::pypi_index::{IndexContent, IndexEntry, IndexServer};
@@ -102,31 +102,12 @@ impl Upstream {
     }
 }
 
-fn run_installer(args: &[&str], bundle: &Path, root: Option<&Path>) -> Output {
-    let mut cmd = installer();
-    cmd.args(args).arg(bundle).env_remove("KOI_BUNDLE");
-    if let Some(root) = root {
-        cmd.arg("--root")
-            .arg(root)
-            .args(["--no-services", "--http-port", "18131"]);
-    }
-    cmd.output().expect("run installer")
-}
-
 fn apply(bundle: &Path, root: &Path) -> String {
-    text(&assert_success(run_installer(
+    all_output(&assert_success(run_installer(
         &["apply"],
         bundle,
         Some(root),
     )))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn manifest(bundle: &Path) -> bundle::BundleManifest {
@@ -223,7 +204,7 @@ fn dnf_listing(root: &Path, installroot: &Path) -> String {
 
 /// Installs `package` from the applied repos.
 fn dnf_install(root: &Path, installroot: &Path, package: &str) -> String {
-    text(&assert_success(
+    all_output(&assert_success(
         dnf(root, installroot)
             .args(["install", package])
             .output()
@@ -239,23 +220,7 @@ fn dnf(root: &Path, installroot: &Path) -> Command {
         .map(|e| e.unwrap().path())
         .find(|p| p.is_file() && p.to_string_lossy().contains("RPM-GPG-KEY"))
         .expect("release key installed");
-    fs_err::create_dir_all(installroot.join("no-repos")).unwrap();
-    let mut cmd = Command::new("dnf");
-    cmd.arg("-y")
-        .arg(format!("--installroot={}", installroot.display()))
-        .args([
-            "--releasever=10",
-            "--disableplugin=*",
-            "--setopt=install_weak_deps=0",
-        ])
-        .arg(format!(
-            "--setopt=reposdir={}",
-            installroot.join("no-repos").display()
-        ))
-        .arg(format!(
-            "--setopt=cachedir={}",
-            installroot.join("cache").display()
-        ));
+    let mut cmd = isolated_dnf(installroot);
     for repo in ["baseos", "appstream", "extras"] {
         cmd.arg(format!(
             "--repofrompath={repo},file://{}/10/{repo}/",
@@ -334,7 +299,7 @@ fn delta_since_the_bundle_or_its_manifest_applies_to_the_full_bundles_tree() {
     }
     // The extracted manifest is the one written beside the bundle.
     let out_file = up.dir().join("extracted.json");
-    let inspect = text(&assert_success(
+    let inspect = all_output(&assert_success(
         installer()
             .args(["inspect", "--manifest-out"])
             .arg(&out_file)
@@ -349,13 +314,13 @@ fn delta_since_the_bundle_or_its_manifest_applies_to_the_full_bundles_tree() {
         fs_err::read(&beside).unwrap()
     );
     let said = format!("differential, base {base_id}");
-    let inspect = text(&assert_success(run_installer(
+    let inspect = all_output(&assert_success(run_installer(
         &["inspect"],
         &since_bundle,
         None,
     )));
     assert!(inspect.contains(&said), "{inspect}");
-    let verify = text(&assert_success(run_installer(
+    let verify = all_output(&assert_success(run_installer(
         &["verify"],
         &since_bundle,
         None,
@@ -432,7 +397,7 @@ fn delta_on_an_admin_without_its_base_is_refused_before_any_change() {
     fs_err::write(root.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
     let before = tree(&root);
     let out = run_installer(&["apply"], &delta, Some(&root));
-    let said = text(&out);
+    let said = all_output(&out);
     assert_eq!(out.status.code(), Some(3), "{said}");
     assert!(said.contains(&base_id), "{said}");
     assert!(said.contains(&format!("lacks {omitted} of them")), "{said}");
@@ -467,8 +432,8 @@ fn a_chain_of_deltas_applies_in_turn_and_skipping_a_link_is_refused() {
     apply(&b1, &skipped);
     let before = tree(&skipped);
     let out = run_installer(&["apply"], &d3, Some(&skipped));
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains(&d2_id), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", all_output(&out));
+    assert!(all_output(&out).contains(&d2_id), "{}", all_output(&out));
     assert_eq!(tree(&skipped), before, "nothing changed");
 
     // In turn: the full b3's tree.

@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 use bundle::progress::NoProgress;
 use bundle::{BundleManifest, FileKind};
 use e2e::authfront::{AuthFront, Fault};
-use e2e::harness::{bundler, installer};
+use e2e::harness::{all_output, bundler, installer};
 use e2e::ociimage::{TestImage, kubespray_like_set, sha256_digest};
 use e2e::registry::Registry;
 use e2e::server::{Faults, TestServer};
@@ -128,14 +128,6 @@ fn build(up: &Upstream, lists: &Path, out: &Path, arches: &[&str]) -> Output {
     cmd.output().expect("run bundler")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn verified(path: &Path) -> BundleManifest {
     bundle::read::verify(path, None, &NoProgress).unwrap()
 }
@@ -145,7 +137,7 @@ fn images_and_files_are_bundled_byte_exact_and_narrowed_to_the_target_platforms(
     let up = upstream();
     let out = up.dir.path().join("b.tar.zst");
     let result = build(&up, &lists(&up, |_| {}), &out, &["x86_64", "aarch64"]);
-    assert!(result.status.success(), "{}", text(&result));
+    assert!(result.status.success(), "{}", all_output(&result));
     let manifest = verified(&out);
     let section = manifest.kubespray.as_ref().expect("a kubespray section");
     assert_eq!(section.version, "2.31.0");
@@ -211,7 +203,7 @@ fn images_and_files_are_bundled_byte_exact_and_narrowed_to_the_target_platforms(
     let before = stats.all_requests();
     let amd = up.dir.path().join("amd64.tar.zst");
     let result = build(&up, &lists(&up, |_| {}), &amd, &["x86_64"]);
-    assert!(result.status.success(), "{}", text(&result));
+    assert!(result.status.success(), "{}", all_output(&result));
     let manifest = verified(&amd);
     let section = manifest.kubespray.unwrap();
     let pause = section.images.iter().find(|i| i.name == "pause").unwrap();
@@ -297,8 +289,17 @@ fn hostile_upstreams_fail_the_build_naming_what_was_wrong() {
         inject();
         let out = up.dir.path().join(format!("bad-{i}.tar.zst"));
         let cmd = build(&up, &lists, &out, &["x86_64"]);
-        assert_eq!(cmd.status.code(), Some(code), "{what}: {}", text(&cmd));
-        assert!(text(&cmd).contains(&names), "{what}: {}", text(&cmd));
+        assert_eq!(
+            cmd.status.code(),
+            Some(code),
+            "{what}: {}",
+            all_output(&cmd)
+        );
+        assert!(
+            all_output(&cmd).contains(&names),
+            "{what}: {}",
+            all_output(&cmd)
+        );
         assert!(!out.exists(), "{what}: a bundle was written");
         // A fresh cache for the next case, so that nothing fetched here hides its fault.
         let _ = fs_err::remove_dir_all(up.dir.path().join("cache"));
@@ -310,7 +311,7 @@ fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
     let up = upstream();
     let out = up.dir.path().join("b.tar.zst");
     let result = build(&up, &lists(&up, |_| {}), &out, &["x86_64", "aarch64"]);
-    assert!(result.status.success(), "{}", text(&result));
+    assert!(result.status.success(), "{}", all_output(&result));
 
     let root = up.dir.path().join("admin");
     let port = crate::harness::free_port();
@@ -343,7 +344,7 @@ fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
             .arg(format!("dir:{}", dest.display()))
             .output()
             .expect("run skopeo");
-        assert!(copy.status.success(), "{source}: {}", text(&copy));
+        assert!(copy.status.success(), "{source}: {}", all_output(&copy));
         let top = fs_err::read(dest.join("manifest.json")).unwrap();
         assert_eq!(sha256_digest(&top), image.top.digest, "{source}");
         for blob in &image.blobs {
@@ -370,8 +371,8 @@ fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
     let containerd = e2e::containerd::Containerd::start(containerd_dir.path());
     let pause = up.images.iter().find(|i| i.name == "pause").unwrap();
     let pulled = containerd.pull_through(&certs, "registry.k8s.io/pause:3.10");
-    assert!(pulled.status.success(), "ctr pull: {}", text(&pulled));
-    let listed = text(&containerd.ctr(&["images", "ls"]));
+    assert!(pulled.status.success(), "ctr pull: {}", all_output(&pulled));
+    let listed = all_output(&containerd.ctr(&["images", "ls"]));
     assert!(listed.contains(&pause.top.digest), "{listed}");
 
     // Every file of the files repo, with its checksum.
@@ -382,7 +383,7 @@ fn built_bundle_applied_serves_skopeo_containerd_and_curl() {
             .arg(format!("http://{admin}/files/{path}"))
             .output()
             .unwrap();
-        assert!(got.status.success(), "{path}: {}", text(&got));
+        assert!(got.status.success(), "{path}: {}", all_output(&got));
         assert_eq!(Sha256::digest(&got.stdout), Sha256::digest(bytes), "{path}");
     }
 }
@@ -400,10 +401,11 @@ fn a_missing_kubespray_inventory_is_named() {
         .arg(dir.path().join("b.tar.zst"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
     assert!(
-        text(&out).contains("--kubespray-inventory") && text(&out).contains("no-such-inventory"),
+        all_output(&out).contains("--kubespray-inventory")
+            && all_output(&out).contains("no-such-inventory"),
         "{}",
-        text(&out)
+        all_output(&out)
     );
 }

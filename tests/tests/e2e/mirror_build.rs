@@ -18,9 +18,23 @@ fn mirror(dir: &Path, tweak: impl FnOnce(&mut MirrorSpec)) -> GeneratedMirror {
     generate_mirror(&spec).expect("generate mirror (needs createrepo_c, modifyrepo_c)")
 }
 
-fn run_bundler(args: &[&str], extra: &[&std::ffi::OsStr]) -> Command {
+/// `bundler plan` of the RPM repos alone against `url`, with the test key and the cache under `dir`.
+fn rpm_plan(dir: &Path, mirror: &GeneratedMirror, url: &str, more: &[&str]) -> Command {
     let mut cmd = bundler();
-    cmd.args(args).args(extra).arg("--quiet");
+    cmd.args([
+        "plan",
+        "--mirror",
+        url,
+        "--no-pypi",
+        "--no-files",
+        "--no-images",
+    ])
+    .args(more)
+    .arg("--cache")
+    .arg(dir.join("cache"))
+    .arg("--gpg-key")
+    .arg(&mirror.key_path)
+    .arg("--quiet");
     cmd
 }
 
@@ -202,25 +216,9 @@ fn build_verifies_carries_metadata_and_dnf_installs_with_gpgcheck() {
         repomd_bytes,
         "warm cache fetches only repomd.xml and its signature"
     );
-    let plan = ok(run_bundler(
-        &[
-            "plan",
-            "--mirror",
-            &server.url(),
-            "--json",
-            "--no-pypi",
-            "--no-files",
-            "--no-images",
-        ],
-        &[
-            "--cache".as_ref(),
-            tmp.path().join("cache").as_os_str(),
-            "--gpg-key".as_ref(),
-            m.key_path.as_os_str(),
-        ],
-    )
-    .output()
-    .unwrap());
+    let plan = ok(rpm_plan(tmp.path(), &m, &server.url(), &["--json"])
+        .output()
+        .unwrap());
     let lines: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     for line in lines.as_array().unwrap() {
         assert_eq!(line["bytes_to_download"], 0, "{line}");
@@ -249,24 +247,9 @@ fn kubespray_node_kit_resolves_and_dnf_installs_it_into_an_empty_root() {
     let server = TestServer::start(&m.root, Faults::none()).unwrap();
 
     // plan shows what a full mirror and the kit would take.
-    let plan = ok(run_bundler(
-        &[
-            "plan",
-            "--mirror",
-            &server.url(),
-            "--no-pypi",
-            "--no-files",
-            "--no-images",
-        ],
-        &[
-            "--cache".as_ref(),
-            tmp.path().join("cache").as_os_str(),
-            "--gpg-key".as_ref(),
-            m.key_path.as_os_str(),
-        ],
-    )
-    .output()
-    .unwrap());
+    let plan = ok(rpm_plan(tmp.path(), &m, &server.url(), &[])
+        .output()
+        .unwrap());
     let text = String::from_utf8_lossy(&plan.stdout);
     let size = |prefix: &str| -> u64 {
         let line = text

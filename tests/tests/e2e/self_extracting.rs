@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use e2e::harness::assert_success;
-use e2e::harness::installer;
+use e2e::harness::{all_output, installer};
 use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
 use e2e::server::{Faults, TestServer};
 use e2e::workspace_bin;
@@ -44,14 +44,6 @@ fn run_sh(run: &Path, tmpdir: &Path, args: &[&str]) -> Output {
         .env_remove("KOI_BUNDLE")
         .output()
         .expect("run sh")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn sha256_hex(path: &Path) -> String {
@@ -110,11 +102,15 @@ fn run_file_applies_with_sh_alone_and_serves_the_installer_to_nodes() {
 
     // The embedded installer reads the bundle in place: inspect and verify see it whole.
     let inspect = run_sh(&run, &tmp.path().join("t1"), &["inspect"]);
-    let inspect = text(&assert_success(inspect));
+    let inspect = all_output(&assert_success(inspect));
     assert!(inspect.contains("INSTALLER"), "{inspect}");
     assert!(inspect.contains("x86_64"), "{inspect}");
     let verify = assert_success(run_sh(&run, &tmp.path().join("t2"), &["verify"]));
-    assert!(text(&verify).contains("result:    OK"), "{}", text(&verify));
+    assert!(
+        all_output(&verify).contains("result:    OK"),
+        "{}",
+        all_output(&verify)
+    );
 
     let root = tmp.path().join("admin");
     let apply = run_sh(
@@ -156,7 +152,7 @@ fn run_file_applies_with_sh_alone_and_serves_the_installer_to_nodes() {
 
     // The served installer is the real one: it runs on a node.
     let version = Command::new(&served).arg("--version").output().unwrap();
-    assert!(text(&assert_success(version)).contains("installer"));
+    assert!(all_output(&assert_success(version)).contains("installer"));
 }
 
 #[test]
@@ -190,8 +186,12 @@ fn altered_or_truncated_run_file_is_refused_before_anything_runs() {
             &tmpdir,
             &["apply", "--root", root.to_str().unwrap(), "--no-services"],
         );
-        assert_eq!(out.status.code(), Some(3), "{name}: {}", text(&out));
-        assert!(text(&out).contains(says), "{name}: {}", text(&out));
+        assert_eq!(out.status.code(), Some(3), "{name}: {}", all_output(&out));
+        assert!(
+            all_output(&out).contains(says),
+            "{name}: {}",
+            all_output(&out)
+        );
         // A damaged bundle stream is found by the (genuine) installer while it unpacks; it
         // removes its staging, and only its released lock file stays. The other two never run it.
         if name == "flipped-bundle.run" {
@@ -207,8 +207,17 @@ fn altered_or_truncated_run_file_is_refused_before_anything_runs() {
         assert!(is_empty_dir(&tmpdir), "{name}: left files in TMPDIR");
         // The installer on its own refuses the damaged file too, naming it.
         let verify = installer().arg("verify").arg(&path).output().unwrap();
-        assert_eq!(verify.status.code(), Some(3), "{name}: {}", text(&verify));
-        assert!(text(&verify).contains(name), "{}", text(&verify));
+        assert_eq!(
+            verify.status.code(),
+            Some(3),
+            "{name}: {}",
+            all_output(&verify)
+        );
+        assert!(
+            all_output(&verify).contains(name),
+            "{}",
+            all_output(&verify)
+        );
     }
 }
 
@@ -224,8 +233,12 @@ fn bundler_copied_alone_to_an_empty_directory_builds() {
 
     // No installer beside it: the build says what to pass instead of carrying none silently.
     let out = build(&bundler, &alone, &m, &server.url(), &["-o", "b.tar.zst"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("--installer FILE"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("--installer FILE"),
+        "{}",
+        all_output(&out)
+    );
     assert!(!alone.join("b.tar.zst").exists());
 
     // With the installer named (anywhere), the release data built into bundler is enough.
@@ -247,7 +260,7 @@ fn bundler_copied_alone_to_an_empty_directory_builds() {
         .arg(alone.join("b.tar.zst"))
         .output()
         .unwrap();
-    let inspect = text(&assert_success(inspect));
+    let inspect = all_output(&assert_success(inspect));
     assert!(inspect.contains("release:   10"), "{inspect}");
     assert!(inspect.contains("INSTALLER"), "{inspect}");
 
@@ -257,7 +270,15 @@ fn bundler_copied_alone_to_an_empty_directory_builds() {
         .args(["plan", "--release", "7"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("knows 10"), "{}", text(&out));
-    assert!(text(&out).contains("--manifests DIR"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("knows 10"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(
+        all_output(&out).contains("--manifests DIR"),
+        "{}",
+        all_output(&out)
+    );
 }

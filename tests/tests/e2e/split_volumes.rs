@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use e2e::harness::assert_success;
-use e2e::harness::installer;
+use e2e::harness::{all_output, run_installer};
 use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
 use e2e::server::{Faults, TestServer};
 use e2e::workspace_bin;
@@ -28,25 +28,6 @@ fn build(cwd: &Path, m: &GeneratedMirror, url: &str, more: &[&str]) {
         .output()
         .expect("run bundler");
     assert_success(out);
-}
-
-fn run_installer(args: &[&str], bundle: &Path, root: Option<&Path>) -> Output {
-    let mut cmd = installer();
-    cmd.args(args).arg(bundle).env_remove("KOI_BUNDLE");
-    if let Some(root) = root {
-        cmd.arg("--root")
-            .arg(root)
-            .args(["--no-services", "--http-port", "18124"]);
-    }
-    cmd.output().expect("run installer")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Every regular file under `root` with its bytes, by relative path.
@@ -126,18 +107,22 @@ fn split_bundle_applies_like_the_whole_one_and_each_volume_fault_is_named() {
         .current_dir(&split_dir)
         .output()
         .unwrap();
-    let check = text(&assert_success(check));
+    let check = all_output(&assert_success(check));
     assert_eq!(check.matches(": OK").count(), count as usize, "{check}");
 
     // Verify by the first volume and by the directory; apply gives the tree the whole gives.
     let first = volume(&split_dir, 1);
     let verify = assert_success(run_installer(&["verify"], &first, None));
-    assert!(text(&verify).contains("result:    OK"), "{}", text(&verify));
+    assert!(
+        all_output(&verify).contains("result:    OK"),
+        "{}",
+        all_output(&verify)
+    );
     assert_success(run_installer(&["verify"], &split_dir, None));
     assert_success(run_installer(&["inspect"], &split_dir, None));
     let (root_whole, root_split) = (tmp.path().join("root-whole"), tmp.path().join("root-split"));
     assert_success(run_installer(&["apply"], &whole, Some(&root_whole)));
-    let applied = text(&assert_success(run_installer(
+    let applied = all_output(&assert_success(run_installer(
         &["apply"],
         &first,
         Some(&root_split),
@@ -229,13 +214,17 @@ fn split_bundle_applies_like_the_whole_one_and_each_volume_fault_is_named() {
             run_installer(&["inspect"], &dir, None),
             run_installer(&["apply"], &volume(&dir, 1), Some(&root)),
         ] {
-            assert_eq!(out.status.code(), Some(3), "{says}: {}", text(&out));
+            assert_eq!(out.status.code(), Some(3), "{says}: {}", all_output(&out));
             assert!(
-                text(&out).contains("b.tar.zst.002"),
+                all_output(&out).contains("b.tar.zst.002"),
                 "{says}: {}",
-                text(&out)
+                all_output(&out)
             );
-            assert!(text(&out).contains(says), "{says}: {}", text(&out));
+            assert!(
+                all_output(&out).contains(says),
+                "{says}: {}",
+                all_output(&out)
+            );
         }
         assert!(!root.exists(), "{says}: apply wrote {}", root.display());
     }

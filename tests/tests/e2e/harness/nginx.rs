@@ -2,11 +2,14 @@
 //! does, `installer apply` pointed at it, and `curl` to look at what it serves.
 
 use std::net::TcpStream;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use e2e::harness::{Daemon, installer, run_ok, wait_for};
+
+use super::tree_listing;
 
 /// `installer apply BUNDLE --root ROOT` serving on 127.0.0.1:PORT, plus `extra` flags.
 pub fn installer_apply(bundle: &Path, root: &Path, port: u16, extra: &[&str]) -> Command {
@@ -24,6 +27,46 @@ pub fn installer_apply(bundle: &Path, root: &Path, port: u16, extra: &[&str]) ->
         .arg("--no-services")
         .args(extra);
     cmd
+}
+
+/// The HTTP port the crash and refusal tests write into the configs of an admin under `--root`
+/// (`--no-services`: nothing listens on it, so one fixed value keeps trees comparable).
+pub const UNSERVED_PORT: u16 = 18099;
+
+/// `installer apply BUNDLE --root ROOT` on [`UNSERVED_PORT`], run to its end, success or not.
+pub fn apply_output(bundle: &Path, root: &Path, extra: &[&str]) -> std::process::Output {
+    installer_apply(bundle, root, UNSERVED_PORT, extra)
+        .output()
+        .unwrap()
+}
+
+/// [`apply_output`] without extra flags, which must succeed; its stdout.
+pub fn apply_ok(bundle: &Path, root: &Path) -> String {
+    String::from_utf8_lossy(&run_ok(&mut installer_apply(bundle, root, UNSERVED_PORT, &[])).stdout)
+        .to_string()
+}
+
+/// The tree an uninterrupted `apply old` then `apply new` leaves in `dir/reference`: what a
+/// run that was killed or refused on the way must end with.
+pub fn uninterrupted_tree(dir: &Path, old: &Path, new: &Path, port: u16) -> Vec<String> {
+    let reference = dir.join("reference");
+    run_ok(&mut installer_apply(old, &reference, port, &[]));
+    run_ok(&mut installer_apply(new, &reference, port, &[]));
+    tree_listing(&reference)
+}
+
+/// `installer apply BUNDLE` on `root`, SIGKILLed by the installer itself at kill `point`
+/// (`installer::apply::KILL_ENV`); panics if the point was never reached.
+pub fn apply_killed_at(bundle: &Path, root: &Path, port: u16, point: &str) {
+    let killed = installer_apply(bundle, root, port, &[])
+        .env(installer::apply::KILL_ENV, point)
+        .output()
+        .unwrap();
+    assert_eq!(
+        killed.status.signal(),
+        Some(9),
+        "kill point {point} not reached"
+    );
 }
 
 /// A running nginx, stopped on drop (its log printed if the test failed).
