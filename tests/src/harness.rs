@@ -3,7 +3,7 @@
 //! port for a server the test starts, wait for something to come up, and keep a daemon the test
 //! started alive only as long as the test, with its log at hand when it fails.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -248,6 +248,25 @@ pub fn isolated_dnf(installroot: &Path) -> Command {
             installroot.join("cache").display()
         ));
     cmd
+}
+
+/// Every file under `root` that is not a directory, with its bytes, by relative path: what tests
+/// compare two trees (an applied root, a node) with.
+pub fn file_tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs_err::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if fs_err::symlink_metadata(&path).unwrap().is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                files.insert(rel, fs_err::read(&path).unwrap());
+            }
+        }
+    }
+    files
 }
 
 /// A command's stdout then stderr, as text: what a failing assertion shows.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use e2e::harness::assert_success;
-use e2e::harness::{all_output, bundler, installer, isolated_dnf, run_installer};
+use e2e::harness::{all_output, bundler, file_tree, installer, isolated_dnf, run_installer};
 use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
 use e2e::mirror_update::update_mirror;
 use e2e::pypi_index::{IndexContent, IndexEntry, IndexServer};
@@ -118,24 +118,11 @@ fn manifest(bundle: &Path) -> bundle::BundleManifest {
 /// apply on top of an earlier one adds by design: the backups (`.orig`) of the files it
 /// replaced.
 fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in fs_err::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = fs_err::symlink_metadata(&path).unwrap();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            if rel.to_string_lossy().ends_with(".orig") {
-                continue;
-            }
-            if meta.is_dir() {
-                dirs.push(path);
-            } else {
-                files.insert(rel, without_root(fs_err::read(&path).unwrap(), root));
-            }
-        }
-    }
-    files
+    file_tree(root)
+        .into_iter()
+        .filter(|(rel, _)| !rel.to_string_lossy().ends_with(".orig"))
+        .map(|(rel, bytes)| (rel, without_root(bytes, root)))
+        .collect()
 }
 
 /// Generated configs name the root they were written under (nginx's `root`): the trees of

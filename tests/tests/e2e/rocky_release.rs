@@ -84,33 +84,19 @@ fn minor_releases_come_from_the_vault_and_are_recorded() {
     let json: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(json["minor_release"], "10.1");
 
-    // 10: the moving latest, from the mirror.
-    let out = tmp.path().join("10.tar.zst");
-    ok(build(tmp.path(), "10", &url, &out));
-    let rpm = bundle::read::verify(&out, None, &NoProgress)
-        .unwrap()
-        .rpm
-        .unwrap();
-    assert_eq!(rpm.minor_release.as_deref(), Some("10.2"));
-    assert!(
-        rpm.repos[0]
-            .upstream_url
-            .starts_with(&format!("{url}/pub/rocky/10/"))
-    );
-
-    // 10.2 is not in the vault yet: the mirror's 10.2 serves it.
-    let out = tmp.path().join("10.2.tar.zst");
-    ok(build(tmp.path(), "10.2", &url, &out));
-    let rpm = bundle::read::verify(&out, None, &NoProgress)
-        .unwrap()
-        .rpm
-        .unwrap();
-    assert_eq!(rpm.minor_release.as_deref(), Some("10.2"));
-    assert!(
-        rpm.repos[0]
-            .upstream_url
-            .starts_with(&format!("{url}/pub/rocky/10.2/"))
-    );
+    // 10, the moving latest, and 10.2 (not in the vault yet): both from the mirror's tree of
+    // that name, both 10.2.
+    for (asked, tree) in [("10", "pub/rocky/10/"), ("10.2", "pub/rocky/10.2/")] {
+        let out = tmp.path().join(format!("{asked}.tar.zst"));
+        ok(build(tmp.path(), asked, &url, &out));
+        let rpm = bundle::read::verify(&out, None, &NoProgress)
+            .unwrap()
+            .rpm
+            .unwrap();
+        assert_eq!(rpm.minor_release.as_deref(), Some("10.2"), "{asked}");
+        let upstream = &rpm.repos[0].upstream_url;
+        assert!(upstream.starts_with(&format!("{url}/{tree}")), "{upstream}");
+    }
 
     // 10.3 asked for, 10.2 found: refused, nothing written.
     let out = tmp.path().join("10.3.tar.zst");

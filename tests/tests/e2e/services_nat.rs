@@ -67,13 +67,13 @@ fn nat_switches_a_namespace_now_and_at_boot() {
     assert_eq!(nat::persisted_state(&root), Some(NatState::Enabled));
 
     // Same state again: nothing changes on disk, the kernel state is the same.
-    let before = tree(&root);
+    let before = file_tree(&root);
     let again = nat_cmd("enable");
     assert!(
         !again.contains("replaced") && !again.contains("created"),
         "{again}"
     );
-    assert_eq!(tree(&root), before);
+    assert_eq!(file_tree(&root), before);
     assert!(
         in_ns(&ns, &["nft", "list", "ruleset"])
             .matches("masquerade")

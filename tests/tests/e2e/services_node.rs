@@ -82,7 +82,7 @@ fn node_command_writes_the_expected_tree_once() {
     .into_iter()
     .map(|(p, c)| (PathBuf::from(p), c))
     .collect();
-    assert_eq!(tree(&root), expected);
+    assert_eq!(file_tree(&root), expected);
     let repo = String::from_utf8(node_file("kubespray-offline.repo")).unwrap();
     assert!(repo.contains(&format!(
         "baseurl=http://127.0.0.1:{0}/rocky/10/baseos/\nenabled=1\ngpgcheck=1\ngpgkey=http://127.0.0.1:{0}/rocky/RPM-GPG-KEY-Rocky-10\n",
@@ -95,7 +95,7 @@ fn node_command_writes_the_expected_tree_once() {
         !second.contains("replaced") && !second.contains("created") && !second.contains("moved"),
         "{second}"
     );
-    assert_eq!(tree(&root), expected);
+    assert_eq!(file_tree(&root), expected);
 
     // A local edit is replaced again, but the backup keeps the very first original.
     fs_err::write(root.join("etc/resolv.conf"), "nameserver 1.1.1.1\n").unwrap();
@@ -104,7 +104,7 @@ fn node_command_writes_the_expected_tree_once() {
         third.contains("replaced   ") && third.contains("resolv.conf"),
         "{third}"
     );
-    assert_eq!(tree(&root), expected);
+    assert_eq!(file_tree(&root), expected);
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn node_command_waits_for_no_one_and_takes_over_a_dead_holders_lock() {
 
     // Held by a live run: refused, the holder named, nothing written.
     let held = installer::lock::DirLock::acquire(&lock_dir, "installer node held-by-test").unwrap();
-    let before = tree(&root);
+    let before = file_tree(&root);
     let out = node();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -209,7 +209,7 @@ fn node_command_waits_for_no_one_and_takes_over_a_dead_holders_lock() {
         )),
         "{stderr}"
     );
-    assert_eq!(tree(&root), before, "a refused run wrote something");
+    assert_eq!(file_tree(&root), before, "a refused run wrote something");
     drop(held);
 
     // Held by a process that then died (SIGKILL, no cleanup): its information stays in the

@@ -4,12 +4,11 @@
 //! reordered, truncated or foreign volume is refused with exit 3, naming it, before anything
 //! is written.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use e2e::harness::assert_success;
-use e2e::harness::{all_output, run_installer};
+use e2e::harness::{all_output, file_tree, run_installer};
 use e2e::mirror::{GeneratedMirror, MirrorSpec, generate_mirror};
 use e2e::server::{Faults, TestServer};
 use e2e::workspace_bin;
@@ -28,25 +27,6 @@ fn build(cwd: &Path, m: &GeneratedMirror, url: &str, more: &[&str]) {
         .output()
         .expect("run bundler");
     assert_success(out);
-}
-
-/// Every regular file under `root` with its bytes, by relative path.
-fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in fs_err::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = fs_err::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                dirs.push(path);
-            } else if meta.is_file() {
-                let rel = path.strip_prefix(root).unwrap().to_path_buf();
-                files.insert(rel, fs_err::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 /// Damages the copy of the volume set in the directory it is given.
@@ -138,7 +118,7 @@ fn split_bundle_applies_like_the_whole_one_and_each_volume_fault_is_named() {
     // The installer writes repodata anew, and it records the packages' file times, which
     // differ between any two applies; the landing page and each repo's state name the bundle's
     // creation time or that repodata. Every other file must be the same.
-    let (mut a, mut b) = (tree(&root_whole), tree(&root_split));
+    let (mut a, mut b) = (file_tree(&root_whole), file_tree(&root_split));
     let metadata = |p: &PathBuf| p.components().any(|c| c.as_os_str() == "repodata");
     let (ra, rb) = (
         a.keys().filter(|p| metadata(p)).count(),

@@ -2,7 +2,6 @@
 //! (named, chronyd, a plain HTTP server) started under the harness's daemon guard, generated
 //! files written out, and trees read back for comparison.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -130,26 +129,6 @@ pub fn write_generated(files: &[DesiredFile], etc_dir: &Path) {
         fs_err::create_dir_all(path.parent().unwrap()).unwrap();
         fs_err::write(&path, &f.contents).unwrap();
     }
-}
-
-/// Every regular file under `root` with its content, for comparing trees.
-pub fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs_err::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.insert(
-                    path.strip_prefix(root).unwrap().to_path_buf(),
-                    fs_err::read(&path).unwrap(),
-                );
-            }
-        }
-    }
-    out
 }
 
 /// Every regular file under `dir` with its sha256, as sorted `path sha256` lines (tree compare).
