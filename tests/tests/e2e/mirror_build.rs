@@ -18,6 +18,20 @@ fn mirror(dir: &Path, tweak: impl FnOnce(&mut MirrorSpec)) -> GeneratedMirror {
     generate_mirror(&spec).expect("generate mirror (needs createrepo_c, modifyrepo_c)")
 }
 
+/// What the installer does with a slim repo: the unpacked bundle's repodata replaced by
+/// createrepo_c's for the packages it carries.
+fn regenerate_repodata(tree: &Path) {
+    for repo in ["baseos", "appstream", "extras"] {
+        let dir = tree.join("repos").join(repo).join("x86_64");
+        fs_err::remove_dir_all(dir.join("repodata")).unwrap();
+        ok(Command::new("createrepo_c")
+            .arg("--quiet")
+            .arg(&dir)
+            .output()
+            .unwrap());
+    }
+}
+
 /// `bundler plan` of the RPM repos alone against `url`, with the test key and the cache under `dir`.
 fn rpm_plan(dir: &Path, mirror: &GeneratedMirror, url: &str, more: &[&str]) -> Command {
     let mut cmd = bundler();
@@ -305,15 +319,7 @@ fn kubespray_node_kit_resolves_and_dnf_installs_it_into_an_empty_root() {
         );
     }
 
-    for repo in ["baseos", "appstream", "extras"] {
-        let dir = tree.join("repos").join(repo).join("x86_64");
-        fs_err::remove_dir_all(dir.join("repodata")).unwrap();
-        ok(Command::new("createrepo_c")
-            .arg("--quiet")
-            .arg(&dir)
-            .output()
-            .unwrap());
-    }
+    regenerate_repodata(&tree);
     let names = kubespray_node_set();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let installed = dnf_install(
@@ -393,15 +399,7 @@ fn slim_closure_installs_into_empty_root_and_is_much_smaller() {
     );
 
     // What the installer does with a slim repo: regenerate its metadata, then dnf uses it.
-    for repo in ["baseos", "appstream", "extras"] {
-        let dir = tree.join("repos").join(repo).join("x86_64");
-        fs_err::remove_dir_all(dir.join("repodata")).unwrap();
-        ok(Command::new("createrepo_c")
-            .arg("--quiet")
-            .arg(&dir)
-            .output()
-            .unwrap());
-    }
+    regenerate_repodata(&tree);
     let installed = dnf_install(
         &tree,
         &["baseos", "appstream", "extras"],

@@ -8,7 +8,6 @@
 //! refused on a port the site does not serve; `nat disable`: the internet is cut again.
 //! Needs root, dbus and firewalld (scripts/install-test-deps).
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -40,22 +39,6 @@ fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
     for (ns, name) in [(a, a_name), (b, b_name)] {
         run_ok(ns.command("ip").args(["link", "set", name, "up"]));
     }
-}
-
-fn http_server(ns: &Netns, address: &str, port: u16, dir: &Path) -> Daemon {
-    Daemon::start(
-        "http server",
-        ns.command("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                address,
-                &port.to_string(),
-                "--directory",
-            ])
-            .arg(dir),
-    )
 }
 
 #[test]
@@ -98,7 +81,7 @@ fn firewalld_admin_forwards_only_through_the_nat_policy_and_serves_only_the_site
     let unserved = free_port();
     let www = work.path().join("www");
     fs_err::create_dir_all(&www).unwrap();
-    let _internet = http_server(&inet, INTERNET, 80, &www);
+    let _internet = start_http_on(&www, INTERNET, 80, Some(&inet));
     let internet_url = format!("http://{INTERNET}/");
 
     // The admin: a private /etc without an SELinux policy (services_selinux covers that), its
@@ -194,8 +177,8 @@ fn firewalld_admin_forwards_only_through_the_nat_policy_and_serves_only_the_site
         "internal"
     );
     // The site's HTTP port (nginx's, here a plain server) and a port it does not serve.
-    let served = http_server(&admin.ns, "0.0.0.0", port, &www);
-    let other = http_server(&admin.ns, "0.0.0.0", unserved, &www);
+    let served = start_http_on(&www, "0.0.0.0", port, Some(&admin.ns));
+    let other = start_http_on(&www, "0.0.0.0", unserved, Some(&admin.ns));
     let served_url = format!("http://{ADMIN}:{port}/");
     wait_for("the served port", Duration::from_secs(30), || {
         reaches(&node, &served_url).then_some(())

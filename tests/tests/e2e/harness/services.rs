@@ -221,18 +221,17 @@ pub fn start_chronyd(conf: &Path, ns: Option<&Netns>) -> Daemon {
 /// A plain HTTP server for a directory, standing in for nginx where the nginx config is not
 /// what is under test.
 pub fn start_http(dir: &Path, port: u16, ns: Option<&Netns>) -> Daemon {
+    start_http_on(dir, "127.0.0.1", port, ns)
+}
+
+/// [`start_http`] bound to `address` (a namespace's own address, or `0.0.0.0`).
+pub fn start_http_on(dir: &Path, address: &str, port: u16, ns: Option<&Netns>) -> Daemon {
     let mut cmd = match ns {
         Some(ns) => ns.command("python3"),
         None => Command::new("python3"),
     };
-    cmd.args([
-        "-m",
-        "http.server",
-        "--bind",
-        "127.0.0.1",
-        &port.to_string(),
-        "--directory",
-    ])
-    .arg(dir);
+    cmd.args(["-m", "http.server", "--bind", address, &port.to_string()])
+        .arg("--directory")
+        .arg(dir);
     Daemon::start("http server", &mut cmd)
 }
