@@ -480,17 +480,24 @@ fn apply_serves_files_and_images_to_skopeo_containerd_and_curl() {
             .args(["node", "--admin", &registry, "--no-services", "--root"])
             .arg(&node_root),
     );
+    // Every host file the generator gives for this site, written as it gives it (its text is
+    // pinned by the installer's snapshots), the admin's own registry name among them.
     let certs = node_root.join("etc/containerd/certs.d");
-    let hosts = fs_err::read_to_string(certs.join("registry.k8s.io/hosts.toml")).unwrap();
+    let config = installer::site::SiteConfig::load(Some(&site), &[]).unwrap();
+    let generated = installer::node::containerd::node_files(&config);
     assert!(
-        hosts.contains("server = \"https://registry.k8s.io\""),
-        "{hosts}"
+        generated
+            .iter()
+            .any(|(f, _)| f.path.ends_with(&format!("/{registry}/hosts.toml")))
     );
-    assert!(
-        hosts.contains(&format!("[host.\"http://{registry}\"]")),
-        "{hosts}"
-    );
-    assert!(certs.join(format!("{registry}/hosts.toml")).is_file());
+    for (file, text) in generated {
+        assert_eq!(
+            fs_err::read_to_string(node_root.join(file.path.trim_start_matches('/'))).unwrap(),
+            text,
+            "{}",
+            file.path
+        );
+    }
     let containerd_dir = tempfile::tempdir().unwrap();
     let containerd = Containerd::start(containerd_dir.path());
     nginx.clear_access_log();
