@@ -14,3 +14,6 @@ pub mod services;
 pub mod simple_index;
 pub mod site;
 pub mod status;
+
+#[cfg(test)]
+mod snapshots;

@@ -1,13 +1,17 @@
 //! A containerd of a test's own, for pulls through the hosts.toml files `installer node`
-//! writes: root, state and socket under a temp dir, no CRI plugin, stopped on drop.
+//! writes: root, state and socket under a temp dir, no CRI plugin, stopped on drop (the
+//! harness's `Daemon`, which shows containerd's log when a test fails).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::harness::{Daemon, wait_for};
 
 /// A containerd of the test's own: root, state and socket under `dir`, no CRI.
 pub struct Containerd {
-    child: Child,
+    /// Stopped (SIGTERM, then SIGKILL) and its log shown on failure by the harness's guard.
+    _daemon: Daemon,
     address: PathBuf,
 }
 
@@ -25,28 +29,21 @@ impl Containerd {
             ),
         )
         .unwrap();
-        let log = fs_err::File::create(dir.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log.into_parts().0)
-            .spawn()
-            .expect("start containerd");
-        let containerd = Containerd {
-            child,
-            address: dir.join("containerd.sock"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !containerd.ctr(&["version"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not answer: {}",
-                fs_err::read_to_string(dir.join("containerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        let mut daemon = Daemon::spawn(
+            "containerd",
+            Command::new("containerd").arg("--config").arg(&config),
+            &dir.join("containerd.log"),
+        )
+        .expect("start containerd (scripts/install-test-deps installs it)");
+        let address = dir.join("containerd.sock");
+        wait_for("containerd to answer", Duration::from_secs(30), || {
+            daemon.assert_running();
+            ctr(&address, &["version"]).status.success().then_some(())
+        });
+        Containerd {
+            _daemon: daemon,
+            address,
         }
-        containerd
     }
 
     /// `ctr images pull` of `reference` (its upstream name) over plain HTTP through the
@@ -67,26 +64,15 @@ impl Containerd {
 
     /// `ctr --address <this containerd> ARGS`.
     pub fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(&self.address)
-            .args(args)
-            .output()
-            .unwrap()
+        ctr(&self.address, args)
     }
 }
 
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn ctr(address: &Path, args: &[&str]) -> Output {
+    Command::new("ctr")
+        .arg("--address")
+        .arg(address)
+        .args(args)
+        .output()
+        .unwrap()
 }

@@ -1,10 +1,14 @@
-//! Small pieces every end-to-end test needs: run a command and insist it succeeded (showing its
-//! output when it did not), pick a free loopback port for a server the test starts, and keep a
-//! daemon the test started alive only as long as the test, with its log at hand when it fails.
+//! Small pieces every end-to-end test needs: the `bundler` and `installer` commands, run a
+//! command and insist it succeeded (showing its output when it did not), pick a free loopback
+//! port for a server the test starts, wait for something to come up, and keep a daemon the test
+//! started alive only as long as the test, with its log at hand when it fails.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Panics with the command, its exit status, stdout and stderr unless `out` is a success.
 pub fn assert_success(out: Output) -> Output {
@@ -29,12 +33,20 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     assert_success(out)
 }
 
-/// A loopback port free for both TCP and UDP right now (DNS and NTP servers need both).
+/// A loopback port free for both TCP and UDP right now (DNS and NTP servers need both), and
+/// never handed out before in this process: the tests run on threads of one process, and two
+/// of them picking a port before either binds it must not get the same one.
 pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {
         let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && HANDED_OUT
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(port)
+        {
             return port;
         }
     }
@@ -76,18 +88,22 @@ pub fn require_live_pypi() {
     }
 }
 
-/// A daemon the test started: killed and reaped on drop. Its stdout and stderr go to a log file,
-/// printed when the guard is dropped during a panic (a failing test), so the daemon's own
-/// complaint is next to the assertion that failed.
-pub struct LoggedChild {
+/// A daemon the test started, the one guard every test uses: its stdout and stderr go to a log
+/// file, which is printed when the daemon is found to have exited early
+/// ([`Daemon::assert_running`]) and when the guard is dropped during a panic (a failing test), so
+/// the daemon's own complaint is next to the assertion that failed. Stopped with SIGTERM (a
+/// master process such as nginx takes its workers down with it), SIGKILL if that is ignored.
+pub struct Daemon {
     child: Child,
     name: String,
     log: PathBuf,
+    /// Holds the log when the guard made its own (`Daemon::start`).
+    _log_dir: Option<tempfile::TempDir>,
 }
 
-impl LoggedChild {
+impl Daemon {
     /// Starts `cmd` with stdin closed and both output streams appended to `log`.
-    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> std::io::Result<LoggedChild> {
+    pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> std::io::Result<Daemon> {
         let out = fs_err::File::create(log)?.into_parts().0;
         let err = out.try_clone()?;
         let child = cmd
@@ -98,16 +114,43 @@ impl LoggedChild {
             .map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot start {name} ({cmd:?}): {e}"))
             })?;
-        Ok(LoggedChild {
+        Ok(Daemon {
             child,
             name: name.into(),
             log: log.to_path_buf(),
+            _log_dir: None,
         })
+    }
+
+    /// [`Daemon::spawn`] with the log in a temp directory of its own; panics if `cmd` cannot
+    /// be started (the message says which program is missing).
+    pub fn start(name: &str, cmd: &mut Command) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("e2e-daemon-")
+            .tempdir()
+            .expect("a temp dir for a daemon log");
+        let log = dir.path().join("log");
+        let mut daemon = Daemon::spawn(name, cmd, &log)
+            .unwrap_or_else(|e| panic!("{e}; is it installed? run scripts/install-test-deps"));
+        daemon._log_dir = Some(dir);
+        daemon
     }
 
     /// The exit status if the process has already ended (a config it refused, a port in use).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// Panics with the daemon's log if it already exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.exited() {
+            panic!(
+                "{} exited early ({status}); its log ({}):\n{}",
+                self.name,
+                self.log.display(),
+                self.log()
+            );
+        }
     }
 
     /// Everything the process has written so far.
@@ -118,12 +161,29 @@ impl LoggedChild {
     pub fn name(&self) -> &str {
         &self.name
     }
-}
 
-impl Drop for LoggedChild {
-    fn drop(&mut self) {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, up to 10 s for the process to end, then SIGKILL; always reaped.
+    pub fn stop(&mut self) {
+        if self.exited().is_none() {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.exited().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
         if std::thread::panicking() {
             eprintln!(
                 "---- {} log ({}) ----\n{}",
@@ -133,6 +193,94 @@ impl Drop for LoggedChild {
             );
         }
     }
+}
+
+/// Polls `probe` until it returns Some, for at most `limit`; the limit only bounds a hang, no
+/// test asserts on how long anything takes.
+pub fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `installer` built by cargo, as a command to add arguments to.
+pub fn installer() -> Command {
+    Command::new(crate::workspace_bin("installer"))
+}
+
+/// `installer ARGS BUNDLE [--root ROOT --no-services]`, run to its end, success or not. The
+/// environment's `KOI_BUNDLE` is removed so that the bundle named here is the one used.
+pub fn run_installer(args: &[&str], bundle: &Path, root: Option<&Path>) -> Output {
+    let mut cmd = installer();
+    cmd.args(args).arg(bundle).env_remove("KOI_BUNDLE");
+    if let Some(root) = root {
+        cmd.arg("--root")
+            .arg(root)
+            .args(["--no-services", "--http-port", "18124"]);
+    }
+    cmd.output().expect("run installer")
+}
+
+/// `dnf -y` confined to `installroot`: release 10, no plugins, no weak dependencies, none of
+/// the host's repo files (an empty `no-repos/` there) and its cache inside. Callers add the
+/// repos under test and the command.
+pub fn isolated_dnf(installroot: &Path) -> Command {
+    fs_err::create_dir_all(installroot.join("no-repos")).unwrap();
+    let mut cmd = Command::new("dnf");
+    cmd.arg("-y")
+        .arg(format!("--installroot={}", installroot.display()))
+        .args([
+            "--releasever=10",
+            "--disableplugin=*",
+            "--setopt=install_weak_deps=0",
+        ])
+        .arg(format!(
+            "--setopt=reposdir={}",
+            installroot.join("no-repos").display()
+        ))
+        .arg(format!(
+            "--setopt=cachedir={}",
+            installroot.join("cache").display()
+        ));
+    cmd
+}
+
+/// Every file under `root` that is not a directory, with its bytes, by relative path: what tests
+/// compare two trees (an applied root, a node) with.
+pub fn file_tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs_err::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if fs_err::symlink_metadata(&path).unwrap().is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                files.insert(rel, fs_err::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// A command's stdout then stderr, as text: what a failing assertion shows.
+pub fn all_output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `bundler` built by cargo, as a command to add arguments to.
+pub fn bundler() -> Command {
+    Command::new(crate::workspace_bin("bundler"))
 }
 
 /// `BUNDLER build --release 10 --no-pypi --no-files --no-images --quiet`: the RPM-only build the

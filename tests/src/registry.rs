@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::harness::{LoggedChild, free_port};
+use crate::harness::{Daemon, free_port};
 use crate::ociimage::{Blob, TestImage, is_index_type};
 
 /// A running `docker-registry`; stopped on drop, its log printed if a test is failing then.
 pub struct Registry {
     // Declared before `dir` so the process stops before its storage is removed.
-    process: LoggedChild,
+    process: Daemon,
     port: u16,
     agent: ureq::Agent,
     dir: tempfile::TempDir,
@@ -58,10 +58,9 @@ impl Registry {
         )?;
         let mut cmd = Command::new("docker-registry");
         cmd.arg("serve").arg(&config);
-        let process = LoggedChild::spawn("docker-registry", &mut cmd, &dir.path().join("log"))
-            .context(
-                "is Debian's docker-registry installed? scripts/install-test-deps installs it",
-            )?;
+        let process = Daemon::spawn("docker-registry", &mut cmd, &dir.path().join("log")).context(
+            "is Debian's docker-registry installed? scripts/install-test-deps installs it",
+        )?;
         let agent = agent();
         let mut registry = Registry {
             process,

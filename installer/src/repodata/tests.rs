@@ -489,3 +489,15 @@ fn leftovers_of_a_killed_build_do_not_matter_public_fixture() {
     assert_eq!(read_dir_sorted(&repo.join("repodata")), served);
     assert!(is_current(&input(&repo, vec![set]), &options()).unwrap());
 }
+
+/// repomd.xml is a pure function of the packages and `Options::revision`: any change to what
+/// it records (record order, checksums of the compressed metadata, sizes) shows as a diff.
+#[test]
+fn repomd_xml_snapshot_public_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = bzip2_repo(dir.path());
+    let set = PackageSet::scan(&repo, "x86_64").unwrap();
+    build(&input(&repo, vec![set]), &options(), &bundle::NoProgress).unwrap();
+    let repomd = std::fs::read_to_string(repo.join("repodata/repomd.xml")).unwrap();
+    insta::assert_snapshot!("repomd_el9_bzip2", repomd);
+}

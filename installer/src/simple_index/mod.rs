@@ -13,7 +13,7 @@
 //! ```
 
 mod metadata;
-mod render;
+pub(crate) mod render;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
