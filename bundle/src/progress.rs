@@ -4,7 +4,8 @@
 //! [`NoProgress`].
 //!
 //! Counts are increments: `advanced(0, n)` after `n` more bytes, `advanced(1, 0)` when one more
-//! item (file) is complete. A reporter is shared between threads, hence `Sync`.
+//! item (a file; a PyPI target resolved) is complete. A reporter is shared between threads,
+//! hence `Sync`.
 
 #[cfg(feature = "term")]
 pub mod term;

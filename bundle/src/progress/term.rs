@@ -93,16 +93,17 @@ impl TermReporter {
         let items = self.items.load(Ordering::Relaxed);
         let bytes = self.bytes.load(Ordering::Relaxed);
         let mut line = format!(
-            "{}{}: {items}/{} files",
+            "{}{}: {items}/{}",
             phase.what,
             if done { " done" } else { "" },
             phase.items
         );
-        // A phase that counts only items (headers parsed, manifests fetched) has no bytes to tell.
+        // A phase that counts only items has no bytes to tell, and its items need not be files
+        // (PyPI targets resolved); a phase that counts bytes moves files.
         if phase.bytes > 0 {
             let secs = phase.started.elapsed().as_secs_f64().max(0.001);
             line.push_str(&format!(
-                ", {}/{}, {}/s",
+                " files, {}/{}, {}/s",
                 HumanBytes(bytes),
                 HumanBytes(phase.bytes),
                 HumanBytes((bytes as f64 / secs) as u64)
@@ -153,7 +154,7 @@ impl Reporter for TermReporter {
                 None
             }
             _ => {
-                eprintln!("{what}: {items} files");
+                eprintln!("{what}: {items}");
                 None
             }
         };
@@ -246,6 +247,6 @@ mod tests {
         lines.started("repodata baseos", 3, 0);
         lines.advanced(1, 0);
         let line = lines.progress_line(lines.lock().as_ref().unwrap(), false);
-        assert_eq!(line, "repodata baseos: 1/3 files");
+        assert_eq!(line, "repodata baseos: 1/3");
     }
 }

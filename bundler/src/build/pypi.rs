@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bundle::progress::Reporter;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{BuildError, BuildParts, Source};
@@ -16,8 +17,7 @@ use crate::fetch::Fetcher;
 use crate::pypi::download::{FileSource, bundle_path, describe, source_of, unique_files};
 use crate::pypi::requirements::is_shipped_kubespray;
 use crate::pypi::{
-    IndexClient, PypiError, PypiReporter, PypiSettings, RequirementSet, ResolvedTarget,
-    resolve_targets,
+    IndexClient, PypiError, PypiSettings, RequirementSet, ResolvedTarget, resolve_targets,
 };
 
 /// Where `--kubespray VERSION` reads `v<VERSION>/requirements.txt` when this bundler ships no
@@ -80,10 +80,10 @@ pub async fn kubespray_requirements(
 pub async fn resolve_pypi(
     settings: &PypiSettings,
     fetcher: &Arc<Fetcher>,
-    events: &dyn PypiReporter,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<ResolvedTarget>, BuildError> {
     let client = Arc::new(IndexClient::new(&settings.index_url, fetcher.clone())?);
-    Ok(resolve_targets(client, settings, events).await?)
+    Ok(resolve_targets(client, settings, reporter).await?)
 }
 
 /// Resolves and describes the PyPI part into `parts` (files pinned by the index are fetched
@@ -92,10 +92,10 @@ pub async fn add_pypi_part(
     parts: &mut BuildParts,
     settings: &PypiSettings,
     fetcher: &Arc<Fetcher>,
-    events: &dyn PypiReporter,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<ResolvedTarget>, BuildError> {
     let client = Arc::new(IndexClient::new(&settings.index_url, fetcher.clone())?);
-    let resolved = resolve_targets(client.clone(), settings, events).await?;
+    let resolved = resolve_targets(client.clone(), settings, reporter).await?;
     let unique = unique_files(&resolved)?;
     let requirements = settings.requirements.lines();
     let mut actual: BTreeMap<String, (String, u64)> = BTreeMap::new();

@@ -10,7 +10,6 @@ use bundler::build::pypi::add_pypi_part;
 use bundler::build::{BuildError, BuildParts, add_rpm_part, pack};
 use clap::Args;
 
-use super::pypi::ResolutionLines;
 use super::selection::SelectionArgs;
 use bundle::progress::term::TermReporter;
 
@@ -148,8 +147,7 @@ pub async fn run(args: &BuildArgs) -> Result<(), BuildError> {
         add_rpm_part(&mut parts, rpm, &fetcher, &reporter).await?;
     }
     if let Some(pypi) = &pypi {
-        let events = ResolutionLines { quiet: sel.quiet };
-        add_pypi_part(&mut parts, pypi, &fetcher, &events).await?;
+        add_pypi_part(&mut parts, pypi, &fetcher, &reporter).await?;
     }
     if let Some(kubespray) = &kubespray {
         add_kubespray_part(&mut parts, kubespray, &fetcher, &reporter).await?;

@@ -14,7 +14,6 @@ use bundler::release::package_set;
 use clap::Args;
 use serde::Serialize;
 
-use super::pypi::ResolutionLines;
 use super::selection::{SelectionArgs, parse_patterns};
 use bundle::progress::term::TermReporter;
 
@@ -89,12 +88,7 @@ pub async fn run(args: &PlanArgs) -> Result<(), BuildError> {
     }
     let reporter = TermReporter::new(sel.quiet || args.json);
     let resolved = match &pypi {
-        Some(settings) => {
-            let events = ResolutionLines {
-                quiet: sel.quiet || args.json,
-            };
-            resolve_pypi(settings, &fetcher, &events).await?
-        }
+        Some(settings) => resolve_pypi(settings, &fetcher, &reporter).await?,
         None => Vec::new(),
     };
     let (lines, summary) = match &rpm {

@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bundle::progress::term::TermReporter;
 use bundler::build::BuildError;
-use bundler::pypi::{self, IndexClient, PypiReporter, ResolvedDist};
+use bundler::pypi::{self, IndexClient};
 use clap::Args;
 
 use super::pypi_args::PypiArgs;
@@ -37,22 +38,10 @@ pub struct PypiCommand {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Nothing on success but the `--dry-run` plan; errors still print.
+    /// No progress, and nothing on success but the `--dry-run` plan; errors and notes (a
+    /// mirror dropped) still print.
     #[arg(short, long)]
     pub quiet: bool,
-}
-
-/// Resolution events as stderr lines.
-pub struct ResolutionLines {
-    pub quiet: bool,
-}
-
-impl PypiReporter for ResolutionLines {
-    fn resolved(&self, target: &str, dists: &[ResolvedDist]) {
-        if !self.quiet {
-            eprintln!("resolved {target}: {} distributions", dists.len());
-        }
-    }
 }
 
 pub async fn run(command: &PypiCommand) -> Result<(), BuildError> {
@@ -67,16 +56,14 @@ pub async fn run(command: &PypiCommand) -> Result<(), BuildError> {
         bundler::fetch::FetchSettings::default(),
     )?);
     let settings = command.pypi.settings(&[], None, &fetcher).await?;
-    let events = ResolutionLines {
-        quiet: command.quiet,
-    };
+    let reporter = TermReporter::new(command.quiet);
     if command.dry_run {
         let client = Arc::new(IndexClient::new(&settings.index_url, fetcher)?);
-        let resolved = pypi::resolve_targets(client, &settings, &events).await?;
+        let resolved = pypi::resolve_targets(client, &settings, &reporter).await?;
         print!("{}", pypi::render_plan(&resolved));
         return Ok(());
     }
-    let (resolved, part) = pypi::collect(&settings, fetcher, &command.output, &events).await?;
+    let (resolved, part) = pypi::collect(&settings, fetcher, &command.output, &reporter).await?;
     if !command.quiet {
         print!("{}", pypi::render_plan(&resolved));
     }

@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bundle::manifest::{FileEntry, FileKind, LockedFile, PypiTarget};
-use bundle::progress::NoProgress;
+use bundle::progress::Reporter;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::index::{IndexClient, IndexFile, check_status};
-use super::{PypiError, PypiReporter, ResolvedTarget};
+use super::{PypiError, ResolvedTarget};
 use crate::fetch::{Download, Expected, Fetcher};
 
 /// Where the bytes of one PyPI file come from.
@@ -94,6 +94,9 @@ pub fn bundle_path(filename: &str) -> String {
     format!("pypi/files/{filename}")
 }
 
+/// The progress phase of [`download`]: one item per distinct file, bytes as the index tells.
+pub const DOWNLOAD_PHASE: &str = "download PyPI files";
+
 /// Downloads every file the resolutions chose into `root` and describes them.
 /// `requirements` are the lines recorded with each target; `index_url` is recorded too.
 pub async fn download(
@@ -101,7 +104,7 @@ pub async fn download(
     resolved: &[ResolvedTarget],
     requirements: &[String],
     root: &Path,
-    reporter: &dyn PypiReporter,
+    reporter: &dyn Reporter,
 ) -> Result<PypiPart, PypiError> {
     let unique = unique_files(resolved)?;
     let files_dir = root.join("pypi/files");
@@ -109,8 +112,9 @@ pub async fn download(
         .await
         .map_err(PypiError::Fs)?;
     let fetcher = client.fetcher();
-    reporter.download_started(
-        unique.len(),
+    reporter.started(
+        DOWNLOAD_PHASE,
+        unique.len() as u64,
         unique.values().filter_map(|file| file.size).sum(),
     );
     let results: Vec<Result<(String, String, u64), PypiError>> =
@@ -118,14 +122,14 @@ pub async fn download(
             .map(|file| {
                 let dest = files_dir.join(&file.filename);
                 async move {
-                    let (sha256, size, cached) = fetch_one(fetcher, &file, &dest).await?;
-                    reporter.file_done(&file.filename, size, cached);
+                    let (sha256, size) = fetch_one(fetcher, &file, &dest, reporter).await?;
                     Ok((file.filename, sha256, size))
                 }
             })
             .buffer_unordered(fetcher.jobs())
             .collect()
             .await;
+    reporter.finished();
     let mut actual: BTreeMap<String, (String, u64)> = BTreeMap::new();
     for result in results {
         let (filename, sha256, size) = result?;
@@ -223,27 +227,32 @@ pub fn describe(
 }
 
 /// Fetches one file (see [`source_of`]) and copies it to `dest` through a temp file beside
-/// it. A file already at `dest` with the index's sha256 is kept. Returns sha256, size and
-/// whether the existing copy was used.
+/// it. A file already at `dest` with the index's sha256 is kept. Returns sha256 and size; the
+/// file counts as one item done on `reporter` (a pinned one's bytes as they arrive).
 async fn fetch_one(
     fetcher: &Fetcher,
     file: &IndexFile,
     dest: &Path,
-) -> Result<(String, u64, bool), PypiError> {
+    reporter: &dyn Reporter,
+) -> Result<(String, u64), PypiError> {
     if let Some(expected) = &file.sha256
         && let Ok(existing) = fs_err::tokio::read(dest).await
     {
         let actual = hex::encode(Sha256::digest(&existing));
         if &actual == expected {
-            return Ok((actual, existing.len() as u64, true));
+            reporter.advanced(1, existing.len() as u64);
+            return Ok((actual, existing.len() as u64));
         }
     }
     let (path, sha256, size) = match source_of(fetcher, file).await? {
         FileSource::Pinned(download) => {
-            let fetched = fetcher.fetch(&download, &NoProgress).await?;
+            let fetched = fetcher.fetch(&download, reporter).await?;
             (fetched.path, fetched.sha256, fetched.size)
         }
-        FileSource::Stored { path, sha256, size } => (path, sha256, size),
+        FileSource::Stored { path, sha256, size } => {
+            reporter.advanced(1, size);
+            (path, sha256, size)
+        }
     };
     // Unique per process and per download: the same wheel may be fetched by two targets of
     // one run, or by two runs into one directory, and a shared partial file was renamed away
@@ -263,5 +272,5 @@ async fn fetch_one(
     fs_err::tokio::rename(&partial, dest)
         .await
         .map_err(PypiError::Fs)?;
-    Ok((sha256, size, false))
+    Ok((sha256, size))
 }

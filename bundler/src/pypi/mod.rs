@@ -16,6 +16,7 @@ pub mod requirements;
 pub mod resolver;
 pub mod target;
 
+use bundle::progress::Reporter;
 use indicatif::HumanBytes;
 use std::sync::Arc;
 
@@ -93,16 +94,8 @@ impl PypiError {
     }
 }
 
-/// Progress callbacks; the library never prints.
-pub trait PypiReporter: Send + Sync {
-    fn resolved(&self, _target: &str, _dists: &[ResolvedDist]) {}
-    fn download_started(&self, _files: usize, _bytes: u64) {}
-    fn file_done(&self, _filename: &str, _bytes: u64, _cached: bool) {}
-}
-
-/// A reporter that reports nothing.
-pub struct SilentReporter;
-impl PypiReporter for SilentReporter {}
+/// The progress phase of [`resolve_targets`]: one item per target.
+pub const RESOLVE_PHASE: &str = "resolve PyPI targets";
 
 /// Everything the PyPI part of a build needs, resolved from the command line once.
 #[derive(Debug, Clone)]
@@ -130,41 +123,37 @@ impl ResolvedTarget {
     }
 }
 
-/// Resolves every target in parallel against one shared index cache.
+/// Resolves every target in parallel against one shared index cache, reported as one phase
+/// ([`RESOLVE_PHASE`]) that advances by one item per target resolved.
 pub async fn resolve_targets(
     client: Arc<IndexClient>,
     settings: &PypiSettings,
-    reporter: &dyn PypiReporter,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<ResolvedTarget>, PypiError> {
     if let Some((origin, targets)) = &settings.locked {
-        let resolved = lock::resolved_from_lock(origin, targets)?;
-        for target in &resolved {
-            reporter.resolved(&target.target.name(), &target.dists);
-        }
-        return Ok(resolved);
+        return lock::resolved_from_lock(origin, targets);
     }
+    reporter.started(RESOLVE_PHASE, settings.targets.len() as u64, 0);
     let handle = tokio::runtime::Handle::current();
-    let jobs: Vec<_> = settings
-        .targets
-        .iter()
-        .map(|target| {
-            let (client, handle, target) = (client.clone(), handle.clone(), target.clone());
-            let (requirements, options) = (settings.requirements.clone(), settings.options.clone());
-            tokio::task::spawn_blocking(move || {
-                resolver::resolve(client, handle, &requirements, target.clone(), options)
-                    .map(|dists| ResolvedTarget { target, dists })
-            })
-        })
-        .collect();
-    let mut resolved = Vec::new();
-    for job in jobs {
-        let target = job.await.map_err(|err| PypiError::Target {
-            message: format!("the resolver thread failed: {err}"),
-        })??;
-        reporter.resolved(&target.target.name(), &target.dists);
-        resolved.push(target);
-    }
-    Ok(resolved)
+    let jobs = settings.targets.iter().map(|target| {
+        let (client, handle, target) = (client.clone(), handle.clone(), target.clone());
+        let (requirements, options) = (settings.requirements.clone(), settings.options.clone());
+        let job = tokio::task::spawn_blocking(move || {
+            resolver::resolve(client, handle, &requirements, target.clone(), options)
+                .map(|dists| ResolvedTarget { target, dists })
+        });
+        async move {
+            let target = job.await.map_err(|err| PypiError::Target {
+                message: format!("the resolver thread failed: {err}"),
+            })??;
+            reporter.advanced(1, 0);
+            Ok::<_, PypiError>(target)
+        }
+    });
+    // Polled together, so the count moves as each target is done, in whatever order.
+    let resolved = futures::future::try_join_all(jobs).await;
+    reporter.finished();
+    resolved
 }
 
 /// Resolves every target and downloads the chosen files under `root` (`pypi/files/`) through
@@ -174,7 +163,7 @@ pub async fn collect(
     settings: &PypiSettings,
     fetcher: Arc<crate::fetch::Fetcher>,
     root: &std::path::Path,
-    reporter: &dyn PypiReporter,
+    reporter: &dyn Reporter,
 ) -> Result<(Vec<ResolvedTarget>, PypiPart), PypiError> {
     let client = Arc::new(IndexClient::new(&settings.index_url, fetcher)?);
     let resolved = resolve_targets(client.clone(), settings, reporter).await?;

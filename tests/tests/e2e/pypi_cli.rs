@@ -139,8 +139,14 @@ fn pypi_command_plans_fetches_and_reports() {
         dir.path(),
     );
     assert!(build.status.success(), "{}", text(&build.stderr));
+    assert!(
+        build.stderr.is_empty(),
+        "-q printed: {}",
+        text(&build.stderr)
+    );
     // The wheels went through the fetcher's cache: a run into another directory takes them
-    // from there and asks the index for no file.
+    // from there and asks the index for no file. Without -q and a terminal, the progress
+    // front-end prints a line per phase.
     let file_requests = || {
         server
             .requests()
@@ -150,10 +156,16 @@ fn pypi_command_plans_fetches_and_reports() {
     };
     let before = file_requests();
     let again = run_bundler(
-        &[&both[..], &["-o", "out2", "-q", "--cache", "pcache"]].concat(),
+        &[&both[..], &["-o", "out2", "--cache", "pcache"]].concat(),
         dir.path(),
     );
     assert!(again.status.success(), "{}", text(&again.stderr));
+    let progress = text(&again.stderr);
+    assert!(
+        progress.contains("resolve PyPI targets done: 2/2\n")
+            && progress.contains("download PyPI files done: 4/4 files, "),
+        "{progress}"
+    );
     assert_eq!(file_requests(), before, "{:?}", server.requests());
     assert!(dir.path().join("out2/pypi-part.json").exists());
     let part: serde_json::Value =

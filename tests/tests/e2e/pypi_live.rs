@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bundler::pypi::metadata::normalize;
 use bundler::pypi::requirements::shipped_kubespray_versions;
 use bundler::pypi::{
-    DEFAULT_INDEX_URL, IndexClient, PypiSettings, RequirementSet, ResolveOptions, SilentReporter,
-    Target, resolve_targets,
+    DEFAULT_INDEX_URL, IndexClient, PypiSettings, RequirementSet, ResolveOptions, Target,
+    resolve_targets,
 };
 
 /// The fetcher the index client goes through, with a cache of its own (kept under the
@@ -39,7 +39,11 @@ fn resolve(version: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = Arc::new(IndexClient::new(&settings.index_url, e2e_fetcher()).unwrap());
     let resolved = runtime
-        .block_on(resolve_targets(client, &settings, &SilentReporter))
+        .block_on(resolve_targets(
+            client,
+            &settings,
+            &bundle::progress::NoProgress,
+        ))
         .unwrap_or_else(|err| panic!("kubespray {version}: {err}"));
     resolved
         .into_iter()

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bundle::progress::{NoProgress, Reporter};
 use bundler::pypi::{
-    IndexClient, PypiError, PypiSettings, RequirementSet, ResolveOptions, ResolvedTarget,
-    SilentReporter, Target, download, resolve_targets,
+    IndexClient, PypiError, PypiSettings, RequirementSet, ResolveOptions, ResolvedTarget, Target,
+    download, resolve_targets,
 };
 use e2e::pypi_index::{IndexContent, IndexEntry, IndexServer};
 use e2e::wheelgen::DistSpec;
@@ -147,7 +148,7 @@ fn resolve_with(
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = Arc::new(IndexClient::new(&settings.index_url, e2e_fetcher())?);
-    let resolved = runtime.block_on(resolve_targets(client.clone(), &settings, &SilentReporter))?;
+    let resolved = runtime.block_on(resolve_targets(client.clone(), &settings, &NoProgress))?;
     Ok((client, resolved))
 }
 
@@ -468,15 +469,22 @@ fn html_fallback_and_download_share_files_across_targets() {
     let root = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let requirements = vec!["app".to_string(), "native".to_string()];
+    let progress = Tally::default();
     let part = runtime
         .block_on(download(
             client.clone(),
             &resolved,
             &requirements,
             root.path(),
-            &SilentReporter,
+            &progress,
         ))
         .unwrap();
+    // One phase, like every other download: each file one item, every byte counted once.
+    let bytes: u64 = part.files.iter().map(|f| f.size).sum();
+    assert_eq!(
+        progress.totals(),
+        ("download PyPI files".into(), 9, 9, bytes, 1)
+    );
     // 5 pure wheels shared, one arch-specific dependency and one native wheel per machine.
     assert_eq!(
         part.files.len(),
@@ -501,16 +509,46 @@ fn html_fallback_and_download_share_files_across_targets() {
     assert!(app.url.ends_with("/files/App-1.0-py3-none-any.whl"));
     // A second run finds the files in place and downloads nothing.
     let before = server.requests().len();
+    let progress = Tally::default();
     runtime
         .block_on(download(
             client,
             &resolved,
             &requirements,
             root.path(),
-            &SilentReporter,
+            &progress,
         ))
         .unwrap();
     assert_eq!(server.requests().len(), before);
+    assert_eq!(
+        progress.totals(),
+        ("download PyPI files".into(), 9, 9, bytes, 1)
+    );
+}
+
+/// What a run reported: the phase started (name, items), items and bytes advanced, phases
+/// finished.
+#[derive(Default)]
+struct Tally(std::sync::Mutex<(String, u64, u64, u64, u64)>);
+
+impl Tally {
+    fn totals(&self) -> (String, u64, u64, u64, u64) {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Reporter for Tally {
+    fn started(&self, what: &str, items: u64, _bytes: u64) {
+        let mut t = self.0.lock().unwrap();
+        (t.0, t.1) = (what.to_string(), items);
+    }
+    fn advanced(&self, items: u64, bytes: u64) {
+        let mut t = self.0.lock().unwrap();
+        (t.2, t.3) = (t.2 + items, t.3 + bytes);
+    }
+    fn finished(&self) {
+        self.0.lock().unwrap().4 += 1;
+    }
 }
 
 #[test]
