@@ -124,7 +124,8 @@ impl Durability {
 
 /// Makes everything written to the filesystem holding `dir` durable, in one call.
 pub fn sync_filesystem(dir: &Path) -> Result<(), FsError> {
-    bundle::direct::sync_filesystem(dir).map_err(|cause| FsError::Write {
+    let synced = std::fs::File::open(dir).and_then(|d| Ok(rustix::fs::syncfs(&d)?));
+    synced.map_err(|cause| FsError::Write {
         path: dir.to_path_buf(),
         cause,
     })
@@ -263,30 +264,12 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
 /// Atomically exchange two paths (both must exist), so that a reader sees either the old or
 /// the new directory and never neither. Linux `renameat2(RENAME_EXCHANGE)`.
 pub fn swap_paths(a: &Path, b: &Path) -> Result<(), FsError> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let err = |cause| FsError::Swap {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(|e| FsError::Swap {
         a: a.to_path_buf(),
         b: b.to_path_buf(),
-        cause,
-    };
-    let ca = CString::new(a.as_os_str().as_bytes())
-        .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-    let cb = CString::new(b.as_os_str().as_bytes())
-        .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc != 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
+        cause: e.into(),
+    })?;
     sync_dir(parent_of(a))?;
     if parent_of(a) != parent_of(b) {
         sync_dir(parent_of(b))?;

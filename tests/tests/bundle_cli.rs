@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bundle::write::{WriteOptions, pack_tree};
+use bundle::write::WriteOptions;
 use bundle::{
     BundleManifest, DELTA_FORMAT, FORMAT_VERSION, LockedFile, NoProgress, PypiTarget, RpmRepo,
     RpmSection, ToolInfo, Totals,
 };
+use e2e::tree::pack_tree;
 use e2e::workspace_bin;
 
 fn run(bin: &str, args: &[&str]) -> Output {

@@ -106,6 +106,7 @@ pub fn run(args: &BuildArgs) -> Result<(), BuildError> {
     let reporter = CliReporter::new(sel.quiet);
     let mut opts = WriteOptions {
         split: args.split,
+        io: sel.io,
         ..WriteOptions::default()
     };
     if let Some(key) = &args.sign {

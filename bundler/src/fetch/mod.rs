@@ -31,8 +31,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bundle::direct::BufferPool;
 use bundle::progress::Reporter;
+use bundle::{BulkWriter, IoMode};
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
@@ -59,6 +59,8 @@ pub struct FetchSettings {
     pub read_timeout: Duration,
     /// Passes over the mirror list when a mirror served wrong bytes (see [`Fetcher::fetch`]).
     pub mismatch_rounds: u32,
+    /// How downloads are written into the cache (the binary's `--io`).
+    pub io: IoMode,
 }
 
 impl Default for FetchSettings {
@@ -72,6 +74,7 @@ impl Default for FetchSettings {
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(30),
             mismatch_rounds: 3,
+            io: IoMode::default(),
         }
     }
 }
@@ -192,8 +195,8 @@ pub struct Fetcher {
     settings: FetchSettings,
     runtime: tokio::runtime::Runtime,
     downloaded: AtomicU64,
-    /// Write windows for the cache files written past the page cache.
-    pool: Arc<BufferPool>,
+    /// Writes the cache files downloaded into memory, in the chosen I/O mode.
+    pool: Arc<BulkWriter>,
 }
 
 impl Fetcher {
@@ -240,6 +243,7 @@ impl Fetcher {
             .worker_threads(2)
             .enable_all()
             .build()?;
+        let io = settings.io;
         Ok(Self {
             clients,
             next_client: AtomicUsize::new(0),
@@ -248,7 +252,7 @@ impl Fetcher {
             settings,
             runtime,
             downloaded: AtomicU64::new(0),
-            pool: Arc::default(),
+            pool: Arc::new(BulkWriter::new(io)),
         })
     }
 

@@ -66,9 +66,7 @@ pub const KILL_ENV: &str = "INSTALLER_TEST_KILL_AT";
 /// cleanup: exactly what a power cut or `kill -9` does to the process).
 pub fn kill_point(point: &str) {
     if std::env::var(KILL_ENV).is_ok_and(|v| v == point) {
-        // SAFETY: getpid and kill have no memory-safety preconditions.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }
 }

@@ -7,8 +7,8 @@ use installer::apply::{self, ApplyOptions};
 use installer::repodata::Compression;
 use installer::site::FlagOverride;
 
-use super::SiteArgs;
 use super::exit::ExitStatus;
+use super::{IoArg, SiteArgs};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -63,6 +63,8 @@ pub struct ApplyArgs {
     /// admin's address, host name and FQDN from the site, localhost and 127.0.0.1).
     #[arg(long = "server-name", value_name = "NAME")]
     pub server_names: Vec<String>,
+    #[command(flatten)]
+    pub io: IoArg,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -122,6 +124,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         listen: vec![listen],
         server_names,
         site: Some(site.clone()),
+        io: args.io.mode,
     };
     // A dry run writes nothing and so takes no lock; a real run holds it until the services
     // are switched too. A bundle that cannot even be read (a missing volume, a foreign file) is

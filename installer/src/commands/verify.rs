@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::reporter::{BarReporter, human_bytes};
 
+use super::IoArg;
 use super::exit::ExitStatus;
 
 #[derive(Debug, Args)]
@@ -34,6 +35,8 @@ pub struct VerifyArgs {
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub io: IoArg,
 }
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
@@ -44,8 +47,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
         .transpose()
         .context("loading the verification key")?;
     let reporter = BarReporter::new(args.quiet);
-    let verified =
-        verify_detailed(&args.bundle, key.as_ref(), &reporter).context("verification failed")?;
+    let verified = verify_detailed(&args.bundle, key.as_ref(), args.io.mode, &reporter)
+        .context("verification failed")?;
     let m = &verified.manifest;
     let signature = match (&key, verified.signed) {
         (Some(key), _) => format!("valid, key {}", key_fingerprint(key)),
