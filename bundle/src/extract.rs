@@ -6,31 +6,31 @@
 //! The destination must not exist: replacing an installed tree is the caller's decision (the
 //! installer's apply plan), not the format's.
 //!
-//! Files are written past the page cache ([`crate::direct`]): the one `syncfs` at the end has
-//! to write them all anyway, and copying 600 MB into newly allocated cache pages first was the
-//! largest cost of an unpack on the virtual machines measured.
+//! Files are written in the chosen [`IoMode`]; in direct mode past the page cache, since the
+//! one `syncfs` at the end has to write them all anyway.
 //!
 //! [`extract_observed`] lets the caller look at each file on the worker that wrote it, right
 //! after its sha256 checked out, with its first bytes still in memory (an RPM header or a
 //! wheel's metadata is parsed there instead of in a second pass over the unpacked tree).
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 
 use fs_err::os::unix::fs::OpenOptionsExt;
+use rustix::fs::{CWD, RenameFlags};
+use rustix::io::Errno;
 use std::path::{Path, PathBuf};
 
-use crate::direct::{DIRECT_CHUNK, DirectBuffer, DirectWriter};
 use crate::error::BundleError;
+use crate::files::sync_dir;
+use crate::io::writer::{DirectBuffer, DirectWriter};
+use crate::io::{DIRECT_CHUNK, IoMode, sync_filesystem};
 use crate::manifest::{BundleManifest, FileEntry};
 use crate::progress::Reporter;
-use crate::read::{open_checked, worker_count};
-use crate::scan::{FileSink, scan};
+use crate::scan::{FileSink, scan, worker_count};
 use crate::sign::VerifyingKey;
-use crate::write::sync_dir;
+use crate::stream::open_checked;
 
 /// How many of a file's first bytes an [`EntryObserver`] is shown from memory.
 pub const OBSERVED_HEAD: usize = 256 * 1024;
@@ -40,7 +40,7 @@ pub const OBSERVED_HEAD: usize = 256 * 1024;
 ///
 /// `path` is where the file sits now (inside the staging directory, which becomes the
 /// destination only if the whole bundle checks out); `head` holds its first bytes: all of it
-/// when it is no longer than [`crate::direct::DIRECT_CHUNK`] (1 MiB), else its first
+/// when it is no longer than 1 MiB (the write window), else its first
 /// [`OBSERVED_HEAD`] bytes, so that most headers need no read from disk.
 /// The observer may read the file; it must not change, move or remove it. It cannot fail the
 /// extraction: an observer that cannot use a file keeps that to itself (and its caller falls
@@ -65,14 +65,16 @@ pub fn extract(
     key: Option<&VerifyingKey>,
     reporter: &dyn Reporter,
 ) -> Result<BundleManifest, BundleError> {
-    extract_observed(bundle, dest, key, &NoObserver, reporter)
+    extract_observed(bundle, dest, key, IoMode::default(), &NoObserver, reporter)
 }
 
-/// [`extract`], showing each verified file to `observer` as it is unpacked.
+/// [`extract`] in the I/O mode `io`, showing each verified file to `observer` as it is
+/// unpacked.
 pub fn extract_observed(
     bundle: &Path,
     dest: &Path,
     key: Option<&VerifyingKey>,
+    io: IoMode,
     observer: &dyn EntryObserver,
     reporter: &dyn Reporter,
 ) -> Result<BundleManifest, BundleError> {
@@ -94,24 +96,20 @@ pub fn extract_observed(
             ),
         })?
         .to_string_lossy();
-    let (stream, info) = open_checked(bundle, key, false)?;
+    let (stream, info) = open_checked(bundle, key, false, io)?;
 
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}.staging-"))
         .tempdir_in(parent)
         .map_err(|e| BundleError::io(parent, e))?;
-    // Each worker hashes a file and then waits for its synchronous direct write, so the number
-    // of workers is the number of writes in flight: writing 2,000 files of 256 KiB with
-    // `O_DIRECT` here ran at 430 MB/s from one thread, 640 MB/s from four and 900 MB/s from
-    // eight. Eight also keep every core hashing (`worker_count` is at most 4).
-    let sinks = (0..UNPACK_WORKERS.max(worker_count()))
-        .map(|_| StagingSink::new(staging.path(), observer))
+    let sinks = (0..unpack_workers(io))
+        .map(|_| StagingSink::new(staging.path(), observer, io))
         .collect();
     scan(stream, &info.manifest, sinks, "extract", reporter)?;
 
     fs_err::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
         .map_err(BundleError::Fs)?;
-    syncfs(staging.path())?;
+    sync_filesystem(staging.path()).map_err(|e| BundleError::io(staging.path(), e))?;
     rename_noreplace(staging.path(), dest)?;
     // The staging path no longer exists; keep TempDir from trying to remove it.
     let _ = staging.keep();
@@ -119,8 +117,15 @@ pub fn extract_observed(
     Ok(info.manifest)
 }
 
-/// Unpack workers (see `extract_observed`).
-const UNPACK_WORKERS: usize = 8;
+/// Unpack workers. A worker waits for each direct write it makes, so in direct mode the
+/// workers are the writes in flight and eight measured best; buffered writes do not wait, and
+/// one worker per core (at most four) keeps every core hashing.
+fn unpack_workers(io: IoMode) -> usize {
+    match io {
+        IoMode::Direct => 8.max(worker_count()),
+        IoMode::Buffered => worker_count(),
+    }
+}
 
 /// Writes the files one worker is given under the staging root.
 struct StagingSink<'a> {
@@ -133,10 +138,11 @@ struct StagingSink<'a> {
     /// The current file's first bytes, for the observer.
     head: Vec<u8>,
     observer: &'a dyn EntryObserver,
+    io: IoMode,
 }
 
 impl<'a> StagingSink<'a> {
-    fn new(root: &Path, observer: &'a dyn EntryObserver) -> Self {
+    fn new(root: &Path, observer: &'a dyn EntryObserver, io: IoMode) -> Self {
         StagingSink {
             root: root.to_path_buf(),
             made_dirs: HashSet::new(),
@@ -144,6 +150,7 @@ impl<'a> StagingSink<'a> {
             spare: Some(DirectBuffer::new()),
             head: Vec::with_capacity(OBSERVED_HEAD),
             observer,
+            io,
         }
     }
 }
@@ -169,7 +176,7 @@ impl<'a> FileSink<'a> for StagingSink<'a> {
             .open(&target)
             .map_err(BundleError::Fs)?;
         let buffer = self.spare.take().unwrap_or_default();
-        let writer = DirectWriter::with_buffer(file.into_parts().0, buffer);
+        let writer = DirectWriter::with_buffer(file.into_parts().0, buffer, self.io);
         self.head.clear();
         self.current = Some((writer, target, entry));
         Ok(())
@@ -204,40 +211,14 @@ impl<'a> FileSink<'a> for StagingSink<'a> {
     }
 }
 
-fn c_path(path: &Path) -> Result<CString, BundleError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| BundleError::InvalidInput {
-        reason: format!("{}: path contains a NUL byte", path.display()),
-    })
-}
-
-/// Flushes everything written to the staging directory's filesystem in one call, instead of an
-/// fsync per file.
-fn syncfs(dir: &Path) -> Result<(), BundleError> {
-    crate::direct::sync_filesystem(dir).map_err(|e| BundleError::io(dir, e))
-}
-
 /// Renames `from` to `to`, failing if `to` appeared meanwhile (plain rename would silently
 /// replace an empty directory).
 fn rename_noreplace(from: &Path, to: &Path) -> Result<(), BundleError> {
-    let (cfrom, cto) = (c_path(from)?, c_path(to)?);
-    // SAFETY: both are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            cfrom.as_ptr(),
-            libc::AT_FDCWD,
-            cto.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            return Err(BundleError::DestinationExists {
-                path: to.to_path_buf(),
-            });
-        }
-        return Err(BundleError::io(to, e));
+    match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(Errno::EXIST) => Err(BundleError::DestinationExists {
+            path: to.to_path_buf(),
+        }),
+        Err(e) => Err(BundleError::io(to, e.into())),
     }
-    Ok(())
 }

@@ -56,6 +56,38 @@ pub struct BundleManifest {
     pub totals: Totals,
 }
 
+/// Fills `totals` from the file list, `bundle_id` from it (the first 32 hex digits of a sha256
+/// over every file's path, size and sha256 in order), and the format: 1 for a full bundle, 2
+/// with `min_installer_version` for a differential one. The same file list always gets the
+/// same id, whatever the creation time, tool version or which files the archive carries.
+pub fn finalize(manifest: &mut BundleManifest) {
+    manifest.format = manifest.required_format();
+    manifest.min_installer_version = manifest
+        .base
+        .as_ref()
+        .map(|_| DELTA_MIN_INSTALLER.to_string());
+    manifest.bundle_id = state_id(&manifest.files);
+    manifest.totals = Totals {
+        files: manifest.files.len() as u64,
+        bytes: manifest.files.iter().map(|f| f.size).sum(),
+    };
+}
+
+/// The `bundle_id` of a file list; see [`finalize`].
+pub fn state_id(files: &[FileEntry]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut id = Sha256::new();
+    for file in files {
+        id.update(file.path.as_bytes());
+        id.update([0]);
+        id.update(file.size.to_string().as_bytes());
+        id.update([0]);
+        id.update(file.sha256.as_bytes());
+        id.update([b'\n']);
+    }
+    hex::encode(&id.finalize()[..16])
+}
+
 impl BundleManifest {
     /// The files the archive carries, in archive order: every file of a full bundle, the ones
     /// not `in_base` of a differential one.

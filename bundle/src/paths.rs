@@ -153,7 +153,7 @@ fn check_differential(
             file.path, file.kind
         ));
     }
-    let id = crate::write::state_id(&manifest.files);
+    let id = crate::manifest::state_id(&manifest.files);
     if manifest.bundle_id != id {
         return Err(format!(
             "bundle_id {} is not the id of the listed files ({id}): the manifest is incomplete",
@@ -261,7 +261,7 @@ mod tests {
             ],
             totals: Default::default(),
         };
-        crate::write::finalize(&mut m);
+        crate::manifest::finalize(&mut m);
         m
     }
 

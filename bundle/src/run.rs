@@ -28,7 +28,9 @@ pub const TRAILER_LEN: u64 = 55;
 /// The second line of every header: how readers recognise a `.run`.
 const MAGIC: &str = "# kubespray-offline self-extracting bundle";
 const TRAILER_TAG: &str = "#koi-run-end";
-const ALIGN: u64 = 4096;
+/// Where the bundle stream may start: part of the `.run` layout (so fixed, not the running
+/// kernel's page size); 4 KiB keeps direct reads aligned on common devices.
+const STREAM_ALIGN: u64 = 4096;
 
 /// The installer binary a `.run` carries.
 #[derive(Debug, Clone)]
@@ -49,7 +51,7 @@ pub struct Region {
 
 /// Offset of the bundle stream in a `.run` that carries an installer of `installer_size` bytes.
 pub fn bundle_offset(installer_size: u64) -> u64 {
-    HEADER_LEN + installer_size.div_ceil(ALIGN) * ALIGN
+    HEADER_LEN + installer_size.div_ceil(STREAM_ALIGN) * STREAM_ALIGN
 }
 
 /// The sh header for `installer`, exactly [`HEADER_LEN`] bytes.
@@ -136,7 +138,7 @@ pub fn write_prefix(
     let mut copied = 0u64;
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = crate::write::read_some(&mut file, &mut buf).map_err(io_err)?;
+        let n = crate::io::read_some(&mut file, &mut buf).map_err(io_err)?;
         if n == 0 {
             break;
         }

@@ -15,15 +15,29 @@ use std::sync::{Mutex, mpsc};
 use sha2::{Digest, Sha256};
 
 use crate::error::{BundleError, EntryProblem};
+use crate::io::CHUNK;
 use crate::manifest::{BundleManifest, FileEntry};
 use crate::paths::check_entry_path_bytes;
 use crate::progress::Reporter;
-use crate::read::{BundleStream, path_index};
+use crate::stream::BundleStream;
 use crate::tarfmt::{Next, RawEntry};
-use crate::write::CHUNK;
 
 /// Chunk buffers per worker in flight.
 const BUFFERS_PER_WORKER: usize = 4;
+
+/// Hash workers for the payload pass: one per core, at most four.
+pub(crate) fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Payload path -> position, for telling an unknown entry from a misplaced one.
+fn path_index<'a>(files: &[&'a FileEntry]) -> HashMap<&'a str, usize> {
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.path.as_str(), i))
+        .collect()
+}
 
 /// Where a worker puts the verified bytes of the files it is given, one file at a time.
 pub(crate) trait FileSink<'a>: Send {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::manifest::{BundleManifest, ToolInfo};
-use crate::read::ManifestInfo;
+use crate::stream::ManifestInfo;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Summary {

@@ -14,8 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use crate::direct::{DirectBuffer, DirectWriter};
 use crate::error::BundleError;
+use crate::files::{split_output, temp_beside};
+use crate::io::IoMode;
+use crate::io::sink::Output;
+use crate::io::writer::{DirectBuffer, DirectWriter};
 
 /// Bytes of the trailer at the end of every volume.
 pub const TRAILER_LEN: u64 = 128;
@@ -117,10 +120,11 @@ pub(crate) struct VolumeWriter {
     done: Vec<WrittenVolume>,
     /// Stream bytes in the volumes already closed.
     offset: u64,
+    io: IoMode,
 }
 
 impl VolumeWriter {
-    pub(crate) fn new(base: PathBuf, limit: u64, set: String) -> Self {
+    pub(crate) fn new(base: PathBuf, limit: u64, set: String, io: IoMode) -> Self {
         VolumeWriter {
             base,
             limit,
@@ -129,6 +133,7 @@ impl VolumeWriter {
             spare: None,
             done: Vec::new(),
             offset: 0,
+            io,
         }
     }
 
@@ -140,10 +145,11 @@ impl VolumeWriter {
             )));
         }
         let path = volume_path(&self.base, index);
-        let (dir, name) = crate::write::split_output(&path).map_err(io::Error::other)?;
-        let tmp = crate::write::temp_beside(dir, &name).map_err(io::Error::other)?;
+        let (dir, name) = split_output(&path).map_err(io::Error::other)?;
+        let tmp = temp_beside(dir, &name).map_err(io::Error::other)?;
         let file = tmp.as_file().try_clone()?;
-        let writer = DirectWriter::with_buffer(file, self.spare.take().unwrap_or_default());
+        let buf = self.spare.take().unwrap_or_default();
+        let writer = DirectWriter::with_buffer(file, buf, self.io);
         self.current = Some((tmp, writer, Sha256::new(), 0));
         Ok(())
     }
@@ -182,6 +188,13 @@ impl VolumeWriter {
         }
         self.close(true)?;
         Ok(self.done)
+    }
+}
+
+impl Output for VolumeWriter {
+    type Done = Vec<WrittenVolume>;
+    fn finish(self) -> io::Result<Vec<WrittenVolume>> {
+        VolumeWriter::finish(self)
     }
 }
 
@@ -443,7 +456,7 @@ mod tests {
         let base = dir.path().join("b.tar.zst");
         let limit = MIN_VOLUME_SIZE;
         let data: Vec<u8> = (0..3 * limit as usize).map(|i| (i % 251) as u8).collect();
-        let mut w = VolumeWriter::new(base.clone(), limit, "ab".repeat(16));
+        let mut w = VolumeWriter::new(base.clone(), limit, "ab".repeat(16), IoMode::Direct);
         for chunk in data.chunks(10_000) {
             w.write_all(chunk).unwrap();
         }

@@ -11,50 +11,42 @@
 //! file as soon as it is downloaded and verified, so packing overlaps the download.
 //!
 //! Stages on their own threads plus zstd's workers share the work: read-ahead threads
-//! (`readahead.rs`) load small source files, a reader (`source.rs`) hashes and checks every
-//! source, the calling thread writes the tar stream into the encoder, and the output stage
-//! (`sink.rs`) hashes the compressed bytes for `<bundle>.sha256` on one thread and writes them
-//! past the page cache on another; bounded channels of reused buffers connect them, so neither
-//! sha256 pass stalls the compressor and memory stays bounded.
+//! (`io/readahead.rs`) load small source files, a reader (`io/source.rs`) hashes and checks
+//! every source, the calling thread writes the tar stream into the encoder, and the output stage
+//! (`io/sink.rs`) hashes the compressed bytes for `<bundle>.sha256` on one thread and writes
+//! them on another, in the [`IoMode`] of [`WriteOptions::io`]; bounded channels of reused
+//! buffers connect them, so neither sha256 pass stalls the compressor and memory stays bounded.
 //!
 //! Output is deterministic: entries in manifest order, owner 0:0, no user or group names, mode
 //! 0644, mtime = the manifest's `created`, and the same zstd parameters, so two builds from the
 //! same manifest and files are byte-identical.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::BundleError;
-use crate::manifest::{
-    BundleManifest, DELTA_MIN_INSTALLER, FileEntry, MANIFEST_NAME, SIGNATURE_NAME, Totals,
-};
+pub use crate::files::{hash_file, write_atomic};
+use crate::files::{split_output, sync_dir, temp_beside};
+use crate::io::readahead::read_ahead;
+use crate::io::sink::{Output, OutputSink};
+pub use crate::io::source::Input;
+use crate::io::source::{Chunk, read_sources};
+use crate::io::{BUFFERS, CHUNK, IoMode};
+use crate::manifest::{BundleManifest, MANIFEST_NAME, SIGNATURE_NAME};
+pub use crate::manifest::{finalize, state_id};
 use crate::paths::check_manifest;
 use crate::progress::Reporter;
-use crate::readahead::read_ahead;
 use crate::run::{self, RunInstaller};
 use crate::sign::{SigningKey, sign_manifest};
-use crate::sink::{Output, OutputSink};
-pub use crate::source::Input;
-use crate::source::{Chunk, read_sources};
 use crate::tarfmt::{file_headers, padding};
 use crate::volume::VolumeWriter;
-
-pub use crate::reuse::{OutputStamps, reuse_if_up_to_date};
-pub use crate::tree::{file_kind, hash_file, pack_tree};
 
 /// Default zstd level. RPMs and wheels are already compressed, so higher levels cost time and
 /// save almost nothing; see docs/BENCHMARKS.md ("Bundle format") for the measurement.
 pub const DEFAULT_LEVEL: i32 = 1;
-
-/// Size of the copy buffer: large enough for few syscalls, small enough to never matter.
-pub(crate) const CHUNK: usize = 1 << 20;
-
-/// Buffers in flight between two stages of the writer: enough for a stage to run ahead while the
-/// next one is busy, few enough that memory stays at a handful of chunks.
-pub(crate) const BUFFERS: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
@@ -68,6 +60,8 @@ pub struct WriteOptions {
     pub self_extracting: Option<RunInstaller>,
     /// Split the output into volumes `<output>.001`, … of at most this many bytes each.
     pub split: Option<u64>,
+    /// How the sources are read and the bundle written (the binaries' `--io`).
+    pub io: IoMode,
 }
 
 impl Default for WriteOptions {
@@ -78,6 +72,7 @@ impl Default for WriteOptions {
             signing_key: None,
             self_extracting: None,
             split: None,
+            io: IoMode::default(),
         }
     }
 }
@@ -93,8 +88,8 @@ pub struct WrittenBundle {
     /// Size of the bundle file in bytes.
     pub size: u64,
     pub signed: bool,
-    /// The bundle already at the output path was kept: it held exactly this content (see
-    /// [`reuse_if_up_to_date`]) and nothing was rewritten. None for a bundle just written.
+    /// The bundle already at the output path was kept: it held exactly this content (the
+    /// bundler's up-to-date check) and nothing was rewritten. None for a bundle just written.
     pub reused: Option<Reuse>,
     /// The volumes, in order, of a bundle written with [`WriteOptions::split`] (`path` is the
     /// first; `sha256` and `size` are then those of the stream the volumes hold together).
@@ -116,37 +111,6 @@ pub fn manifest_bytes(manifest: &BundleManifest) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
     bytes.push(b'\n');
     bytes
-}
-
-/// Fills `totals` from the file list, `bundle_id` from it (the first 32 hex digits of a sha256
-/// over every file's path, size and sha256 in order), and the format: 1 for a full bundle, 2
-/// with `min_installer_version` for a differential one. The same file list always gets the
-/// same id, whatever the creation time, tool version or which files the archive carries.
-pub fn finalize(manifest: &mut BundleManifest) {
-    manifest.format = manifest.required_format();
-    manifest.min_installer_version = manifest
-        .base
-        .as_ref()
-        .map(|_| DELTA_MIN_INSTALLER.to_string());
-    manifest.bundle_id = state_id(&manifest.files);
-    manifest.totals = Totals {
-        files: manifest.files.len() as u64,
-        bytes: manifest.files.iter().map(|f| f.size).sum(),
-    };
-}
-
-/// The `bundle_id` of a file list; see [`finalize`].
-pub fn state_id(files: &[FileEntry]) -> String {
-    let mut id = Sha256::new();
-    for file in files {
-        id.update(file.path.as_bytes());
-        id.update([0]);
-        id.update(file.size.to_string().as_bytes());
-        id.update([0]);
-        id.update(file.sha256.as_bytes());
-        id.update([b'\n']);
-    }
-    hex::encode(&id.finalize()[..16])
 }
 
 /// Writes the bundle to `output` (via `<output>.tmp-*`, renamed on success) and
@@ -213,7 +177,7 @@ where
 
     let payload = manifest.payload_totals();
     reporter.started("pack", payload.files, payload.bytes);
-    let sink = OutputSink::new(file, hasher, offset);
+    let sink = OutputSink::new(file, hasher, offset, opts.io);
     let packed = Packing {
         manifest,
         raw: &raw,
@@ -280,7 +244,8 @@ fn write_volumes(
     let raw = manifest_bytes(manifest);
     let payload = manifest.payload_totals();
     reporter.started("pack", payload.files, payload.bytes);
-    let out = VolumeWriter::new(output.to_path_buf(), limit, crate::volume::set_id(&raw));
+    let set = crate::volume::set_id(&raw);
+    let out = VolumeWriter::new(output.to_path_buf(), limit, set, opts.io);
     let packed = Packing {
         manifest,
         raw: &raw,
@@ -361,8 +326,8 @@ impl Packing<'_> {
             for _ in 0..BUFFERS {
                 free_tx.send(vec![0u8; CHUNK]).expect("receiver is alive");
             }
-            let sources = read_ahead(scope, sources);
-            scope.spawn(move || read_sources(manifest, sources, &free_rx, &data_tx));
+            let sources = read_ahead(scope, sources, opts.io);
+            scope.spawn(move || read_sources(manifest, sources, &free_rx, &data_tx, opts.io));
 
             let mut encoder = zstd::stream::write::Encoder::new(sink, opts.level)
                 .and_then(|mut e| {
@@ -454,75 +419,8 @@ fn check_input(manifest: &BundleManifest, sources: Option<usize>) -> Result<(), 
     Ok(())
 }
 
-pub(crate) fn split_output(output: &Path) -> Result<(&Path, String), BundleError> {
-    let name =
-        output
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| BundleError::InvalidInput {
-                reason: format!("{}: output needs a UTF-8 file name", output.display()),
-            })?;
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    Ok((dir, name.to_string()))
-}
-
 fn write_memory_entry(w: &mut impl Write, name: &str, data: &[u8], mtime: u64) -> io::Result<()> {
     w.write_all(&file_headers(name, data.len() as u64, mtime))?;
     w.write_all(data)?;
     w.write_all(&[0u8; 512][..padding(data.len() as u64)])
-}
-
-pub(crate) fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match r.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
-/// Writes a small file next to its final name, syncs it and renames it into place.
-pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), BundleError> {
-    let (dir, name) = split_output(path)?;
-    let mut tmp = temp_beside(dir, &name)?;
-    tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| BundleError::io(tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| BundleError::io(path, e.error))?;
-    Ok(())
-}
-
-/// A temp file `<name>.tmp-<pid>-*` in `dir`, after removing the ones a killed run left behind
-/// (a SIGKILL or Ctrl-C skips the cleanup, and a bundle's temp file is as large as the bundle).
-/// A temp file whose process is still alive belongs to a concurrent run and is left alone.
-pub(crate) fn temp_beside(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile, BundleError> {
-    let prefix = format!("{name}.tmp-");
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let file_name = entry.file_name();
-            let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-                continue;
-            };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-                continue;
-            };
-            if !Path::new("/proc").join(pid.to_string()).exists() {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-    tempfile::Builder::new()
-        .prefix(&format!("{prefix}{}-", std::process::id()))
-        .tempfile_in(dir)
-        .map_err(|e| BundleError::io(dir, e))
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), BundleError> {
-    fs_err::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(BundleError::Fs)
 }

@@ -124,7 +124,8 @@ impl Durability {
 
 /// Makes everything written to the filesystem holding `dir` durable, in one call.
 pub fn sync_filesystem(dir: &Path) -> Result<(), FsError> {
-    bundle::direct::sync_filesystem(dir).map_err(|cause| FsError::Write {
+    let synced = std::fs::File::open(dir).and_then(|d| Ok(rustix::fs::syncfs(&d)?));
+    synced.map_err(|cause| FsError::Write {
         path: dir.to_path_buf(),
         cause,
     })

@@ -38,4 +38,7 @@ pub mod pypi_index;
 pub mod registry;
 pub mod rpmgen;
 pub mod server;
+// The bundle crate's own test helper (pack a directory tree), one copy for both crates.
+#[path = "../../bundle/tests/format/tree.rs"]
+pub mod tree;
 pub mod wheelgen;

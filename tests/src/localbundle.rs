@@ -106,7 +106,7 @@ pub fn build_local_bundle(
     if let Some(wheels) = &spec.wheels {
         manifest.pypi_targets = wheel_targets(wheels, &tree, &spec.arches)?;
     }
-    Ok(bundle::write::pack_tree(
+    Ok(crate::tree::pack_tree(
         &tree,
         output,
         manifest,

@@ -8,16 +8,33 @@ use std::path::{Path, PathBuf};
 use bundle::{BundleManifest, FORMAT_VERSION, FileEntry, FileKind, ToolInfo, Totals};
 use sha2::{Digest, Sha256};
 
-/// Packs the tree at `src` into `out` with the base manifest and default options.
-pub fn pack_default(src: &Path, out: &Path) -> bundle::write::WrittenBundle {
-    bundle::write::pack_tree(
-        src,
-        out,
-        base_manifest(),
-        &bundle::write::WriteOptions::default(),
-        &bundle::NoProgress,
-    )
-    .unwrap()
+/// Packs the tree at `src` into `out` with the base manifest and default options but `io`.
+pub fn pack_default(src: &Path, out: &Path, io: bundle::IoMode) -> bundle::write::WrittenBundle {
+    let opts = bundle::write::WriteOptions {
+        io,
+        ..Default::default()
+    };
+    crate::tree::pack_tree(src, out, base_manifest(), &opts, &bundle::NoProgress).unwrap()
+}
+
+/// `verify` in the mode `io`.
+pub fn verify_in(
+    bundle: &Path,
+    key: Option<&bundle::sign::VerifyingKey>,
+    io: bundle::IoMode,
+) -> Result<BundleManifest, bundle::BundleError> {
+    bundle::read::verify_detailed(bundle, key, io, &bundle::NoProgress).map(|v| v.manifest)
+}
+
+/// `extract` in the mode `io`.
+pub fn extract_in(
+    bundle: &Path,
+    dest: &Path,
+    key: Option<&bundle::sign::VerifyingKey>,
+    io: bundle::IoMode,
+) -> Result<BundleManifest, bundle::BundleError> {
+    let observer = bundle::read::NoObserver;
+    bundle::read::extract_observed(bundle, dest, key, io, &observer, &bundle::NoProgress)
 }
 
 pub fn base_manifest() -> BundleManifest {
@@ -188,7 +205,7 @@ impl bundle::read::EntryObserver for CheckingObserver {
     fn verified(&self, entry: &FileEntry, path: &Path, head: &[u8]) {
         let data = fs_err::read(path).unwrap();
         // At least the first OBSERVED_HEAD bytes, all of a file that fits the 1 MiB window.
-        let at_least = if data.len() <= bundle::direct::DIRECT_CHUNK {
+        let at_least = if data.len() <= 1 << 20 {
             data.len()
         } else {
             bundle::read::OBSERVED_HEAD

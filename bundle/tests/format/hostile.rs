@@ -1,10 +1,12 @@
-//! The hostile-bundle suite: every crafted bundle is refused by `verify` and by `extract`, the
-//! error names the entry (or stream position) and the reason, it counts as a verification
-//! failure (exit 3 in the binaries), and the extraction parent is left exactly as it was.
+//! The hostile-bundle suite: every crafted bundle is refused by `verify` and by `extract`, in
+//! every `IoMode`, the error names the entry (or stream position) and the reason, it counts as
+//! a verification failure (exit 3 in the binaries), and the extraction parent is left exactly
+//! as it was.
 
 use std::path::Path;
 
-use bundle::read::{extract, extract_observed, verify};
+use bundle::IoMode;
+use bundle::read::{NoObserver, extract_observed, verify, verify_detailed};
 use bundle::sign::{SigningKey, VerifyingKey, sign_manifest};
 use bundle::write::{finalize, manifest_bytes};
 use bundle::{BundleManifest, NoProgress};
@@ -385,27 +387,28 @@ fn newer_format() -> Vec<u8> {
     compress(&raw_tar(&[Raw::file("manifest.json", &raw)]))
 }
 
-fn check_refused(c: &Case, dir: &Path) {
+fn check_refused(c: &Case, dir: &Path, io: IoMode) {
     let bundle = dir.join("hostile.tar.zst");
     fs_err::write(&bundle, &c.bytes).unwrap();
     let parent = dir.join("site");
     write_tree(&parent, &[("existing/file", b"keep me".to_vec())]);
     let before = listing(dir);
 
-    let err = verify(&bundle, c.key.as_ref(), &NoProgress).expect_err(c.name);
+    let err = verify_detailed(&bundle, c.key.as_ref(), io, &NoProgress).expect_err(c.name);
     let message = err.to_string();
     eprintln!("{}: {message}", c.name);
     for want in &c.expect {
         assert!(
             message.contains(want.as_str()),
-            "{}: verify said {message:?}, wanted {want:?}",
+            "{} ({io}): verify said {message:?}, wanted {want:?}",
             c.name
         );
     }
     assert!(err.is_verification_failure(), "{}: {message}", c.name);
 
     let dest = parent.join("data");
-    let err = extract(&bundle, &dest, c.key.as_ref(), &NoProgress).expect_err(c.name);
+    let err = extract_observed(&bundle, &dest, c.key.as_ref(), io, &NoObserver, &NoProgress)
+        .expect_err(c.name);
     assert_eq!(
         err.to_string(),
         message,
@@ -417,8 +420,8 @@ fn check_refused(c: &Case, dir: &Path) {
 
     // An observer is shown only files that checked out, whatever else is wrong.
     let observer = CheckingObserver::default();
-    let err =
-        extract_observed(&bundle, &dest, c.key.as_ref(), &observer, &NoProgress).expect_err(c.name);
+    let err = extract_observed(&bundle, &dest, c.key.as_ref(), io, &observer, &NoProgress)
+        .expect_err(c.name);
     assert_eq!(err.to_string(), message, "{}", c.name);
     let wrong = observer.wrong.into_inner().unwrap();
     assert!(
@@ -433,9 +436,11 @@ fn check_refused(c: &Case, dir: &Path) {
 fn every_hostile_bundle_is_refused_by_verify_and_extract_leaving_no_trace() {
     let cases = cases();
     assert!(cases.len() >= 30);
-    for c in &cases {
-        let tmp = tempfile::tempdir().unwrap();
-        check_refused(c, tmp.path());
+    for io in IoMode::ALL {
+        for c in &cases {
+            let tmp = tempfile::tempdir().unwrap();
+            check_refused(c, tmp.path(), io);
+        }
     }
 }
 
@@ -444,15 +449,18 @@ fn the_unmodified_base_bundle_is_accepted() {
     // Guards the suite: its cases fail for their own reason, not because the base is broken.
     let tmp = tempfile::tempdir().unwrap();
     let signer = key(1);
+    let public = signer.verifying_key();
     let path = tmp.path().join("good.tar.zst");
     fs_err::write(
         &path,
         bundle_with(&good_manifest(), Some(&signer), good_payload()),
     )
     .unwrap();
-    verify(&path, Some(&signer.verifying_key()), &NoProgress).unwrap();
-    let dest = tmp.path().join("dest");
-    extract(&path, &dest, Some(&signer.verifying_key()), &NoProgress).unwrap();
-    assert_eq!(fs_err::read(dest.join(A)).unwrap(), a_data());
-    assert_eq!(fs_err::read(dest.join(B)).unwrap(), b_data());
+    for io in IoMode::ALL {
+        verify_detailed(&path, Some(&public), io, &NoProgress).unwrap();
+        let dest = tmp.path().join(format!("dest-{io}"));
+        extract_observed(&path, &dest, Some(&public), io, &NoObserver, &NoProgress).unwrap();
+        assert_eq!(fs_err::read(dest.join(A)).unwrap(), a_data());
+        assert_eq!(fs_err::read(dest.join(B)).unwrap(), b_data());
+    }
 }

@@ -1,15 +1,17 @@
-//! Round trips through the public API: what goes in comes out byte-identical, two builds are
-//! identical, the sidecar checksum is what `sha256sum -c` accepts, unknown fields are ignored.
+//! Round trips through the public API, in every `IoMode`: what goes in comes out
+//! byte-identical, two builds are identical (whatever the mode), the sidecar checksum is what
+//! `sha256sum -c` accepts, unknown fields are ignored.
 
 use std::path::Path;
 use std::process::Command;
 
-use bundle::read::{extract, extract_observed, read_manifest, verify, verify_detailed};
+use bundle::read::{extract_observed, read_manifest, verify_detailed};
 use bundle::sign::{generate_keypair, load_signing_key, load_verifying_key};
-use bundle::write::{WriteOptions, pack_tree};
-use bundle::{FileKind, NoProgress};
+use bundle::write::WriteOptions;
+use bundle::{FileKind, IoMode, NoProgress};
 
 use crate::harness::*;
+use crate::tree::pack_tree;
 
 fn small_tree(dir: &Path) {
     let long_dir = "d".repeat(120);
@@ -38,12 +40,19 @@ fn small_tree(dir: &Path) {
 
 #[test]
 fn small_tree_round_trips_signed_with_sidecar_checksum() {
+    for io in IoMode::ALL {
+        small_tree_round_trips_in(io);
+    }
+}
+
+fn small_tree_round_trips_in(io: IoMode) {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     small_tree(&src);
     let keys = generate_keypair(&tmp.path().join("site")).unwrap();
     let opts = WriteOptions {
         signing_key: Some(load_signing_key(&keys.secret).unwrap()),
+        io,
         ..WriteOptions::default()
     };
     let out = tmp.path().join("b.tar.zst");
@@ -74,12 +83,12 @@ fn small_tree_round_trips_signed_with_sidecar_checksum() {
     )));
 
     let public = load_verifying_key(&keys.public).unwrap();
-    let verified = verify_detailed(&out, Some(&public), &NoProgress).unwrap();
+    let verified = verify_detailed(&out, Some(&public), io, &NoProgress).unwrap();
     assert!(verified.signed && verified.signature_checked);
     assert_eq!(verified.manifest, info.manifest);
 
     let dest = tmp.path().join("out");
-    extract(&out, &dest, Some(&public), &NoProgress).unwrap();
+    extract_in(&out, &dest, Some(&public), io).unwrap();
     assert_eq!(listing(&src).len(), listing(&dest).len());
     for (path, what) in listing(&src) {
         let got = &listing(&dest)[&path];
@@ -104,7 +113,7 @@ fn small_tree_round_trips_signed_with_sidecar_checksum() {
 
     let observed = tmp.path().join("observed");
     let observer = CheckingObserver::default();
-    extract_observed(&out, &observed, None, &observer, &NoProgress).unwrap();
+    extract_observed(&out, &observed, None, io, &observer, &NoProgress).unwrap();
     assert!(observer.wrong.lock().unwrap().is_empty());
     let mut seen = observer.seen.into_inner().unwrap();
     seen.sort();
@@ -112,28 +121,33 @@ fn small_tree_round_trips_signed_with_sidecar_checksum() {
     expected.sort();
     assert_eq!(seen, expected, "every payload file is shown once");
 
-    let again = extract(&out, &dest, None, &NoProgress).unwrap_err();
+    let again = extract_in(&out, &dest, None, io).unwrap_err();
     assert!(again.to_string().contains("already exists"), "{again}");
     assert!(!again.is_verification_failure());
 }
 
 #[test]
-fn two_builds_are_byte_identical_whatever_the_thread_count() {
+fn two_builds_are_byte_identical_whatever_the_thread_count_and_io_mode() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     small_tree(&src);
     let mut outputs = Vec::new();
-    for threads in [1, 2, 3] {
-        let out = tmp.path().join(format!("b{threads}.tar.zst"));
-        let opts = WriteOptions {
-            threads,
-            ..WriteOptions::default()
-        };
-        pack_tree(&src, &out, base_manifest(), &opts, &NoProgress).unwrap();
-        outputs.push(fs_err::read(&out).unwrap());
+    for io in IoMode::ALL {
+        for threads in [1, 2, 3] {
+            let out = tmp.path().join(format!("b{threads}-{io}.tar.zst"));
+            let opts = WriteOptions {
+                threads,
+                io,
+                ..WriteOptions::default()
+            };
+            pack_tree(&src, &out, base_manifest(), &opts, &NoProgress).unwrap();
+            outputs.push(fs_err::read(&out).unwrap());
+        }
     }
-    assert_eq!(outputs[0], outputs[1]);
-    assert_eq!(outputs[0], outputs[2]);
+    assert_eq!(outputs.len(), 6);
+    for (i, output) in outputs.iter().enumerate() {
+        assert!(*output == outputs[0], "build {i} differs from the first");
+    }
 }
 
 /// A run killed mid-write leaves `<bundle>.tmp-<pid>-*` behind; the next write removes it, but
@@ -153,7 +167,7 @@ fn temp_files_of_dead_runs_are_swept_and_live_ones_kept() {
     for f in [&stale, &live, &unrelated] {
         fs_err::write(f, b"partial").unwrap();
     }
-    pack_default(&src, &out);
+    pack_default(&src, &out, IoMode::default());
     assert!(!stale.exists(), "the dead run's temp file is removed");
     assert!(live.exists(), "a live run's temp file is left alone");
     assert!(
@@ -166,6 +180,12 @@ fn temp_files_of_dead_runs_are_swept_and_live_ones_kept() {
 /// offsets), so the test stays quick while the big-file paths are exercised.
 #[test]
 fn many_files_and_large_sparse_files_round_trip_byte_identical() {
+    for io in IoMode::ALL {
+        many_files_and_large_sparse_files_in(io);
+    }
+}
+
+fn many_files_and_large_sparse_files_in(io: IoMode) {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     for i in 0..3000u32 {
@@ -184,12 +204,12 @@ fn many_files_and_large_sparse_files_round_trip_byte_identical() {
         }
     }
     let out = tmp.path().join("big.tar.zst");
-    pack_default(&src, &out);
-    let manifest = verify(&out, None, &NoProgress).unwrap();
+    pack_default(&src, &out, io);
+    let manifest = verify_in(&out, None, io).unwrap();
     assert_eq!(manifest.totals.files, 3002);
 
     let dest = tmp.path().join("dest");
-    extract(&out, &dest, None, &NoProgress).unwrap();
+    extract_in(&out, &dest, None, io).unwrap();
     for file in &manifest.files {
         let path = dest.join(&file.path);
         let (size, sha) = bundle::write::hash_file(&path).unwrap();
@@ -222,9 +242,12 @@ fn unknown_manifest_fields_are_ignored() {
     fs_err::write(&path, bytes).unwrap();
 
     assert_eq!(read_manifest(&path).unwrap().manifest, manifest);
-    assert_eq!(verify(&path, None, &NoProgress).unwrap(), manifest);
-    extract(&path, &tmp.path().join("x"), None, &NoProgress).unwrap();
-    assert_eq!(fs_err::read(tmp.path().join("x/a/b.txt")).unwrap(), data);
+    for io in IoMode::ALL {
+        assert_eq!(verify_in(&path, None, io).unwrap(), manifest);
+        let dest = tmp.path().join(format!("x-{io}"));
+        extract_in(&path, &dest, None, io).unwrap();
+        assert_eq!(fs_err::read(dest.join("a/b.txt")).unwrap(), data);
+    }
 }
 
 /// Real RPMs and upstream repodata (already compressed, odd names) pack and unpack unchanged.
@@ -236,15 +259,21 @@ fn real_rpms_and_repodata_round_trip_public_fixture() {
         "{} is missing: the public fixtures travel with the repository (tests/fixtures/README.md)",
         fixtures.display()
     );
+    for io in IoMode::ALL {
+        real_rpms_and_repodata_round_trip_in(&fixtures, io);
+    }
+}
+
+fn real_rpms_and_repodata_round_trip_in(fixtures: &Path, io: IoMode) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("fixtures.tar.zst");
-    pack_default(&fixtures, &out);
-    let manifest = verify(&out, None, &NoProgress).unwrap();
+    pack_default(fixtures, &out, io);
+    let manifest = verify_in(&out, None, io).unwrap();
     assert!(manifest.files.iter().any(|f| f.kind == FileKind::Rpm));
     assert!(manifest.files.iter().any(|f| f.kind == FileKind::Repodata));
     let dest = tmp.path().join("dest");
-    extract(&out, &dest, None, &NoProgress).unwrap();
-    let (want, got) = (listing(&fixtures), listing(&dest));
+    extract_in(&out, &dest, None, io).unwrap();
+    let (want, got) = (listing(fixtures), listing(&dest));
     let strip = |m: &std::collections::BTreeMap<std::path::PathBuf, String>| -> Vec<(std::path::PathBuf, String)> {
         m.iter()
             .filter(|(_, v)| v.starts_with("file"))

@@ -8,6 +8,7 @@ pub mod delta;
 pub mod installer;
 pub mod kubespray;
 pub mod pypi;
+pub mod reuse;
 pub mod rpm;
 pub mod space;
 pub mod stream;

@@ -28,12 +28,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bundle::progress::{NoProgress, Reporter};
-use bundle::write::{
-    Input, OutputStamps, Reuse, WriteOptions, WrittenBundle, reuse_if_up_to_date,
-    write_bundle_streaming,
-};
+use bundle::write::{Input, Reuse, WriteOptions, WrittenBundle, write_bundle_streaming};
 use futures::{StreamExt, TryStreamExt};
 
+use super::reuse::{OutputStamps, reuse_if_up_to_date};
 use super::{BuildError, BuildParts, Source, manifest_for, space};
 use crate::fetch::{Download, Fetcher, SignatureRecords};
 use crate::rpm::verify::ReleaseKey;
@@ -55,7 +53,7 @@ struct Ready {
 /// When the bundle already at `output` holds exactly this manifest (its `created` aside) and is
 /// unchanged since this tool wrote it (a stamp in the cache's `outputs/`) or checks out in
 /// full, it is kept and nothing is downloaded or rewritten
-/// ([`bundle::write::reuse_if_up_to_date`]; `reused` is set in the result). A package that
+/// ([`reuse_if_up_to_date`]; `reused` is set in the result). A package that
 /// entered a kept bundle had its signature verified when that bundle was built: the manifest
 /// pins the bytes of every package and of the key, and so the result of the check.
 pub async fn pack(

@@ -105,6 +105,7 @@ pub async fn run(args: &BuildArgs) -> Result<(), BuildError> {
     let reporter = TermReporter::new(sel.quiet);
     let mut opts = WriteOptions {
         split: args.split,
+        io: sel.io,
         ..WriteOptions::default()
     };
     if let Some(key) = &args.sign {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bundle::IoMode;
 use bundler::build::BuildError;
 use bundler::build::kubespray::KubesprayOptions;
 use bundler::build::rpm::RpmOptions;
@@ -14,6 +15,7 @@ use bundler::pypi::PypiSettings;
 use bundler::pypi::requirements::default_kubespray_version;
 use bundler::release::{ReleaseDef, package_set};
 use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use super::pypi_args::PypiArgs;
 
@@ -117,6 +119,18 @@ pub struct SelectionArgs {
     /// also $KUBESPRAY_OFFLINE_CA_CERT.
     #[arg(long, value_name = "FILE", env = "KUBESPRAY_OFFLINE_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
+    /// How the bundle and the download cache are written and read: `direct` bypasses the page
+    /// cache (O_DIRECT, falling back to buffered where the filesystem refuses it), `buffered`
+    /// goes through it like any program. See docs/BENCHMARKS.md for when each is faster.
+    #[arg(
+        long = "io",
+        value_name = "MODE",
+        env = bundle::IO_MODE_ENV,
+        default_value_t = IoMode::default(),
+        value_parser = PossibleValuesParser::new(IoMode::NAMES)
+            .map(|name| name.parse::<IoMode>().expect("one of the listed names")),
+    )]
+    pub io: IoMode,
     /// Directory of release definitions (rocky-<release>.toml) looked in before the ones built
     /// into bundler; also $KUBESPRAY_OFFLINE_MANIFESTS.
     #[arg(long, value_name = "DIR")]
@@ -349,6 +363,7 @@ impl SelectionArgs {
             jobs: self.jobs.max(1),
             connections: self.connections,
             ca_certs: self.ca_cert.iter().cloned().collect(),
+            io: self.io,
             ..FetchSettings::default()
         };
         Ok(Arc::new(Fetcher::new(self.cache_dir(), settings)?))

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use bundle::direct::BufferPool;
+use bundle::BulkWriter;
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -90,9 +90,9 @@ fn hash_prefix(partial: &Path) -> std::io::Result<(Sha256, u64)> {
 }
 
 /// Files up to this size that start from nothing are received into memory, then written to the
-/// cache in one go past the page cache, and handed on in memory (the bundle writer and the
-/// signature check take them from there instead of reading the cache back). Larger files, and
-/// resumed ones, stream into their partial file as they arrive.
+/// cache in one go (past the page cache in direct mode), and handed on in memory (the bundle
+/// writer and the signature check take them from there instead of reading the cache back).
+/// Larger files, and resumed ones, stream into their partial file as they arrive.
 ///
 /// 4 MiB: at most `--jobs` downloads per mirror in flight, as many finished ahead of the
 /// writer and 8 waiting for it are held, so (8 + 8 + 8) x 4 MiB = 96 MiB at the default of 8
@@ -113,7 +113,7 @@ pub(crate) async fn http_attempt(
     authorization: Option<String>,
     expected: &Expected,
     partial: &Path,
-    pool: &Arc<BufferPool>,
+    pool: &Arc<BulkWriter>,
     reporter: &dyn Reporter,
 ) -> Result<Received, AttemptError> {
     // Most downloads start fresh: one `stat` tells, with no trip to the blocking pool (two
@@ -259,13 +259,14 @@ async fn check_body(
 }
 
 /// The body of a fresh download of at most [`KEEP_IN_MEMORY`] bytes, gathered in memory and
-/// checked there. Only a verified body is written to `partial`, in one go with `O_DIRECT`; after
-/// a network failure what did arrive is written (buffered) so that the next attempt resumes.
+/// checked there. Only a verified body is written to `partial`, in one go in the chosen I/O
+/// mode; after a network failure what did arrive is written (buffered) so that the next attempt
+/// resumes.
 async fn receive_in_memory(
     response: reqwest::Response,
     expected: &Expected,
     partial: &Path,
-    pool: &Arc<BufferPool>,
+    pool: &Arc<BulkWriter>,
     reporter: &dyn Reporter,
 ) -> Result<Received, AttemptError> {
     let size = usize::try_from(expected.size).expect("at most KEEP_IN_MEMORY");

@@ -36,8 +36,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bundle::direct::BufferPool;
 use bundle::progress::Reporter;
+use bundle::{BulkWriter, IoMode};
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
@@ -66,6 +66,8 @@ pub struct FetchSettings {
     pub read_timeout: Duration,
     /// Passes over the mirror list when a mirror served wrong bytes (see [`Fetcher::fetch`]).
     pub mismatch_rounds: u32,
+    /// How downloads are written into the cache (the binary's `--io`).
+    pub io: IoMode,
 }
 
 impl Default for FetchSettings {
@@ -79,6 +81,7 @@ impl Default for FetchSettings {
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(30),
             mismatch_rounds: 3,
+            io: IoMode::default(),
         }
     }
 }
@@ -207,8 +210,8 @@ pub struct Fetcher {
     cache: Cache,
     settings: FetchSettings,
     downloaded: AtomicU64,
-    /// Write windows for the cache files written past the page cache.
-    pool: Arc<BufferPool>,
+    /// Writes the cache files downloaded into memory, in the chosen I/O mode.
+    pool: Arc<BulkWriter>,
 }
 
 impl Fetcher {
@@ -251,6 +254,7 @@ impl Fetcher {
         }
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
+        let io = settings.io;
         Ok(Self {
             clients,
             next_client: AtomicUsize::new(0),
@@ -258,7 +262,7 @@ impl Fetcher {
             cache: Cache::open(cache_dir)?,
             settings,
             downloaded: AtomicU64::new(0),
-            pool: Arc::default(),
+            pool: Arc::new(BulkWriter::new(io)),
         })
     }
 

@@ -147,6 +147,8 @@ pub struct ApplyOptions {
     /// The site: when given, apply also writes the admin's service configs (bind, chrony,
     /// landing page, node files, IP forwarding and NAT). Its `data_root` must equal `data_root`.
     pub site: Option<SiteConfig>,
+    /// How the bundle is read and unpacked (the binary's `--io`).
+    pub io: bundle::IoMode,
 }
 
 /// Where things live, as this process sees them (root applied).
@@ -193,7 +195,7 @@ pub fn plan(
         None => None,
     };
     let manifest = if verify {
-        bundle::read::verify(&opts.bundle, key.as_ref(), reporter)?
+        bundle::read::verify_detailed(&opts.bundle, key.as_ref(), opts.io, reporter)?.manifest
     } else {
         bundle::read::read_manifest(&opts.bundle)?.manifest
     };
@@ -393,10 +395,11 @@ fn run_staged(
     };
     let extracted = layout.staging.join("bundle");
     let prefetch = prefetch::Prefetch::new(&plan.repos, plan.pypi.as_ref(), opts.compression);
+    let (bundle, key, io) = (&opts.bundle, key.as_ref(), opts.io);
     let manifest = if plan.needs_payload() {
-        bundle::read::extract_observed(&opts.bundle, &extracted, key.as_ref(), &prefetch, reporter)?
+        bundle::read::extract_observed(bundle, &extracted, key, io, &prefetch, reporter)?
     } else {
-        bundle::read::verify(&opts.bundle, key.as_ref(), reporter)?
+        bundle::read::verify_detailed(bundle, key, io, reporter)?.manifest
     };
     if plan.needs_payload() {
         base::link_into(&plan.base_files, &extracted)?;

@@ -8,8 +8,8 @@ use installer::apply::{self, ApplyOptions};
 use installer::repodata::Compression;
 use installer::site::FlagOverride;
 
-use super::SiteArgs;
 use super::exit::ExitStatus;
+use super::{IoArg, SiteArgs};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -68,6 +68,9 @@ pub struct ApplyArgs {
     /// backups, the result, what is left to run by hand, notes and errors still print.
     #[arg(short, long)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub io: IoArg,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -114,6 +117,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         listen: vec![listen],
         server_names,
         site: Some(site.clone()),
+        io: args.io.mode,
     };
     // A dry run writes nothing and so takes no lock; a real run holds it until the services
     // are switched too. A bundle that cannot even be read (a missing volume, a foreign file) is

@@ -12,8 +12,27 @@ pub mod verify;
 
 use std::path::PathBuf;
 
+use bundle::IoMode;
 use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use installer::site::{FlagOverride, SiteConfig};
+
+/// `--io`, shared by the commands that read a whole bundle.
+#[derive(Args, Debug)]
+pub struct IoArg {
+    /// How the bundle is read and unpacked: `direct` bypasses the page cache (O_DIRECT, falling
+    /// back to buffered where the filesystem refuses it), `buffered` goes through it like any
+    /// program. See docs/BENCHMARKS.md for when each is faster.
+    #[arg(
+        long = "io",
+        value_name = "MODE",
+        env = bundle::IO_MODE_ENV,
+        default_value_t = IoMode::default(),
+        value_parser = PossibleValuesParser::new(IoMode::NAMES)
+            .map(|name| name.parse::<IoMode>().expect("one of the listed names")),
+    )]
+    pub mode: IoMode,
+}
 
 /// The site file and command-line overrides, shared by every command that needs the site.
 #[derive(Args, Debug)]

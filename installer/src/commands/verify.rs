@@ -12,6 +12,7 @@ use clap::Args;
 use bundle::progress::term::TermReporter;
 use indicatif::HumanBytes;
 
+use super::IoArg;
 use super::exit::ExitStatus;
 
 #[derive(Debug, Args)]
@@ -35,6 +36,8 @@ pub struct VerifyArgs {
     /// No progress bar or lines; the result and errors still print.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub io: IoArg,
 }
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
@@ -45,8 +48,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitStatus> {
         .transpose()
         .context("loading the verification key")?;
     let reporter = TermReporter::new(args.quiet);
-    let verified =
-        verify_detailed(&args.bundle, key.as_ref(), &reporter).context("verification failed")?;
+    let verified = verify_detailed(&args.bundle, key.as_ref(), args.io.mode, &reporter)
+        .context("verification failed")?;
     let m = &verified.manifest;
     let signature = match (&key, verified.signed) {
         (Some(key), _) => format!("valid, key {}", key_fingerprint(key)),

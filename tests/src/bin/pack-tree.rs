@@ -10,16 +10,16 @@
 //!                                                         while streaming, as `bundler build`)
 //! pack-tree unpack BUNDLE DEST                            verify and extract
 //! ```
+//!
+//! `--io buffered|direct` (or `KUBESPRAY_OFFLINE_IO`) chooses the I/O mode, as in the binaries.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use bundle::write::{
-    WriteOptions, file_kind, finalize, hash_file, manifest_bytes, pack_tree, write_bundle,
-};
-use bundle::{BundleManifest, FORMAT_VERSION, FileEntry, NoProgress, ToolInfo, Totals};
-use rayon::prelude::*;
+use bundle::write::{WriteOptions, manifest_bytes, write_bundle};
+use bundle::{BundleManifest, FORMAT_VERSION, IoMode, NoProgress, ToolInfo, Totals};
+use e2e::tree::{manifest_of_tree, pack_tree};
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -46,26 +46,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             Ok(())
         }
         [cmd, dir, manifest_path] if cmd.as_str() == "hash" => {
-            let dir = PathBuf::from(dir);
-            let mut manifest = base();
-            let mut rel = Vec::new();
-            walk(&dir, "", &mut rel)?;
-            rel.sort();
-            manifest.files = rel
-                .par_iter()
-                .map(|r| {
-                    let (size, sha256) = hash_file(&dir.join(r))?;
-                    Ok(FileEntry {
-                        path: r.clone(),
-                        size,
-                        sha256,
-                        kind: file_kind(r),
-                        origin: None,
-                        in_base: false,
-                    })
-                })
-                .collect::<Result<_, bundle::BundleError>>()?;
-            finalize(&mut manifest);
+            let manifest = manifest_of_tree(&PathBuf::from(dir), base(), &NoProgress)?;
             fs_err::write(manifest_path, manifest_bytes(&manifest))?;
             Ok(())
         }
@@ -87,10 +68,12 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             Ok(())
         }
         [cmd, bundle, dest] if cmd.as_str() == "unpack" => {
-            let manifest = bundle::read::extract(
+            let manifest = bundle::read::extract_observed(
                 &PathBuf::from(bundle),
                 &PathBuf::from(dest),
                 None,
+                io_mode(&args)?,
+                &bundle::read::NoObserver,
                 &NoProgress,
             )?;
             println!(
@@ -132,28 +115,20 @@ fn write_opts(args: &[String]) -> anyhow::Result<WriteOptions> {
     if let Some(threads) = flag(args, "--threads")? {
         opts.threads = threads;
     }
+    opts.io = io_mode(args)?;
     Ok(opts)
 }
 
-fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> anyhow::Result<()> {
-    for entry in fs_err::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|n| anyhow::anyhow!("{n:?} is not UTF-8"))?;
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        if entry.file_type()?.is_dir() {
-            walk(&entry.path(), &rel, out)?;
-        } else {
-            out.push(rel);
-        }
+/// `--io MODE`, else `KUBESPRAY_OFFLINE_IO`, else the default.
+fn io_mode(args: &[String]) -> anyhow::Result<IoMode> {
+    let given = match args.iter().position(|a| a == "--io") {
+        Some(i) => Some(args.get(i + 1).context("--io needs a value")?.clone()),
+        None => std::env::var(bundle::IO_MODE_ENV).ok(),
+    };
+    match given {
+        Some(name) => name.parse().map_err(|e: String| anyhow::anyhow!(e)),
+        None => Ok(IoMode::default()),
     }
-    Ok(())
 }
 
 /// Arguments that are neither flags nor flag values.

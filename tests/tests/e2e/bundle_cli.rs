@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bundle::write::{WriteOptions, pack_tree};
+use bundle::write::WriteOptions;
 use bundle::{
     BundleManifest, DELTA_FORMAT, FORMAT_VERSION, LockedFile, NoProgress, PypiTarget, RpmRepo,
     RpmSection, ToolInfo, Totals,
 };
+use e2e::tree::pack_tree;
 use e2e::workspace_bin;
 
 fn run(bin: &str, args: &[&str]) -> Output {
@@ -180,6 +181,50 @@ fn keygen_inspect_and_verify_from_the_command_line() {
         "{:?}",
         text(&o)
     );
+}
+
+/// `--io` and `KUBESPRAY_OFFLINE_IO` choose the I/O mode, both documented in `--help`; the flag
+/// wins over the variable, and an unknown mode is a usage error naming the ones there are.
+#[test]
+fn the_io_mode_comes_from_the_flag_or_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = bundle::sign::generate_keypair(&tmp.path().join("site")).unwrap();
+    let bundle = make_bundle(tmp.path(), &keys.secret);
+    let b = bundle.to_str().unwrap();
+    let verify = |env: Option<&str>, args: &[&str]| {
+        let mut cmd = Command::new(workspace_bin("installer"));
+        cmd.args(["verify", "--quiet", b]).args(args);
+        match env {
+            Some(mode) => cmd.env(bundle::IO_MODE_ENV, mode),
+            None => cmd.env_remove(bundle::IO_MODE_ENV),
+        };
+        cmd.output().expect("installer runs")
+    };
+    for mode in bundle::IoMode::NAMES {
+        let o = verify(None, &["--io", mode]);
+        assert!(o.status.success(), "--io {mode}: {:?}", text(&o));
+        let o = verify(Some(mode), &[]);
+        assert!(o.status.success(), "env {mode}: {:?}", text(&o));
+    }
+    let o = verify(Some("bogus"), &["--io", "buffered"]);
+    assert!(o.status.success(), "the flag wins: {:?}", text(&o));
+    for (env, args) in [(None, &["--io", "fast"][..]), (Some("fast"), &[][..])] {
+        let o = verify(env, args);
+        assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+        let err = text(&o).1;
+        assert!(err.contains("buffered") && err.contains("direct"), "{err}");
+    }
+    for (bin, args) in [
+        ("installer", &["verify", "--help"][..]),
+        ("installer", &["apply", "--help"][..]),
+        ("bundler", &["build", "--help"][..]),
+    ] {
+        let help = text(&run(bin, args)).0;
+        assert!(
+            help.contains("--io <MODE>") && help.contains(bundle::IO_MODE_ENV),
+            "{bin} {args:?}: {help}"
+        );
+    }
 }
 
 #[test]

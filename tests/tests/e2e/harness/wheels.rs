@@ -95,7 +95,7 @@ pub fn build_wheel_bundle(wheels: &[PathBuf], tree: &Path, output: &Path, base: 
     let arches: Vec<String> = ARCHES.iter().map(|a| a.to_string()).collect();
     let mut manifest = base;
     manifest.pypi_targets = e2e::localbundle::wheel_targets(&source, tree, &arches).unwrap();
-    bundle::write::pack_tree(
+    e2e::tree::pack_tree(
         tree,
         output,
         manifest,

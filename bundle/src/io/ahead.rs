@@ -1,17 +1,10 @@
 //! The bundle file as the zstd decoder reads it: two threads read the file ahead in 1 MiB
-//! windows, alternately (from the page cache when it holds a window, else past it with
-//! `O_DIRECT`, see [`crate::direct`]), so that the synchronous disk reads do not wait in line
-//! with the decompressing thread and the disk has two requests to work on. When the file's own
-//! sha256 (for `<bundle>.sha256`) is wanted, each window the decoder is done with goes through
-//! a hashing thread on its way back to its reader.
-//!
-//! Measured on the bundler's up-to-date check (a 521 MB bundle written past the cache): reading
-//! and hashing on the decompressing thread took 1.8-2.0 s, most of it waiting for the disk;
-//! reading and hashing on one read-ahead thread 1.3 s; reading there and hashing on the
-//! decompressing thread 0.7-0.9 s.
-//!
-//! Read errors are remembered, so that the caller can tell them from a corrupt stream (the
-//! decoder reports both as `io::Error`).
+//! windows, alternately (in direct mode from the page cache when it holds a window, else past
+//! it, see [`super::reader`]), so that the synchronous disk reads do not wait in line with the
+//! decompressing thread and the disk has two requests to work on. When the file's own sha256
+//! (for `<bundle>.sha256`) is wanted, each window the decoder is done with goes through a
+//! hashing thread on its way back to its reader. Read errors are remembered, so that the
+//! caller can tell them from a corrupt stream (the decoder reports both as `io::Error`).
 
 use std::fs::File;
 use std::io::{self, BufRead, Read};
@@ -21,9 +14,9 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
-use crate::direct::{DIRECT_CHUNK, DirectBuffer, open_direct, read_window_at};
-use crate::run::Region;
-use crate::volume::VolumeReader;
+use super::reader::{open_direct, read_window_at};
+use super::writer::DirectBuffer;
+use super::{DIRECT_CHUNK, IoMode};
 
 /// Reading threads; window `i` is read by thread `i % READERS`.
 const READERS: usize = 2;
@@ -54,8 +47,14 @@ pub(crate) struct AheadReader {
 
 impl AheadReader {
     /// Opens `path` and starts reading it; with `digest`, every byte is hashed as it is taken.
-    /// Only `region` of a regular file is read (the bundle stream inside a `.run`).
-    pub(crate) fn open(path: &Path, digest: bool, region: Region) -> io::Result<Self> {
+    /// Only `len` bytes from `offset` of a regular file are read (the bundle stream inside a
+    /// `.run`).
+    pub(crate) fn open(
+        path: &Path,
+        digest: bool,
+        (offset, len): (u64, u64),
+        mode: IoMode,
+    ) -> io::Result<Self> {
         let file = Arc::new(File::open(path)?);
         let meta = file.metadata()?;
         if !meta.is_file() {
@@ -65,8 +64,8 @@ impl AheadReader {
                 vec![std::thread::spawn(move || read_in_order(&*file, &ends))]
             }));
         }
-        let (size, direct) = (meta.len(), Arc::new(open_direct(path)));
-        let end = region.offset.saturating_add(region.len).min(size);
+        let (size, direct) = (meta.len(), Arc::new(open_direct(path, mode)));
+        let end = offset.saturating_add(len).min(size);
         Ok(Self::start(digest, move |ends| {
             ends.into_iter()
                 .enumerate()
@@ -74,7 +73,7 @@ impl AheadReader {
                     let (file, direct) = (file.clone(), direct.clone());
                     std::thread::spawn(move || {
                         let direct = direct.as_ref().as_ref();
-                        let span = (region.offset, end, size);
+                        let span = (offset, end, size);
                         read_ahead(&file, direct, span, first, &full_tx, &free_rx);
                     })
                 })
@@ -82,11 +81,11 @@ impl AheadReader {
         }))
     }
 
-    /// Reads the volumes of a split bundle one after the other, on one thread (plain reads:
-    /// the windows do not line up with the volume boundaries).
-    pub(crate) fn open_volumes(volumes: VolumeReader, digest: bool) -> Self {
+    /// Reads `stream` (the volumes of a split bundle, one after the other) in order on one
+    /// thread, with plain reads: the windows do not line up with the volume boundaries.
+    pub(crate) fn open_stream(stream: impl Read + Send + 'static, digest: bool) -> Self {
         Self::start(digest, move |ends| {
-            vec![std::thread::spawn(move || read_in_order(volumes, &ends))]
+            vec![std::thread::spawn(move || read_in_order(stream, &ends))]
         })
     }
 
@@ -316,16 +315,13 @@ fn read_ahead(
 mod tests {
     use super::*;
 
-    const WHOLE: Region = Region {
-        offset: 0,
-        len: u64::MAX,
-    };
+    const WHOLE: (u64, u64) = (0, u64::MAX);
 
     #[test]
     fn a_pipe_is_read_in_order_to_the_end() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        crate::direct::tests::make_fifo(&fifo);
+        super::super::tests::make_fifo(&fifo);
         let data: Vec<u8> = (0..3 * DIRECT_CHUNK + 12345)
             .map(|i| (i % 251) as u8)
             .collect();
@@ -339,7 +335,7 @@ mod tests {
                 }
             })
         };
-        let mut reader = AheadReader::open(&fifo, true, WHOLE).unwrap();
+        let mut reader = AheadReader::open(&fifo, true, WHOLE, IoMode::Direct).unwrap();
         let mut back = Vec::new();
         reader.read_to_end(&mut back).unwrap();
         writer.join().unwrap();
@@ -356,12 +352,14 @@ mod tests {
         for len in [0, 1, DIRECT_CHUNK, 2 * DIRECT_CHUNK, 5 * DIRECT_CHUNK + 7] {
             let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
             std::fs::write(&path, &data).unwrap();
-            let mut reader = AheadReader::open(&path, true, WHOLE).unwrap();
-            let mut back = Vec::new();
-            reader.read_to_end(&mut back).unwrap();
-            assert!(back == data, "len {len}");
-            let (sha, n) = reader.digest().unwrap();
-            assert_eq!((sha, n), (hex::encode(Sha256::digest(&data)), len as u64));
+            for mode in IoMode::ALL {
+                let mut reader = AheadReader::open(&path, true, WHOLE, mode).unwrap();
+                let mut back = Vec::new();
+                reader.read_to_end(&mut back).unwrap();
+                assert!(back == data, "len {len}, {mode}");
+                let (sha, n) = reader.digest().unwrap();
+                assert_eq!((sha, n), (hex::encode(Sha256::digest(&data)), len as u64));
+            }
         }
     }
 }

@@ -1,37 +1,14 @@
 //! Packing a directory tree as it is: walk it, hash every file in parallel, list the files in
-//! path order with a kind guessed from the name, and write the bundle. Tests, benchmarks and the
-//! hidden `pack-tree` tool use this; `bundler build` fills the manifest from what it fetched.
+//! path order with a kind guessed from the name, and write the bundle. A test helper, not part
+//! of the format: the bundle crate's tests use it, and the e2e crate includes this file (its
+//! tests, `pack-tree` for the benchmarks) so there is one copy. `bundler build` fills its
+//! manifest from what it fetched instead.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use bundle::write::{WriteOptions, WrittenBundle, finalize, hash_file, write_bundle};
+use bundle::{BundleError, BundleManifest, FileEntry, FileKind, Reporter};
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
-
-use crate::error::BundleError;
-use crate::manifest::{BundleManifest, FileEntry, FileKind};
-use crate::paths::check_entry_path;
-use crate::progress::Reporter;
-use crate::write::{CHUNK, WriteOptions, WrittenBundle, finalize, write_bundle};
-
-/// Size and lowercase hex sha256 of a file, read in chunks.
-pub fn hash_file(path: &Path) -> Result<(u64, String), BundleError> {
-    let mut file = fs_err::File::open(path).map_err(BundleError::Fs)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(BundleError::Fs(e)),
-        };
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex::encode(hasher.finalize())))
-}
 
 /// The kind a bundle path most likely has, from its name alone.
 pub fn file_kind(path: &str) -> FileKind {
@@ -58,10 +35,21 @@ pub fn file_kind(path: &str) -> FileKind {
 pub fn pack_tree(
     dir: &Path,
     output: &Path,
-    mut base: BundleManifest,
+    base: BundleManifest,
     opts: &WriteOptions,
     reporter: &dyn Reporter,
 ) -> Result<WrittenBundle, BundleError> {
+    let manifest = manifest_of_tree(dir, base, reporter)?;
+    let sources: Vec<PathBuf> = manifest.files.iter().map(|f| dir.join(&f.path)).collect();
+    write_bundle(output, &manifest, &sources, opts, reporter)
+}
+
+/// `base` with every regular file under `dir` as its files, hashed in parallel, finalized.
+pub fn manifest_of_tree(
+    dir: &Path,
+    mut base: BundleManifest,
+    reporter: &dyn Reporter,
+) -> Result<BundleManifest, BundleError> {
     let mut rel_paths = Vec::new();
     walk(dir, String::new(), &mut rel_paths)?;
     rel_paths.sort();
@@ -82,10 +70,9 @@ pub fn pack_tree(
         })
         .collect::<Result<Vec<_>, BundleError>>()?;
     reporter.finished();
-    let sources: Vec<PathBuf> = rel_paths.iter().map(|rel| dir.join(rel)).collect();
     base.files = files;
     finalize(&mut base);
-    write_bundle(output, &base, &sources, opts, reporter)
+    Ok(base)
 }
 
 fn walk(dir: &Path, prefix: String, out: &mut Vec<String>) -> Result<(), BundleError> {
@@ -106,7 +93,7 @@ fn walk(dir: &Path, prefix: String, out: &mut Vec<String>) -> Result<(), BundleE
         if kind.is_dir() {
             walk(&entry.path(), rel, out)?;
         } else if kind.is_file() {
-            check_entry_path(&rel).map_err(|why| BundleError::InvalidInput {
+            bundle::paths::check_entry_path(&rel).map_err(|why| BundleError::InvalidInput {
                 reason: format!("{}: {why}", entry.path().display()),
             })?;
             out.push(rel);
@@ -121,7 +108,6 @@ fn walk(dir: &Path, prefix: String, out: &mut Vec<String>) -> Result<(), BundleE
     }
     Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

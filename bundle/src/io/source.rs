@@ -9,10 +9,11 @@ use std::sync::{Arc, mpsc};
 
 use sha2::{Digest, Sha256};
 
-use crate::direct::{DirectBuffer, DirectReader};
+use super::reader::DirectReader;
+use super::writer::DirectBuffer;
+use super::{IoMode, read_some};
 use crate::error::{BundleError, EntryProblem};
 use crate::manifest::{BundleManifest, FileEntry};
-use crate::write::read_some;
 
 /// Where one payload file's bytes come from.
 #[derive(Debug, Clone)]
@@ -66,6 +67,7 @@ pub(crate) fn read_sources(
     sources: impl Iterator<Item = Input>,
     free: &mpsc::Receiver<Vec<u8>>,
     out: &mpsc::SyncSender<Chunk>,
+    mode: IoMode,
 ) {
     let mut sources = sources;
     let mut spare = Some(DirectBuffer::new());
@@ -75,7 +77,7 @@ pub(crate) fn read_sources(
             None => Chunk::Failed(BundleError::InvalidInput {
                 reason: format!("the sources ended after {i} of {expected} files"),
             }),
-            Some(source) => match read_source(entry, &source, &mut spare, free, out) {
+            Some(source) => match read_source(entry, &source, &mut spare, free, out, mode) {
                 Ok(true) => Chunk::EndOfFile,
                 // The consumer is gone (it failed): nothing left to do.
                 Ok(false) => return,
@@ -99,9 +101,8 @@ pub(crate) fn read_sources(
     let _ = out.send(last);
 }
 
-/// Streams one source; Ok(false) when the consumer hung up. What of a file is not in the page
-/// cache is read past it ([`DirectReader`]) with the window in `spare`, which is put back for
-/// the next file. Bytes in memory are checked like a file (a caller's mix-up must not reach
+/// Streams one source; Ok(false) when the consumer hung up. A file is read with a
+/// [`DirectReader`] and the window in `spare`, which is put back for the next file. Bytes in memory are checked like a file (a caller's mix-up must not reach
 /// the bundle either), except that a digest the producer computed over them is compared
 /// instead of hashing them again.
 fn read_source(
@@ -110,6 +111,7 @@ fn read_source(
     spare: &mut Option<DirectBuffer>,
     free: &mpsc::Receiver<Vec<u8>>,
     out: &mpsc::SyncSender<Chunk>,
+    mode: IoMode,
 ) -> Result<bool, BundleError> {
     let source = input.path();
     let mismatch = |reason| BundleError::SourceMismatch {
@@ -120,7 +122,7 @@ fn read_source(
     let (mut src, known) = match input {
         Input::Memory { data, sha256, .. } => (SourceReader::Memory(&data[..]), sha256.as_deref()),
         Input::File(_) => {
-            let reader = DirectReader::open(source, spare.take().unwrap_or_default())
+            let reader = DirectReader::open(source, spare.take().unwrap_or_default(), mode)
                 .map_err(|e| BundleError::io(source, e))?;
             (SourceReader::File(reader), None)
         }

@@ -1,9 +1,9 @@
-//! Read-ahead for the bundle writer's file sources. Source files not in the page cache are read
-//! past it ([`crate::direct`]), and such reads are synchronous: read one after the other by the
-//! thread that also hashes them, 2,000 small cache files left the disk idle while hashing and
-//! the CPU idle while reading (a warm `bundler build` went from 2.5 s to 3.0 s). Here a few threads
+//! Read-ahead for the bundle writer's file sources. Read one after the other by the thread that
+//! also hashes them, cold source files left the disk idle while hashing and the CPU idle while
+//! reading (their reads are synchronous, past the cache in direct mode). Here a few threads
 //! each read every few-th file whole into memory, ahead of the reader stage, and hand it on as
-//! [`Input::Memory`] in the original order; the reader stage hashes and checks it as before.
+//! [`Input::Memory`] in the original order; the reader stage hashes and checks it as before
+//! (numbers: docs/BENCHMARKS.md, "Issue 16: I/O mode").
 //!
 //! Only files up to [`READ_AHEAD_MAX`] are read ahead, so memory stays bounded; larger ones,
 //! and any file that cannot be read here, pass on as paths and the reader stage streams them
@@ -12,24 +12,25 @@
 use std::io::Read;
 use std::sync::{Arc, mpsc};
 
-use crate::direct::{DirectBuffer, DirectReader};
-use crate::source::Input;
+use super::IoMode;
+use super::reader::DirectReader;
+use super::source::Input;
+use super::writer::DirectBuffer;
 
-/// Threads reading ahead, so requests in flight on the device: reading a warm build's 2,023
-/// cache files with `O_DIRECT` ran at 350 MB/s from three threads and 510 MB/s from eight
-/// (sixteen were slower), and the warm build went from 1.35-1.6 s to 1.13-1.35 s.
+/// Threads reading ahead, so requests in flight on the device (eight measured best).
 const READERS: usize = 8;
 /// Files each thread may have read and not yet handed on.
 const DEPTH: usize = 1;
 /// Largest file read ahead whole: with up to sixteen files held by the threads and their
 /// channels, 64 MiB at most; most RPMs and wheels are well under it, and larger files stream.
-pub(crate) const READ_AHEAD_MAX: u64 = 4 << 20;
+const READ_AHEAD_MAX: u64 = 4 << 20;
 
 /// Runs `sources` through the read-ahead threads (spawned in `scope`) and returns the inputs in
 /// the same order. Dropping the returned iterator stops the threads at their next send.
 pub(crate) fn read_ahead<'scope, 'env, I>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     sources: I,
+    mode: IoMode,
 ) -> impl Iterator<Item = Input> + Send + 'scope
 where
     I: Iterator<Item = Input> + Send + 'scope,
@@ -42,7 +43,7 @@ where
         scope.spawn(move || {
             let mut spare = Some(DirectBuffer::new());
             for input in job_rx {
-                if done_tx.send(load(input, &mut spare)).is_err() {
+                if done_tx.send(load(input, &mut spare, mode)).is_err() {
                     return;
                 }
             }
@@ -67,11 +68,11 @@ where
 }
 
 /// A small file read whole into memory; anything else as it came.
-fn load(input: Input, spare: &mut Option<DirectBuffer>) -> Input {
+fn load(input: Input, spare: &mut Option<DirectBuffer>, mode: IoMode) -> Input {
     let Input::File(path) = input else {
         return input;
     };
-    let Ok(mut reader) = DirectReader::open(&path, spare.take().unwrap_or_default()) else {
+    let Ok(mut reader) = DirectReader::open(&path, spare.take().unwrap_or_default(), mode) else {
         return Input::File(path);
     };
     let size = match reader.size() {

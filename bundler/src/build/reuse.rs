@@ -1,5 +1,6 @@
 //! "Output already up to date": when the bundle at the output path already holds exactly what a
-//! new write would put there, keep it instead of rewriting hundreds of MB.
+//! new build would write there, keep it instead of rewriting hundreds of MB. The bundler's
+//! policy, built on the format's public reading and writing API.
 //!
 //! The existing bundle is kept only when
 //! - its `manifest.json` is byte for byte the manifest the caller is about to write, with only
@@ -13,12 +14,12 @@
 //!     last checked) the file, names the same device, inode, size, mtime and ctime and the same
 //!     sha256. Any write, truncation, `chmod`, `touch` or replacement of the file changes its
 //!     ctime or inode, which no user can set back; this is the check `make`, `rsync` and git's
-//!     index make, and it costs one `stat` instead of reading the whole bundle (0.66-0.80 s
-//!     for 521 MB here, and in proportion for a larger mirror). `installer verify` and
-//!     `installer apply` still check every byte where the bundle is used;
-//!   - **checked in full**: otherwise a full [`verify`](crate::read::verify) reads and hashes
-//!     every payload file against the manifest, and the bundle's own sha256 (hashed in the same
-//!     pass) must match `<bundle>.sha256`.
+//!     index make, and it costs one `stat` instead of reading the whole bundle.
+//!     `installer verify` and `installer apply` still check every byte where the bundle is
+//!     used;
+//!   - **checked in full**: otherwise a full verify ([`bundle::read::verify_and_digest`]) reads
+//!     and hashes every payload file against the manifest, and the bundle's own sha256 (hashed
+//!     in the same pass) must match `<bundle>.sha256`.
 //!
 //! Anything else (no file, not a bundle, damaged, different content) means "not up to date"
 //! and the caller writes a new bundle as usual, atomically replacing the old one.
@@ -29,10 +30,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::manifest::BundleManifest;
-use crate::read::{read_manifest, verify_and_digest};
-use crate::sign::sign_manifest;
-use crate::write::{
+use bundle::BundleManifest;
+use bundle::read::{read_manifest, verify_and_digest};
+use bundle::sign::sign_manifest;
+use bundle::write::{
     Reuse, WriteOptions, WrittenBundle, manifest_bytes, manifest_sidecar_path, sidecar_path,
     write_atomic,
 };
@@ -136,7 +137,7 @@ pub fn reuse_if_up_to_date(
         let size = fs_err::metadata(output).ok()?.len();
         (recorded, size, Reuse::Unchanged)
     } else {
-        let (sha256, size) = verify_and_digest(output).ok()?;
+        let (sha256, size) = verify_and_digest(output, opts.io).ok()?;
         if sha256 != recorded {
             return None;
         }

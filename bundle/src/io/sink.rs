@@ -1,8 +1,8 @@
 //! The bundle writer's output stage: the zstd encoder writes into an [`OutputSink`], which
 //! collects compressed bytes into chunks and hands them to a thread that hashes them for
 //! `<bundle>.sha256` and passes them to one that writes them to the file, so that neither the
-//! write nor the hash holds up the thread feeding the compressor. The output is one file
-//! ([`DirectWriter`]) or a set of volumes ([`VolumeWriter`]), which hash each volume themselves.
+//! write nor the hash holds up the thread feeding the compressor. The output is anything that
+//! implements [`Output`]: one file ([`DirectWriter`]) or a set of volumes (`volume.rs`).
 
 use std::io::{self, Write};
 use std::sync::mpsc;
@@ -10,9 +10,8 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
-use crate::direct::DirectWriter;
-use crate::volume::{VolumeWriter, WrittenVolume};
-use crate::write::{BUFFERS, CHUNK};
+use super::writer::DirectWriter;
+use super::{BUFFERS, CHUNK, IoMode};
 
 /// Where the output stage writes: the bytes go in with `Write`, `finish` says what came out.
 pub(crate) trait Output: Write + Send + 'static {
@@ -24,13 +23,6 @@ impl Output for DirectWriter {
     type Done = std::fs::File;
     fn finish(self) -> io::Result<std::fs::File> {
         DirectWriter::finish(self)
-    }
-}
-
-impl Output for VolumeWriter {
-    type Done = Vec<WrittenVolume>;
-    fn finish(self) -> io::Result<Vec<WrittenVolume>> {
-        VolumeWriter::finish(self)
     }
 }
 
@@ -48,8 +40,8 @@ pub(crate) struct OutputSink<O: Output> {
 impl OutputSink<DirectWriter> {
     /// Writes at `file`'s position; `hasher` and `written` already hold what is before it (the
     /// header and installer of a `.run`, or nothing).
-    pub(crate) fn new(file: std::fs::File, hasher: Sha256, written: u64) -> Self {
-        Self::start(DirectWriter::new(file), hasher, written)
+    pub(crate) fn new(file: std::fs::File, hasher: Sha256, written: u64, mode: IoMode) -> Self {
+        Self::start(DirectWriter::new(file, mode), hasher, written)
     }
 }
 
@@ -119,10 +111,9 @@ impl<O: Output> Write for OutputSink<O> {
     }
 }
 
-/// The output stage: hashes every chunk and hands it to a writer thread that writes it (past
-/// the page cache, see [`crate::direct`]) and returns the buffer for reuse. Hash and write run
-/// on their own threads because a direct write waits for the disk (1 MiB writes of 512 MiB took
-/// 0.68 s here with `dd oflag=direct`), and the hash need not wait with it.
+/// The output stage: hashes every chunk and hands it to a writer thread that writes it and
+/// returns the buffer for reuse. Hash and write run on their own threads because a direct write
+/// waits for the disk, and the hash need not wait with it.
 fn write_output<O: Output>(
     mut out: O,
     mut hasher: Sha256,
