@@ -383,6 +383,7 @@ fn plan_repo(
             sha256,
             from_cache: false,
             data: None,
+            held: None,
         },
     }];
     // The bundle carries the signature when the mirror has it, checked or not.
@@ -398,6 +399,7 @@ fn plan_repo(
                 sha256,
                 from_cache: false,
                 data: None,
+                held: None,
             },
         });
     }
@@ -622,5 +624,6 @@ fn key_file(path: std::path::PathBuf, url: Url, bytes: &[u8], sha256: String) ->
         sha256,
         from_cache: false,
         data: None,
+        held: None,
     }
 }

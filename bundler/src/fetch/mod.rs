@@ -20,6 +20,7 @@
 //! ```
 
 mod attempt;
+mod budget;
 mod cache;
 mod mirrors;
 pub mod registry;
@@ -36,9 +37,11 @@ use bundle::progress::Reporter;
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
-use attempt::{AttemptError, Received, file_attempt, http_attempt};
+use attempt::{AttemptError, KEEP_IN_MEMORY, Received, file_attempt, http_attempt};
+pub use budget::Reservation;
+use budget::{MEMORY_BUDGET, MemoryBudget};
 pub use cache::{Cache, SignatureRecords};
-use mirrors::MirrorBoard;
+use mirrors::{InFlight, MirrorBoard};
 pub use registry::{FetchedManifest, RegistryAuth};
 
 /// How the fetcher behaves. Defaults suit a real mirror over the internet.
@@ -139,6 +142,8 @@ pub struct Fetched {
     /// The file's bytes, when this fetch downloaded it into memory (see
     /// `attempt::KEEP_IN_MEMORY`): the same bytes as the file at `path`, already checked.
     pub data: Option<Arc<Vec<u8>>>,
+    /// The share of the fetcher's memory budget `data` holds; drop it with `data`.
+    pub held: Option<Arc<Reservation>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +199,10 @@ pub struct Fetcher {
     downloaded: AtomicU64,
     /// Write windows for the cache files written past the page cache.
     pool: Arc<BufferPool>,
+    /// Bodies kept in memory, for every mirror and download together.
+    budget: Arc<MemoryBudget>,
+    /// How many network downloads run at once, grown by measured throughput.
+    in_flight: InFlight,
 }
 
 impl Fetcher {
@@ -245,10 +254,12 @@ impl Fetcher {
             next_client: AtomicUsize::new(0),
             mirrors: MirrorBoard::default(),
             cache: Cache::open(cache_dir)?,
-            settings,
             runtime,
             downloaded: AtomicU64::new(0),
             pool: Arc::default(),
+            budget: MemoryBudget::new(MEMORY_BUDGET),
+            in_flight: InFlight::new(settings.jobs.max(1), settings.jobs.max(1), MAX_IN_FLIGHT),
+            settings,
         })
     }
 
@@ -262,16 +273,30 @@ impl Fetcher {
         self.settings.jobs.max(1)
     }
 
-    /// Downloads in flight at once for `downloads`: `--jobs` per mirror they name, so that
-    /// each mirror given adds its own connections (its per-connection limit and round trip
-    /// bound what one connection carries), at most [`MAX_IN_FLIGHT`].
+    /// How many of `downloads` a batch should keep going at once. Network downloads also wait
+    /// for their turn at the fetcher's gate, which starts at `--jobs` per mirror they name
+    /// (each mirror adds its own connections: its per-connection limit and round trip bound
+    /// what one carries) and grows while the measured throughput grows (`mirrors::InFlight`),
+    /// up to [`MAX_IN_FLIGHT`]; so a batch with network downloads queues that many. `file://`
+    /// copies have no gate and run `--jobs` per mirror.
     pub fn jobs_for<'a>(&self, downloads: impl IntoIterator<Item = &'a Download>) -> usize {
-        let mirrors = downloads
-            .into_iter()
-            .map(|d| d.urls.len())
-            .max()
-            .unwrap_or(1);
-        (self.jobs() * mirrors.max(1)).clamp(1, MAX_IN_FLIGHT)
+        let (mut mirrors, mut network) = (1, false);
+        for d in downloads {
+            mirrors = mirrors.max(d.urls.len());
+            network |= d.urls.iter().any(|u| u.scheme() != "file");
+        }
+        let floor = (self.jobs() * mirrors).clamp(1, MAX_IN_FLIGHT);
+        if network {
+            self.in_flight.at_least(floor);
+            MAX_IN_FLIGHT
+        } else {
+            floor
+        }
+    }
+
+    /// Network downloads allowed in flight now (see [`Fetcher::jobs_for`]).
+    pub fn in_flight_limit(&self) -> usize {
+        self.in_flight.limit()
     }
 
     /// Files each mirror (by origin) delivered in this run.
@@ -315,6 +340,7 @@ impl Fetcher {
         let fetch = |d| async move {
             self.fetch(d, reporter).await.map(|mut f| {
                 f.data = None;
+                f.held = None;
                 f
             })
         };
@@ -359,6 +385,14 @@ impl Fetcher {
             return Ok(self.fetched(path, first.clone(), d, true, None));
         }
         let partial = self.cache.partial_path(&d.expected.sha256);
+        let _turn = match first.scheme() {
+            "file" => None,
+            _ => Some(self.in_flight.admit().await),
+        };
+        // A body is kept in memory only while the shared budget has room for it.
+        let held = (d.expected.size <= KEEP_IN_MEMORY)
+            .then(|| self.budget.try_reserve(d.expected.size))
+            .flatten();
         let mut failures = Vec::new();
         let mut mismatch = false;
         // A mismatch is never accepted and ends that mirror's turn. Only when every mirror has
@@ -369,14 +403,18 @@ impl Fetcher {
             for url in &self.mirrors.order(&d.urls) {
                 self.mirrors.started(url);
                 let start = Instant::now();
-                let reason = match self.fetch_from(url, d, &partial, reporter).await {
+                let in_memory = held.is_some();
+                let reason = match self.fetch_from(url, d, &partial, in_memory, reporter).await {
                     Ok(body) => {
                         self.mirrors
                             .succeeded(url, d.expected.size, start.elapsed());
+                        self.in_flight.observe(self.downloaded_bytes());
                         let path = self.cache.admit(&partial, &d.expected.sha256)?;
                         reporter.advanced(1, 0);
                         let data = body.map(Arc::new);
-                        return Ok(self.fetched(path, url.clone(), d, false, data));
+                        let mut fetched = self.fetched(path, url.clone(), d, false, data);
+                        fetched.held = fetched.data.as_ref().and(held).map(Arc::new);
+                        return Ok(fetched);
                     }
                     Err(AttemptError::Local(e)) => {
                         self.mirrors
@@ -420,6 +458,7 @@ impl Fetcher {
             sha256: d.expected.sha256.clone(),
             from_cache,
             data,
+            held: None,
         }
     }
 
@@ -431,6 +470,7 @@ impl Fetcher {
         url: &Url,
         d: &Download,
         partial: &std::path::Path,
+        in_memory: bool,
         reporter: &dyn Reporter,
     ) -> Result<Option<Vec<u8>>, AttemptError> {
         let mut delay = self.settings.backoff;
@@ -449,7 +489,7 @@ impl Fetcher {
                     .expect("copy task does not panic")
                     .map(|bytes| Received { bytes, body: None })
             } else {
-                let pool = &self.pool;
+                let pool = in_memory.then_some(&self.pool);
                 let client = self.client();
                 http_attempt(
                     client,
