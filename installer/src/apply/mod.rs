@@ -420,15 +420,34 @@ fn run_staged(
     };
 
     let mut outcome = Outcome::default();
-    for (repo, parsed) in plan.repos.iter().zip(parsed) {
-        repos::execute(
-            repo,
-            layout,
-            &extracted,
-            opts.compression,
-            parsed,
-            &repodata::NoReporter,
-        )?;
+    // The repos are independent trees, each switched on its own: building them at once lets a
+    // small repo's XML and flush overlap the large one's instead of queueing behind it.
+    let built: Vec<Result<(), ApplyError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plan
+            .repos
+            .iter()
+            .zip(parsed)
+            .map(|(repo, parsed)| {
+                let extracted = &extracted;
+                scope.spawn(move || {
+                    repos::execute(
+                        repo,
+                        layout,
+                        extracted,
+                        opts.compression,
+                        parsed,
+                        &repodata::NoReporter,
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    built.into_iter().collect::<Result<(), _>>()?;
+    for repo in &plan.repos {
         if repo.unchanged {
             outcome.repos_unchanged.push(repo.id.clone());
         } else {
