@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes of download bodies held in memory at most, in flight and finished ahead of the
-/// writer together. 64 MiB: 16 downloads of the largest kept size, or the 4-16 MB of a
-/// handful of large files; with the writer's channel (8 x 4 MiB) at most 96 MiB of bodies.
-pub(crate) const MEMORY_BUDGET: u64 = 64 << 20;
+/// writer together. 48 MiB: 12 downloads of the largest kept size, or 40-150 of Rocky's
+/// typical 0.3-1.2 MB packages; with the writer's channel (8 x 4 MiB) at most 80 MiB of bodies.
+pub(crate) const MEMORY_BUDGET: u64 = 48 << 20;
 
 #[derive(Debug)]
 pub(crate) struct MemoryBudget {
