@@ -374,6 +374,7 @@ async fn plan_repo(
             sha256,
             from_cache: false,
             data: None,
+            held: None,
         },
     }];
     // The bundle carries the signature when the mirror has it, checked or not.
@@ -389,6 +390,7 @@ async fn plan_repo(
                 sha256,
                 from_cache: false,
                 data: None,
+                held: None,
             },
         });
     }
@@ -623,5 +625,6 @@ fn key_file(path: std::path::PathBuf, url: Url, bytes: &[u8], sha256: String) ->
         sha256,
         from_cache: false,
         data: None,
+        held: None,
     }
 }

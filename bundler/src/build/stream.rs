@@ -33,7 +33,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::reuse::{OutputStamps, reuse_if_up_to_date};
 use super::{BuildError, BuildParts, Source, manifest_for, space};
-use crate::fetch::{Download, Fetcher, SignatureRecords};
+use crate::fetch::{Download, Fetcher, Reservation, SignatureRecords};
 use crate::rpm::verify::ReleaseKey;
 
 /// Files waiting for the writer, at most: with downloads kept in memory (up to 4 MiB each)
@@ -45,6 +45,8 @@ const WAITING: usize = 8;
 struct Ready {
     path: PathBuf,
     data: Option<Arc<Vec<u8>>>,
+    /// `data`'s share of the fetcher's memory budget, given back when `data` goes to the writer.
+    held: Option<Arc<Reservation>>,
 }
 
 /// Write the bundle for `parts` to `output` (atomically, with its `.sha256`), fetching and
@@ -182,6 +184,8 @@ async fn stream_into(
                         done.push(ready.next().await.expect("one result per download")?);
                     }
                     let ready = &mut done[*u];
+                    // From here the writer's bounded channel holds the bytes.
+                    ready.held = None;
                     match ready.data.take() {
                         // Hashed by the fetcher as it arrived and found equal to this.
                         Some(data) => Input::Memory {
@@ -366,5 +370,6 @@ async fn fetch_verified(
     Ok(Ready {
         path: fetched.path,
         data: fetched.data,
+        held: fetched.held,
     })
 }

@@ -107,7 +107,8 @@ pub struct SelectionArgs {
     /// Download cache (content-addressed; re-runs fetch only what is new).
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
-    /// Parallel downloads per mirror.
+    /// Parallel downloads per mirror to start with; over the network more are added while the
+    /// measured throughput grows (at most 32 in all).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
     /// How downloads share connections to a host: http1 (one connection per download in

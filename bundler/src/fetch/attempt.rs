@@ -94,9 +94,8 @@ fn hash_prefix(partial: &Path) -> std::io::Result<(Sha256, u64)> {
 /// writer and the signature check take them from there instead of reading the cache back).
 /// Larger files, and resumed ones, stream into their partial file as they arrive.
 ///
-/// 4 MiB: at most `--jobs` downloads per mirror in flight, as many finished ahead of the
-/// writer and 8 waiting for it are held, so (8 + 8 + 8) x 4 MiB = 96 MiB at the default of 8
-/// jobs and one mirror, (16 + 16 + 8) x 4 MiB = 160 MiB with two.
+/// 4 MiB, and only while the fetcher's shared memory budget has room (`budget::MEMORY_BUDGET`,
+/// whatever the mirror count and the downloads in flight; the rest stream to their file).
 pub(crate) const KEEP_IN_MEMORY: u64 = 4 << 20;
 
 /// A successful attempt: body bytes received, and the whole file when it was kept in memory.
@@ -113,7 +112,8 @@ pub(crate) async fn http_attempt(
     authorization: Option<String>,
     expected: &Expected,
     partial: &Path,
-    pool: &Arc<BulkWriter>,
+    // Given when the body may be kept in memory: writes its cache file in the chosen I/O mode.
+    pool: Option<&Arc<BulkWriter>>,
     reporter: &dyn Reporter,
 ) -> Result<Received, AttemptError> {
     // Most downloads start fresh: one `stat` tells, with no trip to the blocking pool (two
@@ -172,7 +172,9 @@ pub(crate) async fn http_attempt(
     if !append {
         hasher = Sha256::new();
         have = 0;
-        if expected.size <= KEEP_IN_MEMORY {
+        if let Some(pool) = pool
+            && expected.size <= KEEP_IN_MEMORY
+        {
             return receive_in_memory(response, expected, partial, pool, reporter).await;
         }
     }

@@ -24,6 +24,7 @@
 //! ```
 
 mod attempt;
+mod budget;
 mod cache;
 mod mirrors;
 pub mod registry;
@@ -41,9 +42,11 @@ use bundle::{BulkWriter, IoMode};
 use futures::{StreamExt, TryStreamExt};
 use url::Url;
 
-use attempt::{AttemptError, Received, file_attempt, http_attempt};
+use attempt::{AttemptError, KEEP_IN_MEMORY, Received, file_attempt, http_attempt};
+pub use budget::Reservation;
+use budget::{MEMORY_BUDGET, MemoryBudget};
 pub use cache::{Cache, SignatureRecords};
-use mirrors::MirrorBoard;
+use mirrors::{InFlight, MirrorBoard};
 pub use registry::{FetchedManifest, RegistryAuth};
 pub use retry::Answer;
 use retry::single_failure;
@@ -114,9 +117,11 @@ impl std::str::FromStr for Connections {
     }
 }
 
-/// Downloads in flight at most, whatever the mirror count: bounds memory (see
-/// `attempt::KEEP_IN_MEMORY`) and the connections one build opens.
-const MAX_IN_FLIGHT: usize = 64;
+/// Downloads in flight at most, whatever the mirror count: bounds the connections one build
+/// opens and the memory each holds (a 1 MiB write buffer for a body that streams to its file,
+/// and the connection's own buffers). 64 raised the WAN bench's peak RSS from 87-91 MiB to
+/// 142 MiB with no gain on its link, which 16 connections already fill (docs/BENCHMARKS.md).
+const MAX_IN_FLIGHT: usize = 32;
 
 /// What a file must be to be accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +154,8 @@ pub struct Fetched {
     /// The file's bytes, when this fetch downloaded it into memory (see
     /// `attempt::KEEP_IN_MEMORY`): the same bytes as the file at `path`, already checked.
     pub data: Option<Arc<Vec<u8>>>,
+    /// The share of the fetcher's memory budget `data` holds; drop it with `data`.
+    pub held: Option<Arc<Reservation>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +219,10 @@ pub struct Fetcher {
     downloaded: AtomicU64,
     /// Writes the cache files downloaded into memory, in the chosen I/O mode.
     pool: Arc<BulkWriter>,
+    /// Bodies kept in memory, for every mirror and download together.
+    budget: Arc<MemoryBudget>,
+    /// How many network downloads run at once, grown by measured throughput.
+    in_flight: InFlight,
 }
 
 impl Fetcher {
@@ -260,9 +271,11 @@ impl Fetcher {
             next_client: AtomicUsize::new(0),
             mirrors: MirrorBoard::default(),
             cache: Cache::open(cache_dir)?,
-            settings,
             downloaded: AtomicU64::new(0),
             pool: Arc::new(BulkWriter::new(io)),
+            budget: MemoryBudget::new(MEMORY_BUDGET),
+            in_flight: InFlight::new(settings.jobs.max(1), settings.jobs.max(1), MAX_IN_FLIGHT),
+            settings,
         })
     }
 
@@ -271,16 +284,30 @@ impl Fetcher {
         self.settings.jobs.max(1)
     }
 
-    /// Downloads in flight at once for `downloads`: `--jobs` per mirror they name, so that
-    /// each mirror given adds its own connections (its per-connection limit and round trip
-    /// bound what one connection carries), at most [`MAX_IN_FLIGHT`].
+    /// How many of `downloads` a batch should keep going at once. Network downloads also wait
+    /// for their turn at the fetcher's gate, which starts at `--jobs` per mirror they name
+    /// (each mirror adds its own connections: its per-connection limit and round trip bound
+    /// what one carries) and grows while the measured throughput grows (`mirrors::InFlight`),
+    /// up to [`MAX_IN_FLIGHT`]; so a batch with network downloads queues that many. `file://`
+    /// copies have no gate and run `--jobs` per mirror.
     pub fn jobs_for<'a>(&self, downloads: impl IntoIterator<Item = &'a Download>) -> usize {
-        let mirrors = downloads
-            .into_iter()
-            .map(|d| d.urls.len())
-            .max()
-            .unwrap_or(1);
-        (self.jobs() * mirrors.max(1)).clamp(1, MAX_IN_FLIGHT)
+        let (mut mirrors, mut network) = (1, false);
+        for d in downloads {
+            mirrors = mirrors.max(d.urls.len());
+            network |= d.urls.iter().any(|u| u.scheme() != "file");
+        }
+        let floor = (self.jobs() * mirrors).clamp(1, MAX_IN_FLIGHT);
+        if network {
+            self.in_flight.at_least(floor);
+            MAX_IN_FLIGHT
+        } else {
+            floor
+        }
+    }
+
+    /// Network downloads allowed in flight now (see [`Fetcher::jobs_for`]).
+    pub fn in_flight_limit(&self) -> usize {
+        self.in_flight.limit()
     }
 
     /// Files each mirror (by origin) delivered in this run.
@@ -324,6 +351,7 @@ impl Fetcher {
         let fetch = |d| async move {
             self.fetch(d, reporter).await.map(|mut f| {
                 f.data = None;
+                f.held = None;
                 f
             })
         };
@@ -368,6 +396,14 @@ impl Fetcher {
             return Ok(self.fetched(path, first.clone(), d, true, None));
         }
         let partial = self.cache.partial_path(&d.expected.sha256);
+        let _turn = match first.scheme() {
+            "file" => None,
+            _ => Some(self.in_flight.admit().await),
+        };
+        // A body is kept in memory only while the shared budget has room for it.
+        let held = (d.expected.size <= KEEP_IN_MEMORY)
+            .then(|| self.budget.try_reserve(d.expected.size))
+            .flatten();
         let mut failures = Vec::new();
         let mut mismatch = false;
         // A mismatch is never accepted and ends that mirror's turn. Only when every mirror has
@@ -379,14 +415,18 @@ impl Fetcher {
             for (i, url) in order.iter().enumerate() {
                 self.mirrors.started(url);
                 let start = Instant::now();
-                let reason = match self.fetch_from(url, d, &partial, reporter).await {
+                let in_memory = held.is_some();
+                let reason = match self.fetch_from(url, d, &partial, in_memory, reporter).await {
                     Ok(body) => {
                         self.mirrors
                             .succeeded(url, d.expected.size, start.elapsed());
+                        self.in_flight.observe(self.downloaded_bytes());
                         let path = self.cache.admit(&partial, &d.expected.sha256)?;
                         reporter.advanced(1, 0);
                         let data = body.map(Arc::new);
-                        return Ok(self.fetched(path, url.clone(), d, false, data));
+                        let mut fetched = self.fetched(path, url.clone(), d, false, data);
+                        fetched.held = fetched.data.as_ref().and(held).map(Arc::new);
+                        return Ok(fetched);
                     }
                     Err(AttemptError::Local(path, source)) => {
                         self.mirrors.failed(
@@ -436,6 +476,7 @@ impl Fetcher {
             sha256: d.expected.sha256.clone(),
             from_cache,
             data,
+            held: None,
         }
     }
 
@@ -447,6 +488,7 @@ impl Fetcher {
         url: &Url,
         d: &Download,
         partial: &std::path::Path,
+        in_memory: bool,
         reporter: &dyn Reporter,
     ) -> Result<Option<Vec<u8>>, AttemptError> {
         let attempt = || async move {
@@ -470,7 +512,7 @@ impl Fetcher {
                 authorization,
                 &d.expected,
                 partial,
-                &self.pool,
+                in_memory.then_some(&self.pool),
                 reporter,
             )
             .await
