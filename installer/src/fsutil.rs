@@ -99,8 +99,8 @@ pub enum Durability {
     #[default]
     EachFile,
     /// Nothing is fsynced here: the tree is a staging tree, and its owner syncs the whole
-    /// filesystem once ([`sync_filesystem`]) before switching it live. Each fsync costs a
-    /// device flush: apply of the benchmark bundle made 182 fsyncs before, 46 after.
+    /// filesystem once ([`sync_filesystem`]) before switching it live: each fsync costs a
+    /// device flush (docs/BENCHMARKS.md, issue 5, counts them).
     Staged,
 }
 

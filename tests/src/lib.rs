@@ -26,6 +26,8 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
+#[cfg(test)]
+mod architecture;
 pub mod authfront;
 pub mod containerd;
 pub mod harness;

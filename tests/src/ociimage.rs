@@ -218,9 +218,9 @@ pub fn layer(family: MediaFamily, label: &str, seed: u64, payload_size: usize) -
         (format!("usr/share/{label}/payload.bin"), &payload),
     ]);
     let diff_id = sha256_digest(&tar);
-    // Stored deflate blocks: the payload is random, so compressing would gain nothing (the
-    // fast level even grew it by 5%), and a benchmark generating gigabytes should not wait on
-    // a compressor. Still real gzip, which is all a registry client sees.
+    // Stored deflate blocks: the payload is random, so compressing would gain nothing, and a
+    // benchmark generating gigabytes should not wait on a compressor. Still real gzip, which
+    // is all a registry client sees.
     let mut gz = GzEncoder::new(Vec::new(), Compression::none());
     gz.write_all(&tar).expect("gzip into memory");
     let gzipped = gz.finish().expect("gzip into memory");
