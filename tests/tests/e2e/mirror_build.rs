@@ -477,6 +477,16 @@ fn flaky_mirror_build_completes_with_every_file_matching_upstream() {
     assert!(compared > 40, "{compared}");
 }
 
+/// A build into `<dir>/b.tar.zst` that must fail verification (exit 3): its stderr.
+fn refused_build(dir: &Path, mirror: &GeneratedMirror, url: &str) -> String {
+    let result = build_cmd(dir, mirror, url, &dir.join("b.tar.zst"), &[])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+    assert_eq!(result.status.code(), Some(3), "{stderr}");
+    stderr
+}
+
 #[test]
 fn always_corrupt_package_fails_with_name_and_url_exit_3_and_no_bundle() {
     let tmp = tempfile::tempdir().unwrap();
@@ -484,12 +494,7 @@ fn always_corrupt_package_fails_with_name_and_url_exit_3_and_no_bundle() {
     let mut faults = Faults::none();
     faults.always_corrupt = vec!["curl-8.9.1-1.el10.x86_64.rpm".into()];
     let server = TestServer::start(&m.root, faults).unwrap();
-    let out = tmp.path().join("b.tar.zst");
-    let result = build_cmd(tmp.path(), &m, &server.url(), &out, &[])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert_eq!(result.status.code(), Some(3), "{stderr}");
+    let stderr = refused_build(tmp.path(), &m, &server.url());
     assert!(stderr.contains("curl-8.9.1-1.el10.x86_64.rpm"), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -512,11 +517,7 @@ fn unsigned_package_fails_naming_it() {
     let m = mirror(tmp.path(), |s| s.unsigned = vec!["chrony".into()]);
     let server = TestServer::start(&m.root, Faults::none()).unwrap();
     let out = tmp.path().join("b.tar.zst");
-    let result = build_cmd(tmp.path(), &m, &server.url(), &out, &[])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert_eq!(result.status.code(), Some(3), "{stderr}");
+    let stderr = refused_build(tmp.path(), &m, &server.url());
     assert!(
         stderr.contains("chrony-4.6-1.el10.x86_64") && stderr.contains("not signed"),
         "{stderr}"
