@@ -155,14 +155,13 @@ where
         return write_volumes(output, manifest, sources, opts, reporter, limit);
     }
     let (dir, name) = split_output(output)?;
-    let mtime = manifest.created.unix_timestamp().max(0) as u64;
-    let raw = manifest_bytes(manifest);
     let tmp = temp_beside(dir, &name)?;
     let mut file = tmp
         .as_file()
         .try_clone()
         .map_err(|e| BundleError::io(tmp.path(), e))?;
     let tmp_path = tmp.path().to_path_buf();
+    let packing = Packing::new(manifest, opts, reporter, &tmp_path);
     let io_err = |e| BundleError::io(&tmp_path, e);
     let mut hasher = Sha256::new();
     let offset = match &opts.self_extracting {
@@ -175,18 +174,8 @@ where
         None => 0,
     };
 
-    let payload = manifest.payload_totals();
-    reporter.started("pack", payload.files, payload.bytes);
     let sink = OutputSink::new(file, hasher, offset, opts.io);
-    let packed = Packing {
-        manifest,
-        raw: &raw,
-        mtime,
-        opts,
-        reporter,
-        err_path: &tmp_path,
-    };
-    let (mut file, mut hasher, mut size) = packed.pack(sink, sources)?;
+    let (mut file, mut hasher, mut size) = packing.pack(sink, sources)?;
     if opts.self_extracting.is_some() {
         let end = run::trailer(offset, size - offset);
         file.write_all(&end).map_err(io_err)?;
@@ -201,7 +190,7 @@ where
 
     let sha256_path = sidecar_path(output);
     write_atomic(&sha256_path, format!("{sha256}  {name}\n").as_bytes())?;
-    write_atomic(&manifest_sidecar_path(output), &raw)?;
+    write_atomic(&manifest_sidecar_path(output), &packing.raw)?;
     sync_dir(dir)?;
     reporter.finished();
     Ok(WrittenBundle {
@@ -240,21 +229,11 @@ fn write_volumes(
         });
     }
     let (dir, _) = split_output(output)?;
-    let mtime = manifest.created.unix_timestamp().max(0) as u64;
-    let raw = manifest_bytes(manifest);
-    let payload = manifest.payload_totals();
-    reporter.started("pack", payload.files, payload.bytes);
-    let set = crate::volume::set_id(&raw);
+    let packing = Packing::new(manifest, opts, reporter, output);
+    let set = crate::volume::set_id(&packing.raw);
     let out = VolumeWriter::new(output.to_path_buf(), limit, set, opts.io);
-    let packed = Packing {
-        manifest,
-        raw: &raw,
-        mtime,
-        opts,
-        reporter,
-        err_path: output,
-    };
-    let (volumes, hasher, size) = packed.pack(OutputSink::start(out, Sha256::new(), 0), sources)?;
+    let (volumes, hasher, size) =
+        packing.pack(OutputSink::start(out, Sha256::new(), 0), sources)?;
     let mut listing = String::new();
     let mut paths = Vec::with_capacity(volumes.len());
     for volume in volumes {
@@ -279,7 +258,7 @@ fn write_volumes(
     }
     let sha256_path = sidecar_path(output);
     write_atomic(&sha256_path, listing.as_bytes())?;
-    write_atomic(&manifest_sidecar_path(output), &raw)?;
+    write_atomic(&manifest_sidecar_path(output), &packing.raw)?;
     sync_dir(dir)?;
     reporter.finished();
     Ok(WrittenBundle {
@@ -297,15 +276,29 @@ fn write_volumes(
 struct Packing<'a> {
     manifest: &'a BundleManifest,
     /// The exact `manifest.json` bytes.
-    raw: &'a [u8],
-    mtime: u64,
+    raw: Vec<u8>,
     opts: &'a WriteOptions,
     reporter: &'a dyn Reporter,
     /// The path named by a write error.
     err_path: &'a Path,
 }
 
-impl Packing<'_> {
+impl<'a> Packing<'a> {
+    fn new(
+        manifest: &'a BundleManifest,
+        opts: &'a WriteOptions,
+        reporter: &'a dyn Reporter,
+        err_path: &'a Path,
+    ) -> Self {
+        Packing {
+            manifest,
+            raw: manifest_bytes(manifest),
+            opts,
+            reporter,
+            err_path,
+        }
+    }
+
     /// Writes the tar stream of the manifest, signature and every source through zstd into
     /// `sink`; returns what the sink wrote, the sha256 state and the size of its output.
     fn pack<O: Output>(
@@ -313,7 +306,11 @@ impl Packing<'_> {
         sink: OutputSink<O>,
         sources: impl Iterator<Item = Input> + Send,
     ) -> Result<(O::Done, Sha256, u64), BundleError> {
-        let (manifest, opts, mtime) = (self.manifest, self.opts, self.mtime);
+        let (manifest, opts) = (self.manifest, self.opts);
+        // Every entry carries the manifest's creation time, so two builds are byte-identical.
+        let mtime = manifest.created.unix_timestamp().max(0) as u64;
+        let payload = manifest.payload_totals();
+        self.reporter.started("pack", payload.files, payload.bytes);
         let io_err = |e| BundleError::io(self.err_path, e);
         // Three stages on their own threads, so that neither sha256 pass waits for the
         // compressor or the other: a reader reads and hashes source files ahead, this thread
@@ -336,9 +333,9 @@ impl Packing<'_> {
                     Ok(e)
                 })
                 .map_err(io_err)?;
-            write_memory_entry(&mut encoder, MANIFEST_NAME, self.raw, mtime).map_err(io_err)?;
+            write_memory_entry(&mut encoder, MANIFEST_NAME, &self.raw, mtime).map_err(io_err)?;
             if let Some(key) = &opts.signing_key {
-                let sig = sign_manifest(key, self.raw);
+                let sig = sign_manifest(key, &self.raw);
                 write_memory_entry(&mut encoder, SIGNATURE_NAME, &sig, mtime).map_err(io_err)?;
             }
             for entry in manifest.payload() {

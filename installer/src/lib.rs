@@ -17,3 +17,5 @@ pub mod status;
 
 #[cfg(test)]
 mod snapshots;
+#[cfg(test)]
+mod test_manifest;

@@ -124,6 +124,16 @@ impl MirrorSpec {
             keys: MirrorKeys::test_key(),
         }
     }
+
+    /// Where the repo `dir_name` (BaseOS, AppStream, extras) for `arch` lives, as on a Rocky
+    /// mirror: `<root>/<release>/<dir_name>/<arch>/os`.
+    pub fn repo_path(&self, dir_name: &str, arch: &str) -> PathBuf {
+        self.root
+            .join(&self.release)
+            .join(dir_name)
+            .join(arch)
+            .join("os")
+    }
 }
 
 /// One generated repository.
@@ -175,12 +185,7 @@ pub fn generate_mirror(spec: &MirrorSpec) -> Result<GeneratedMirror> {
     let mut repos = Vec::new();
     for arch in &spec.arches {
         for dir_name in REPO_DIRS {
-            let path = spec
-                .root
-                .join(&spec.release)
-                .join(dir_name)
-                .join(arch)
-                .join("os");
+            let path = spec.repo_path(dir_name, arch);
             let specs = package_set(spec, dir_name, arch);
             let written: Vec<(String, u64)> = specs
                 .par_iter()
@@ -305,6 +310,16 @@ fn filler_range(total: usize, split: [usize; 2], dir_name: &str) -> (usize, usiz
     }
 }
 
+fn openssl_libs(arch: &str, release: &str) -> PackageSpec {
+    pkg("openssl-libs", "3.2.2", arch, |p| {
+        p.epoch = 1;
+        p.release = release.into();
+        p.provides.push(Dep::any(LIBSSL));
+        p.requires.push(Dep::any(LIBC));
+        p.requires.push(Dep::any("ca-certificates"));
+    })
+}
+
 fn baseos_core(arch: &str, minor: &str) -> Vec<PackageSpec> {
     vec![
         pkg("filesystem", "3.18", arch, |p| {
@@ -350,20 +365,8 @@ fn baseos_core(arch: &str, minor: &str) -> Vec<PackageSpec> {
             p.files.push(file("/etc/pki/tls/cert.pem"));
         }),
         // Two builds of one package: the closure must take the newest EVR.
-        pkg("openssl-libs", "3.2.2", arch, |p| {
-            p.epoch = 1;
-            p.release = "12.el10".into();
-            p.provides.push(Dep::any(LIBSSL));
-            p.requires.push(Dep::any(LIBC));
-            p.requires.push(Dep::any("ca-certificates"));
-        }),
-        pkg("openssl-libs", "3.2.2", arch, |p| {
-            p.epoch = 1;
-            p.release = "16.el10".into();
-            p.provides.push(Dep::any(LIBSSL));
-            p.requires.push(Dep::any(LIBC));
-            p.requires.push(Dep::any("ca-certificates"));
-        }),
+        openssl_libs(arch, "12.el10"),
+        openssl_libs(arch, "16.el10"),
         pkg("publicsuffix-list", "20240107", "noarch", |_| {}),
         pkg("curl", "8.9.1", arch, |p| {
             p.requires.push(Dep::any(LIBSSL));

@@ -119,12 +119,7 @@ pub fn read_mirror(spec: &MirrorSpec) -> Result<GeneratedMirror> {
     let mut repos = Vec::new();
     for arch in &spec.arches {
         for dir_name in REPO_DIRS {
-            let path = spec
-                .root
-                .join(&spec.release)
-                .join(dir_name)
-                .join(arch)
-                .join("os");
+            let path = spec.repo_path(dir_name, arch);
             let mut packages = Vec::new();
             let mut package_bytes = 0;
             collect_rpms(&path, &path, &mut packages, &mut package_bytes)?;

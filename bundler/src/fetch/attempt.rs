@@ -187,10 +187,9 @@ pub(crate) async fn http_attempt(
         .await
         .map_err(local(partial))?;
     // Body chunks arrive in pieces of a few KiB and every write to a tokio file is a hop to the
-    // blocking pool; gather them into 1 MiB writes. (No wall-time change was measurable on the
-    // benchmark's loopback mirror, where page-cache copies dominate.) What is buffered is
-    // flushed below before the outcome is looked at, so a failed attempt still keeps every
-    // byte it received for the Range resume.
+    // blocking pool; gather them into 1 MiB writes. What is buffered is flushed below before
+    // the outcome is looked at, so a failed attempt still keeps every byte it received for the
+    // Range resume.
     let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut received = 0u64;
     let mut stream = response.bytes_stream();

@@ -119,8 +119,7 @@ impl std::str::FromStr for Connections {
 
 /// Downloads in flight at most, whatever the mirror count: bounds the connections one build
 /// opens and the memory each holds (a 1 MiB write buffer for a body that streams to its file,
-/// and the connection's own buffers). 64 raised the WAN bench's peak RSS from 87-91 MiB to
-/// 142 MiB with no gain on its link, which 16 connections already fill (docs/BENCHMARKS.md).
+/// and the connection's own buffers). Why 32 and not more: docs/BENCHMARKS.md, issue 18 WAN.
 const MAX_IN_FLIGHT: usize = 32;
 
 /// What a file must be to be accepted.

@@ -1,8 +1,7 @@
 //! The header-signature verifier the checks in [`super::verify`] run: RSA signatures, which
 //! Rocky makes (RSA-4096 over SHA-256), are checked by `ring`; everything else goes to the
-//! `rpm` crate's own verifier. The `pgp` crate's RSA arithmetic cost about 1.4 ms of CPU per
-//! RSA-4096 package, most of a cold build's CPU; ring's takes a tenth of that (numbers in
-//! docs/BENCHMARKS.md, `scripts/bench-verify`).
+//! `rpm` crate's own verifier, because the `pgp` crate's RSA arithmetic was most of a cold
+//! build's CPU on a Rocky-signed mirror (docs/BENCHMARKS.md, issue 18 signed mirror).
 //!
 //! Only success takes the fast path. A signature ring does not accept, or that is not plainly
 //! a v4 binary RSA signature by a signing-capable key of the file, is handed to the `rpm`

@@ -1,8 +1,7 @@
 use std::collections::HashMap;
 
 use bundle::manifest::{
-    BundleManifest, FileEntry, FileKind, ImageEntry, ImageManifest, KubesprayDownloads, ToolInfo,
-    Totals,
+    BundleManifest, FileEntry, FileKind, ImageEntry, ImageManifest, KubesprayDownloads,
 };
 use sha2::{Digest, Sha256};
 
@@ -105,26 +104,12 @@ impl Fixture {
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         BundleManifest {
-            format: bundle::FORMAT_VERSION,
-            min_installer_version: None,
-            base: None,
-            bundle_id: String::new(),
-            created: time::OffsetDateTime::UNIX_EPOCH,
-            tool: ToolInfo {
-                name: "test".into(),
-                version: "0".into(),
-            },
-            release: None,
-            arches: vec![],
-            rpm: None,
-            pypi_targets: vec![],
             kubespray: Some(KubesprayDownloads {
                 version: "2.31.0".into(),
                 files: vec![],
                 images: self.images.clone(),
             }),
-            files,
-            totals: Totals::default(),
+            ..crate::test_manifest::manifest(files)
         }
     }
 

@@ -88,7 +88,7 @@ mod tests {
 
     use super::super::*;
     use super::previous_records;
-    use crate::repodata::tests::read_dir_sorted;
+    use crate::repodata::tests::{input, read_dir_sorted, with_digests};
 
     /// Every fixture RPM (many kinds: latin1 text, rich deps, file types, src, v4/v6) at its
     /// path below `tests/fixtures/rpms`, copied into `dir/repo`.
@@ -113,29 +113,7 @@ mod tests {
     }
 
     fn known_set(repo: &Path) -> PackageSet {
-        let set = PackageSet::scan(repo, "x86_64").unwrap();
-        PackageSet {
-            files: set
-                .files
-                .into_iter()
-                .map(|f| {
-                    let (sha256, size) = packages::hash_file(&repo.join(&f.relative_path)).unwrap();
-                    PackageFile {
-                        known: Some(KnownDigest { sha256, size }),
-                        ..f
-                    }
-                })
-                .collect(),
-            ..set
-        }
-    }
-
-    fn input(repo: &Path, set: PackageSet) -> RepodataInput {
-        RepodataInput {
-            repo_dir: repo.to_owned(),
-            package_sets: vec![set],
-            upstream: Vec::new(),
-        }
+        with_digests(repo, PackageSet::scan(repo, "x86_64").unwrap())
     }
 
     fn options(revision: u64) -> Options {
@@ -154,13 +132,13 @@ mod tests {
         let fresh_repo = fixture_repo(fresh.path());
         let set = known_set(&repo);
         build(
-            &input(&repo, set.clone()),
+            &input(&repo, vec![set.clone()]),
             &options(1_600_000_000),
             &bundle::NoProgress,
         )
         .unwrap();
         build(
-            &input(&fresh_repo, set.clone()),
+            &input(&fresh_repo, vec![set.clone()]),
             &options(1_700_000_000),
             &bundle::NoProgress,
         )
@@ -175,7 +153,7 @@ mod tests {
             std::fs::write(&path, vec![0u8; size as usize]).unwrap();
         }
         build_with_parsed(
-            &input(&repo, set),
+            &input(&repo, vec![set]),
             &options(1_700_000_000),
             reused,
             &bundle::NoProgress,
@@ -192,7 +170,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = fixture_repo(dir.path());
         build(
-            &input(&repo, known_set(&repo)),
+            &input(&repo, vec![known_set(&repo)]),
             &options(1_600_000_000),
             &bundle::NoProgress,
         )

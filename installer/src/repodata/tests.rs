@@ -25,7 +25,8 @@ fn bzip2_repo(dir: &Path) -> PathBuf {
     repo
 }
 
-fn with_digests(repo: &Path, set: PackageSet) -> PackageSet {
+/// `set` with every file's sha256 and size filled in, as the bundle manifest gives them.
+pub(super) fn with_digests(repo: &Path, set: PackageSet) -> PackageSet {
     PackageSet {
         files: set
             .files
@@ -42,7 +43,7 @@ fn with_digests(repo: &Path, set: PackageSet) -> PackageSet {
     }
 }
 
-fn input(repo: &Path, sets: Vec<PackageSet>) -> RepodataInput {
+pub(super) fn input(repo: &Path, sets: Vec<PackageSet>) -> RepodataInput {
     RepodataInput {
         repo_dir: repo.to_owned(),
         package_sets: sets,
@@ -56,6 +57,11 @@ fn options() -> Options {
         package_time: Some(1_600_000_000),
         ..Options::default()
     }
+}
+
+/// `build` of `sets` into `repo` with the fixed test options, which must succeed.
+fn built(repo: &Path, sets: Vec<PackageSet>) -> RepodataOutcome {
+    build(&input(repo, sets), &options(), &bundle::NoProgress).unwrap()
 }
 
 pub(super) fn read_dir_sorted(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -86,19 +92,9 @@ fn known_digests_give_the_same_output_as_hashing_public_fixture() {
             .relative_path
             .starts_with("Packages/b/bzip2-")
     );
-    build(
-        &input(&repo_a, vec![scanned]),
-        &options(),
-        &bundle::NoProgress,
-    )
-    .unwrap();
+    built(&repo_a, vec![scanned]);
     let known = with_digests(&repo_b, PackageSet::scan(&repo_b, "x86_64").unwrap());
-    build(
-        &input(&repo_b, vec![known]),
-        &options(),
-        &bundle::NoProgress,
-    )
-    .unwrap();
+    built(&repo_b, vec![known]);
     // Same inputs, other directory, other path to the digests: byte-identical repodata.
     assert_eq!(
         read_dir_sorted(&repo_a.join("repodata"))
@@ -122,12 +118,7 @@ fn packages_parsed_elsewhere_give_the_same_output_public_fixture() {
     let repo_a = bzip2_repo(a.path());
     let repo_b = bzip2_repo(b.path());
     let known_a = with_digests(&repo_a, PackageSet::scan(&repo_a, "x86_64").unwrap());
-    build(
-        &input(&repo_a, vec![known_a]),
-        &options(),
-        &bundle::NoProgress,
-    )
-    .unwrap();
+    built(&repo_a, vec![known_a]);
 
     let elsewhere = bzip2_repo(&b.path().join("unpacked"));
     let known_b = with_digests(&repo_b, PackageSet::scan(&repo_b, "x86_64").unwrap());
@@ -179,19 +170,19 @@ fn unchanged_inputs_are_not_rewritten_and_changes_are_public_fixture() {
     let temp = tempfile::tempdir().unwrap();
     let repo = bzip2_repo(temp.path());
     let set = || with_digests(&repo, PackageSet::scan(&repo, "x86_64").unwrap());
-    let first = build(&input(&repo, vec![set()]), &options(), &bundle::NoProgress).unwrap();
+    let first = built(&repo, vec![set()]);
     assert!(first.rewritten);
     assert_eq!(first.records, ["primary", "filelists", "other"]);
     assert!(is_current(&input(&repo, vec![set()]), &options()).unwrap());
     let before = read_dir_sorted(&repo.join("repodata"));
-    let second = build(&input(&repo, vec![set()]), &options(), &bundle::NoProgress).unwrap();
+    let second = built(&repo, vec![set()]);
     assert!(!second.rewritten);
     assert_eq!(before, read_dir_sorted(&repo.join("repodata")));
 
     // A package gone: rebuilt, old records removed, no staging left behind.
     std::fs::remove_file(repo.join("Packages/b/bzip2-static-1.0.8-18.el9.x86_64.rpm")).unwrap();
     assert!(!is_current(&input(&repo, vec![set()]), &options()).unwrap());
-    let third = build(&input(&repo, vec![set()]), &options(), &bundle::NoProgress).unwrap();
+    let third = built(&repo, vec![set()]);
     assert!(third.rewritten);
     assert_eq!(third.packages, 6);
     let repomd = std::fs::read_to_string(repo.join("repodata/repomd.xml")).unwrap();
@@ -224,20 +215,11 @@ fn a_deleted_record_makes_the_repodata_stale_public_fixture() {
     let temp = tempfile::tempdir().unwrap();
     let repo = bzip2_repo(temp.path());
     let set = PackageSet::scan(&repo, "x86_64").unwrap();
-    build(
-        &input(&repo, vec![set.clone()]),
-        &options(),
-        &bundle::NoProgress,
-    )
-    .unwrap();
+    built(&repo, vec![set.clone()]);
     let repomd = std::fs::read_to_string(repo.join("repodata/repomd.xml")).unwrap();
     std::fs::remove_file(repo.join(&repomd_hrefs(&repomd)[1])).unwrap();
     assert!(!is_current(&input(&repo, vec![set.clone()]), &options()).unwrap());
-    assert!(
-        build(&input(&repo, vec![set]), &options(), &bundle::NoProgress)
-            .unwrap()
-            .rewritten
-    );
+    assert!(built(&repo, vec![set]).rewritten);
 }
 
 #[test]
@@ -458,12 +440,7 @@ fn leftovers_of_a_killed_build_do_not_matter_public_fixture() {
     let temp = tempfile::tempdir().unwrap();
     let repo = bzip2_repo(temp.path());
     let set = PackageSet::scan(&repo, "x86_64").unwrap();
-    build(
-        &input(&repo, vec![set.clone()]),
-        &options(),
-        &bundle::NoProgress,
-    )
-    .unwrap();
+    built(&repo, vec![set.clone()]);
     let served = read_dir_sorted(&repo.join("repodata"));
 
     // A build killed after staging, and after moving records in but before the repomd switch
@@ -478,12 +455,7 @@ fn leftovers_of_a_killed_build_do_not_matter_public_fixture() {
     .unwrap();
     std::fs::remove_file(repo.join("repodata/.input-digest")).unwrap();
     assert!(!is_current(&input(&repo, vec![set.clone()]), &options()).unwrap());
-    let outcome = build(
-        &input(&repo, vec![set.clone()]),
-        &options(),
-        &bundle::NoProgress,
-    )
-    .unwrap();
+    let outcome = built(&repo, vec![set.clone()]);
     assert!(outcome.rewritten);
     assert!(!staging.exists());
     assert_eq!(read_dir_sorted(&repo.join("repodata")), served);
@@ -497,7 +469,7 @@ fn repomd_xml_snapshot_public_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let repo = bzip2_repo(dir.path());
     let set = PackageSet::scan(&repo, "x86_64").unwrap();
-    build(&input(&repo, vec![set]), &options(), &bundle::NoProgress).unwrap();
+    built(&repo, vec![set]);
     let repomd = std::fs::read_to_string(repo.join("repodata/repomd.xml")).unwrap();
     insta::assert_snapshot!("repomd_el9_bzip2", repomd);
 }

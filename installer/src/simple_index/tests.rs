@@ -2,7 +2,7 @@
 
 use super::metadata::tests::write_wheel;
 use super::*;
-use bundle::manifest::{FileEntry, LockedFile, PypiTarget, ToolInfo, Totals};
+use bundle::manifest::{FileEntry, LockedFile, PypiTarget};
 use sha2::{Digest, Sha256};
 
 #[test]
@@ -45,22 +45,8 @@ fn locked(name: &str, version: &str, filename: &str, sha: &str) -> LockedFile {
 
 fn manifest(targets: Vec<PypiTarget>, files: Vec<FileEntry>) -> BundleManifest {
     BundleManifest {
-        format: 1,
-        min_installer_version: None,
-        base: None,
-        bundle_id: "00".into(),
-        created: time::OffsetDateTime::UNIX_EPOCH,
-        tool: ToolInfo {
-            name: "test".into(),
-            version: "0".into(),
-        },
-        release: None,
-        arches: vec![],
-        rpm: None,
         pypi_targets: targets,
-        kubespray: None,
-        files,
-        totals: Totals::default(),
+        ..crate::test_manifest::manifest(files)
     }
 }
 

@@ -90,6 +90,26 @@ fn extract(bundle: &Path, dest: &Path) -> bundle::BundleManifest {
     bundle::read::extract(bundle, dest, None, &NoProgress).expect("bundle extracts")
 }
 
+/// A slim build (`--packages PACKAGES`) from `mirror` into `output`, extracted into
+/// `<dir>/tree`: its manifest, whose every repo says it is slim.
+fn slim_bundle(
+    dir: &Path,
+    mirror: &GeneratedMirror,
+    url: &str,
+    output: &Path,
+    packages: &str,
+) -> bundle::BundleManifest {
+    ok(
+        build_cmd(dir, mirror, url, output, &["--packages", packages])
+            .output()
+            .unwrap(),
+    );
+    let manifest = extract(output, &dir.join("tree"));
+    let rpm = manifest.rpm.as_ref().unwrap();
+    assert!(rpm.repos.iter().all(|r| r.slim));
+    manifest
+}
+
 /// Install `packages` with Debian's dnf from the extracted repos, gpgcheck=1 with the key the
 /// bundle carries. Returns the installed package names.
 fn dnf_install(tree: &Path, repos: &[&str], root: &Path, packages: &[&str]) -> Vec<String> {
@@ -282,19 +302,9 @@ fn kubespray_node_kit_resolves_and_dnf_installs_it_into_an_empty_root() {
     assert!(kit * 2 < full, "{text}");
 
     let out = tmp.path().join("kit.tar.zst");
-    ok(build_cmd(
-        tmp.path(),
-        &m,
-        &server.url(),
-        &out,
-        &["--packages", "@kubespray"],
-    )
-    .output()
-    .unwrap());
+    let manifest = slim_bundle(tmp.path(), &m, &server.url(), &out, "@kubespray");
     let tree = tmp.path().join("tree");
-    let manifest = extract(&out, &tree);
     let rpm = manifest.rpm.unwrap();
-    assert!(rpm.repos.iter().all(|r| r.slim));
     assert_eq!(
         rpm.repos.iter().map(|r| r.package_bytes).sum::<u64>(),
         kit,
@@ -352,19 +362,9 @@ fn slim_closure_installs_into_empty_root_and_is_much_smaller() {
     )
     .unwrap();
     let out = tmp.path().join("slim.tar.zst");
-    ok(build_cmd(
-        tmp.path(),
-        &m,
-        &server.url(),
-        &out,
-        &["--packages", list.to_str().unwrap()],
-    )
-    .output()
-    .unwrap());
+    let manifest = slim_bundle(tmp.path(), &m, &server.url(), &out, list.to_str().unwrap());
     let tree = tmp.path().join("tree");
-    let manifest = extract(&out, &tree);
     let rpm = manifest.rpm.unwrap();
-    assert!(rpm.repos.iter().all(|r| r.slim));
     let slim_bytes: u64 = rpm.repos.iter().map(|r| r.package_bytes).sum();
     assert!(
         slim_bytes * 5 < m.total_bytes(),
@@ -377,26 +377,15 @@ fn slim_closure_installs_into_empty_root_and_is_much_smaller() {
         .filter(|f| f.path.ends_with(".rpm"))
         .map(|f| f.path.rsplit('/').next().unwrap().to_string())
         .collect();
+    let bundled = |prefix: &str| names.iter().any(|n| n.starts_with(prefix));
     assert!(
-        names.iter().any(|n| n.starts_with("publicsuffix-list")),
+        bundled("publicsuffix-list"),
         "Recommends included by default"
     );
-    assert!(
-        names.iter().any(|n| n.starts_with("openssl-libs-3.2.2-16")),
-        "newest EVR"
-    );
-    assert!(
-        !names.iter().any(|n| n.starts_with("openssl-libs-3.2.2-12")),
-        "older EVR left out"
-    );
-    assert!(
-        names.iter().any(|n| n.starts_with("bash-")),
-        "file dependency /bin/sh resolved"
-    );
-    assert!(
-        names.iter().any(|n| n.starts_with("nginx-filesystem")),
-        "rich dependency resolved"
-    );
+    assert!(bundled("openssl-libs-3.2.2-16"), "newest EVR");
+    assert!(!bundled("openssl-libs-3.2.2-12"), "older EVR left out");
+    assert!(bundled("bash-"), "file dependency /bin/sh resolved");
+    assert!(bundled("nginx-filesystem"), "rich dependency resolved");
 
     // What the installer does with a slim repo: regenerate its metadata, then dnf uses it.
     regenerate_repodata(&tree);
@@ -420,19 +409,12 @@ fn slim_closure_installs_into_empty_root_and_is_much_smaller() {
     .output()
     .unwrap());
     let lean_manifest = bundle::read::read_manifest(&lean).unwrap().manifest;
-    assert!(
-        !lean_manifest
-            .files
-            .iter()
-            .any(|f| f.path.contains("publicsuffix-list"))
-    );
+    let lean_has = |part: &str| lean_manifest.files.iter().any(|f| f.path.contains(part));
+    assert!(!lean_has("publicsuffix-list"), "no weak deps");
     // chrony only recommends tzdata, but it requires /usr/share/zoneinfo/UTC, which is in
     // filelists and not in primary: tzdata comes in without weak deps too.
     assert!(
-        lean_manifest
-            .files
-            .iter()
-            .any(|f| f.path.contains("/tzdata-")),
+        lean_has("/tzdata-"),
         "a file requirement found only in filelists"
     );
 
@@ -495,6 +477,16 @@ fn flaky_mirror_build_completes_with_every_file_matching_upstream() {
     assert!(compared > 40, "{compared}");
 }
 
+/// A build into `<dir>/b.tar.zst` that must fail verification (exit 3): its stderr.
+fn refused_build(dir: &Path, mirror: &GeneratedMirror, url: &str) -> String {
+    let result = build_cmd(dir, mirror, url, &dir.join("b.tar.zst"), &[])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+    assert_eq!(result.status.code(), Some(3), "{stderr}");
+    stderr
+}
+
 #[test]
 fn always_corrupt_package_fails_with_name_and_url_exit_3_and_no_bundle() {
     let tmp = tempfile::tempdir().unwrap();
@@ -502,12 +494,7 @@ fn always_corrupt_package_fails_with_name_and_url_exit_3_and_no_bundle() {
     let mut faults = Faults::none();
     faults.always_corrupt = vec!["curl-8.9.1-1.el10.x86_64.rpm".into()];
     let server = TestServer::start(&m.root, faults).unwrap();
-    let out = tmp.path().join("b.tar.zst");
-    let result = build_cmd(tmp.path(), &m, &server.url(), &out, &[])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert_eq!(result.status.code(), Some(3), "{stderr}");
+    let stderr = refused_build(tmp.path(), &m, &server.url());
     assert!(stderr.contains("curl-8.9.1-1.el10.x86_64.rpm"), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -530,11 +517,7 @@ fn unsigned_package_fails_naming_it() {
     let m = mirror(tmp.path(), |s| s.unsigned = vec!["chrony".into()]);
     let server = TestServer::start(&m.root, Faults::none()).unwrap();
     let out = tmp.path().join("b.tar.zst");
-    let result = build_cmd(tmp.path(), &m, &server.url(), &out, &[])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&result.stderr);
-    assert_eq!(result.status.code(), Some(3), "{stderr}");
+    let stderr = refused_build(tmp.path(), &m, &server.url());
     assert!(
         stderr.contains("chrony-4.6-1.el10.x86_64") && stderr.contains("not signed"),
         "{stderr}"

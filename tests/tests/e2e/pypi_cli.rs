@@ -67,22 +67,23 @@ fn args(owned: &[String]) -> Vec<&str> {
     owned.iter().map(String::as_str).collect()
 }
 
+/// `--requirements FILE --index-url INDEX` and one `--platform` per machine.
+fn targeting(requirements: &str, index: &str, machines: &[&str]) -> Vec<String> {
+    let mut flags = ["--requirements", requirements, "--index-url", index]
+        .map(String::from)
+        .to_vec();
+    for machine in machines {
+        flags.extend(["--platform".to_string(), machine.to_string()]);
+    }
+    flags
+}
+
 /// Build flags that resolve `req.txt` against `index` for x86_64 into `output`.
 fn resolving(output: &str, index: &str, cache: &str) -> Vec<String> {
-    [
-        "-o",
-        output,
-        "--requirements",
-        "req.txt",
-        "--index-url",
-        index,
-        "--platform",
-        "x86_64",
-        "--cache",
-        cache,
-    ]
-    .map(String::from)
-    .to_vec()
+    let mut flags = vec!["-o".to_string(), output.to_string()];
+    flags.extend(targeting("req.txt", index, &["x86_64"]));
+    flags.extend(["--cache".to_string(), cache.to_string()]);
+    flags
 }
 
 /// `bundler build --no-rpm -q ARGS` (ARGS start with `-o FILE`) must succeed; the bundle's
@@ -104,18 +105,8 @@ fn built(dir: &std::path::Path, args: &[&str]) -> bundle::manifest::BundleManife
 #[test]
 fn pypi_command_plans_fetches_and_reports() {
     let (server, dir) = served_with_requirements(index());
-    let common = [
-        "pypi",
-        "--requirements",
-        "req.txt",
-        "--index-url",
-        &server.url(),
-    ];
-    let both = [
-        &common[..],
-        &["--platform", "x86_64", "--platform", "aarch64"],
-    ]
-    .concat();
+    let flags = targeting("req.txt", &server.url(), &["x86_64", "aarch64"]);
+    let both = [&["pypi"][..], &args(&flags)].concat();
 
     let plan = run_bundler(&[&both[..], &["--dry-run"]].concat(), dir.path());
     assert!(plan.status.success(), "{}", text(&plan.stderr));
@@ -188,17 +179,9 @@ fn pypi_command_plans_fetches_and_reports() {
     }
 
     fs_err::write(dir.path().join("conflict.txt"), "app\nleft\n").unwrap();
+    let flags = targeting("conflict.txt", &server.url(), &["x86_64"]);
     let conflict = run_bundler(
-        &[
-            "pypi",
-            "--requirements",
-            "conflict.txt",
-            "--index-url",
-            &server.url(),
-            "--platform",
-            "x86_64",
-            "--dry-run",
-        ],
+        &[&["pypi"][..], &args(&flags), &["--dry-run"]].concat(),
         dir.path(),
     );
     assert_eq!(conflict.status.code(), Some(1));
@@ -223,19 +206,9 @@ fn corrupted_download_exits_with_3() {
         .corrupt
         .push("native-1.0-cp312-cp312-manylinux_2_28_x86_64.whl".into());
     let (server, dir) = served_with_requirements(content);
+    let flags = targeting("req.txt", &server.url(), &["x86_64"]);
     let run = run_bundler(
-        &[
-            "pypi",
-            "--requirements",
-            "req.txt",
-            "--index-url",
-            &server.url(),
-            "--platform",
-            "x86_64",
-            "-o",
-            "out",
-            "-q",
-        ],
+        &[&["pypi"][..], &args(&flags), &["-o", "out", "-q"]].concat(),
         dir.path(),
     );
     assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
@@ -256,20 +229,13 @@ fn corrupted_download_exits_with_3() {
 #[test]
 fn build_and_plan_carry_the_pypi_part() {
     let (server, dir) = served_with_requirements(index());
+    let flags = targeting("req.txt", &server.url(), &["x86_64", "aarch64"]);
     let pypi = [
-        "--no-rpm",
-        "--requirements",
-        "req.txt",
-        "--index-url",
-        &server.url(),
-        "--platform",
-        "x86_64",
-        "--platform",
-        "aarch64",
-        "--cache",
-        "cache",
-        "-q",
-    ];
+        &["--no-rpm"][..],
+        &args(&flags),
+        &["--cache", "cache", "-q"],
+    ]
+    .concat();
     let plan = run_bundler(&[&["plan"], &pypi[..]].concat(), dir.path());
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     let stdout = text(&plan.stdout);
@@ -397,10 +363,8 @@ fn a_kubespray_release_without_shipped_lists_is_read_from_its_source() {
     )
     .unwrap();
     let source = e2e::server::TestServer::start(&kubespray, e2e::server::Faults::none()).unwrap();
-    let flags = |output: &str, version: &str| {
+    let flags = |version: &str| {
         [
-            "-o",
-            output,
             "--kubespray",
             version,
             "--kubespray-source",
@@ -416,7 +380,10 @@ fn a_kubespray_release_without_shipped_lists_is_read_from_its_source() {
         .to_vec()
     };
 
-    let manifest = built(dir.path(), &args(&flags("b.tar.zst", "9.9.9")));
+    let manifest = built(
+        dir.path(),
+        &[&["-o", "b.tar.zst"][..], &args(&flags("9.9.9"))].concat(),
+    );
     let target = &manifest.pypi_targets[0];
     assert_eq!(target.requirements, ["app==1.0"]);
     assert_eq!(
@@ -429,8 +396,8 @@ fn a_kubespray_release_without_shipped_lists_is_read_from_its_source() {
     // A version the source does not have: exit 1, naming the URL it tried.
     let out = run_bundler(
         &[
-            &["build", "--no-rpm", "-q"],
-            &args(&flags("c.tar.zst", "9.9.8"))[..],
+            &["build", "--no-rpm", "-q", "-o", "c.tar.zst"],
+            &args(&flags("9.9.8"))[..],
         ]
         .concat(),
         dir.path(),
@@ -447,20 +414,7 @@ fn a_kubespray_release_without_shipped_lists_is_read_from_its_source() {
         .requests
         .load(std::sync::atomic::Ordering::SeqCst);
     let out = run_bundler(
-        &[
-            "plan",
-            "--no-rpm",
-            "--kubespray",
-            "2.31.0",
-            "--kubespray-source",
-            &source.url(),
-            "--index-url",
-            &index.url(),
-            "--platform",
-            "x86_64",
-            "--cache",
-            "cache",
-        ],
+        &[&["plan", "--no-rpm"][..], &args(&flags("2.31.0"))].concat(),
         dir.path(),
     );
     // The shipped 2.31.0 list names projects this small index lacks, so the plan fails to
@@ -488,16 +442,9 @@ fn concurrent_runs_into_one_directory_all_pass_with_the_same_files() {
     let runs: Vec<_> = (0..6)
         .map(|_| {
             bundler()
-                .args(["pypi", "--requirements", "req.txt", "--index-url", &url])
-                .args([
-                    "--platform",
-                    "x86_64",
-                    "--platform",
-                    "aarch64",
-                    "-o",
-                    "out",
-                    "-q",
-                ])
+                .arg("pypi")
+                .args(targeting("req.txt", &url, &["x86_64", "aarch64"]))
+                .args(["-o", "out", "-q"])
                 .current_dir(dir.path())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())

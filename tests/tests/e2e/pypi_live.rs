@@ -14,16 +14,7 @@ use bundler::pypi::{
     resolve_targets,
 };
 
-/// The fetcher the index client goes through, with a cache of its own (kept under the
-/// tests' target directory) so that no test sees another's files.
-fn e2e_fetcher() -> Arc<bundler::fetch::Fetcher> {
-    let cache = tempfile::Builder::new()
-        .prefix("pypi-cache-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("cache dir")
-        .keep();
-    Arc::new(bundler::fetch::Fetcher::new(cache, Default::default()).expect("fetcher"))
-}
+use crate::harness::e2e_fetcher;
 
 fn resolve(version: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     let settings = PypiSettings {

@@ -14,6 +14,8 @@ use bundler::pypi::{
 use e2e::pypi_index::{IndexContent, IndexEntry, IndexServer};
 use e2e::wheelgen::DistSpec;
 
+use crate::harness::e2e_fetcher;
+
 const NATIVE_TAGS: &[&str] = &[
     "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
     "cp312-cp312-manylinux_2_28_x86_64",
@@ -116,17 +118,6 @@ fn content() -> IndexContent {
         IndexEntry::new(wheel("dated", "2.0").wheel()).uploaded("2025-06-01T00:00:00Z"),
     );
     index
-}
-
-/// The fetcher the index client goes through, with a cache of its own (kept under the
-/// tests' target directory) so that no test sees another's files.
-fn e2e_fetcher() -> Arc<bundler::fetch::Fetcher> {
-    let cache = tempfile::Builder::new()
-        .prefix("pypi-cache-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("cache dir")
-        .keep();
-    Arc::new(bundler::fetch::Fetcher::new(cache, Default::default()).expect("fetcher"))
 }
 
 fn resolve_with(

@@ -236,37 +236,54 @@ dir = "extras"
     manifests
 }
 
+/// A small mirror under `tmp` with `filler` packages besides the core ones, every package
+/// signed with `packages` but those of extras, signed with `extras`, and the metadata with the
+/// v4 key; served on 127.0.0.1, with a release definition pointing at it.
+fn signed_mirror(
+    tmp: &Path,
+    filler: usize,
+    packages: Vec<String>,
+    extras: Vec<String>,
+) -> (TestServer, PathBuf) {
+    let mut spec = MirrorSpec::small(tmp.join("mirror"));
+    spec.filler_packages = filler;
+    spec.keys = MirrorKeys {
+        file: "RPM-GPG-KEY-Rocky-10".into(),
+        public: key_file(),
+        packages,
+        per_repo: vec![("extras".into(), extras)],
+        metadata: v4_secret(),
+    };
+    let m = generate_mirror(&spec).unwrap();
+    let server = TestServer::start(&m.root, Faults::none()).unwrap();
+    let manifests = release_definition(tmp, &server.url());
+    (server, manifests)
+}
+
+/// `bundler build` of the RPM part alone, from the release definitions in `manifests`, with
+/// the cache under `tmp`, into `out`.
+fn rpm_build(tmp: &Path, manifests: &Path, out: &Path) -> Command {
+    let mut command = e2e::harness::rpm_only_build(&workspace_bin("bundler"));
+    command
+        .arg("--no-installer")
+        .arg("--manifests")
+        .arg(manifests)
+        .arg("--cache")
+        .arg(tmp.join("cache"))
+        .arg("-o")
+        .arg(out);
+    command
+}
+
 #[test]
 fn build_records_each_repos_signers_and_carries_the_whole_key_file_public_fixture() {
     let tmp = tempfile::tempdir().unwrap();
     let (v4s, v6s) = (v4_secret(), v6_secret());
-    let mut spec = MirrorSpec::small(tmp.path().join("mirror"));
-    spec.filler_packages = 4;
-    spec.keys = MirrorKeys {
-        file: "RPM-GPG-KEY-Rocky-10".into(),
-        public: key_file(),
-        // RHEL 10.1's way: an RSA v4 signature and a v6 one on every package; extras has the
-        // RSA one only.
-        packages: vec![v4s.clone(), v6s],
-        per_repo: vec![("extras".into(), vec![v4s.clone()])],
-        metadata: v4s,
-    };
-    let m = generate_mirror(&spec).unwrap();
-    let server = TestServer::start(&m.root, Faults::none()).unwrap();
-    let manifests = release_definition(tmp.path(), &server.url());
+    // RHEL 10.1's way: an RSA v4 signature and a v6 one on every package; extras has the RSA
+    // one only.
+    let (_server, manifests) = signed_mirror(tmp.path(), 4, vec![v4s.clone(), v6s], vec![v4s]);
     let out = tmp.path().join("b.tar.zst");
-    let build = |out: &Path| {
-        ok(e2e::harness::rpm_only_build(&workspace_bin("bundler"))
-            .arg("--no-installer")
-            .arg("--manifests")
-            .arg(&manifests)
-            .arg("--cache")
-            .arg(tmp.path().join("cache"))
-            .arg("-o")
-            .arg(out)
-            .output()
-            .unwrap())
-    };
+    let build = |out: &Path| ok(rpm_build(tmp.path(), &manifests, out).output().unwrap());
     build(&out);
     let manifest = bundle::read::verify(&out, None, &NoProgress).unwrap();
     let rpm = manifest.rpm.as_ref().unwrap();
@@ -326,30 +343,9 @@ fn build_records_each_repos_signers_and_carries_the_whole_key_file_public_fixtur
 #[test]
 fn a_package_signed_only_by_the_unpinned_v6_key_fails_the_build_public_fixture() {
     let tmp = tempfile::tempdir().unwrap();
-    let (v4s, v6s) = (v4_secret(), v6_secret());
-    let mut spec = MirrorSpec::small(tmp.path().join("mirror"));
-    spec.filler_packages = 0;
-    spec.keys = MirrorKeys {
-        file: "RPM-GPG-KEY-Rocky-10".into(),
-        public: key_file(),
-        packages: vec![v4s.clone()],
-        per_repo: vec![("extras".into(), vec![v6s])],
-        metadata: v4s,
-    };
-    let m = generate_mirror(&spec).unwrap();
-    let server = TestServer::start(&m.root, Faults::none()).unwrap();
-    let manifests = release_definition(tmp.path(), &server.url());
+    let (_server, manifests) = signed_mirror(tmp.path(), 0, vec![v4_secret()], vec![v6_secret()]);
     let out = tmp.path().join("b.tar.zst");
-    let run = e2e::harness::rpm_only_build(&workspace_bin("bundler"))
-        .arg("--no-installer")
-        .arg("--manifests")
-        .arg(&manifests)
-        .arg("--cache")
-        .arg(tmp.path().join("cache"))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = rpm_build(tmp.path(), &manifests, &out).output().unwrap();
     assert_eq!(run.status.code(), Some(3), "{run:?}");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("no signature by a pinned key"), "{stderr}");

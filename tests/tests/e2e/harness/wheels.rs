@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bundle::manifest::{BundleManifest, ToolInfo, Totals};
 use e2e::harness::run_ok;
@@ -25,6 +25,17 @@ pub fn pip_platforms(arch: &str) -> Vec<String> {
     .iter()
     .map(|p| format!("{p}_{arch}"))
     .collect()
+}
+
+/// The fetcher the index client goes through, with a cache of its own (kept under the
+/// tests' target directory) so that no test sees another's files.
+pub fn e2e_fetcher() -> Arc<bundler::fetch::Fetcher> {
+    let cache = tempfile::Builder::new()
+        .prefix("pypi-cache-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("cache dir")
+        .keep();
+    Arc::new(bundler::fetch::Fetcher::new(cache, Default::default()).expect("fetcher"))
 }
 
 pub const ARCHES: [&str; 2] = ["x86_64", "aarch64"];
