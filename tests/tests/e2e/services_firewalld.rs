@@ -183,9 +183,13 @@ fn firewalld_admin_forwards_only_through_the_nat_policy_and_serves_only_the_site
     wait_for("the served port", Duration::from_secs(30), || {
         reaches(&node, &served_url).then_some(())
     });
-    assert!(
-        reaches(&admin.ns, &format!("http://127.0.0.1:{unserved}/")),
-        "the unserved port listens"
+    // Started with the served one but not yet waited for: it must listen before its refusal
+    // from the node means anything.
+    let unserved_local = format!("http://127.0.0.1:{unserved}/");
+    wait_for(
+        "the unserved port to listen",
+        Duration::from_secs(30),
+        || reaches(&admin.ns, &unserved_local).then_some(()),
     );
     assert!(
         !reaches(&node, &format!("http://{ADMIN}:{unserved}/")),
