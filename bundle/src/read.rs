@@ -38,8 +38,8 @@ pub struct Verified {
 
 /// Reads `manifest.json` (and `manifest.json.sig`) from the start of the bundle; the payload
 /// is not read or checked. Read with the cache-aware direct reader, whatever `--io`: reading the
-/// start of a bundle just written past the page cache through the cache made the full check
-/// that follows (the bundler's touched-output check) 2.5x slower (docs/BENCHMARKS.md, issue 16).
+/// start of a bundle just written past the page cache through the cache slowed the full check
+/// that follows (the bundler's touched-output check; docs/BENCHMARKS.md, issue 16).
 pub fn read_manifest(bundle: &Path) -> Result<ManifestInfo, BundleError> {
     let (_, info) = BundleStream::open(bundle, true, false, IoMode::Direct)?;
     Ok(info)

@@ -428,7 +428,10 @@ fn run_staged(
     // One phase for all of them: the terminal shows one phase at a time.
     let rebuilt = plan.repos.iter().filter(|r| !r.unchanged);
     let headers: usize = rebuilt.map(|r| r.packages.len()).sum();
-    reporter.started("repodata", headers as u64, 0);
+    let rebuilding = headers > 0;
+    if rebuilding {
+        reporter.started("repodata", headers as u64, 0);
+    }
     let together = Together(reporter);
     let built: Vec<Result<(), ApplyError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = plan
@@ -447,7 +450,9 @@ fn run_staged(
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    reporter.finished();
+    if rebuilding {
+        reporter.finished();
+    }
     built.into_iter().collect::<Result<(), _>>()?;
     for repo in &plan.repos {
         if repo.unchanged {
