@@ -29,9 +29,16 @@ impl Registry {
     /// Starts a registry on a free port, retrying on another port if this one was taken between
     /// picking and binding.
     pub fn start() -> Result<Registry> {
+        Self::start_in(&std::env::temp_dir())
+    }
+
+    /// Starts a registry whose storage lives under `parent`. A process that is killed rather
+    /// than dropping the registry (the benches' and demo's long-running upstream) leaves its
+    /// storage there, in a directory its caller removes, instead of in /tmp.
+    pub fn start_in(parent: &std::path::Path) -> Result<Registry> {
         let mut last_log = String::new();
         for _ in 0..5 {
-            match Self::start_once()? {
+            match Self::start_once(parent)? {
                 Ok(registry) => return Ok(registry),
                 Err(log) if log.contains("address already in use") => last_log = log,
                 Err(log) => bail!("docker-registry exited at start:\n{log}"),
@@ -41,8 +48,11 @@ impl Registry {
     }
 
     /// Ok(Err(log)) when the process exited before it answered.
-    fn start_once() -> Result<std::result::Result<Registry, String>> {
-        let dir = tempfile::Builder::new().prefix("koi-registry").tempdir()?;
+    fn start_once(parent: &std::path::Path) -> Result<std::result::Result<Registry, String>> {
+        let dir = tempfile::Builder::new()
+            .prefix("koi-registry")
+            .tempdir_in(parent)
+            .with_context(|| format!("a registry directory in {}", parent.display()))?;
         let port = free_port();
         let config = dir.path().join("config.yml");
         // Warnings and errors only: a failing test prints this log, and a line per request

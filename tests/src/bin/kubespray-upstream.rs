@@ -62,8 +62,10 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let text = fs_err::read_to_string(&args.lists)?;
     let lists: serde_json::Value = serde_json::from_str(&text).context("a download list")?;
-    let registry = Registry::start()?;
     fs_err::create_dir_all(&args.out)?;
+    // Under --out: this process runs until killed, so the registry is never dropped and its
+    // storage would otherwise stay behind in /tmp (about 900 MB for the demo).
+    let registry = Registry::start_in(&args.out)?;
     let mut images = Vec::new();
     let mut plain = String::new();
     for (i, image) in lists["images"]
@@ -109,7 +111,15 @@ fn main() -> Result<()> {
     )?;
     fs_err::write(args.out.join("images.txt"), plain)?;
     println!("{}", registry.url());
-    loop {
-        std::thread::park();
-    }
+    // Until the script that started us ends: then `registry` drops, which stops
+    // docker-registry and removes its storage.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("waiting for SIGTERM")?;
+    signals.forever().next();
+    drop(registry);
+    Ok(())
 }
