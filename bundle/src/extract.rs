@@ -12,6 +12,9 @@
 //! [`extract_observed`] lets the caller look at each file on the worker that wrote it, right
 //! after its sha256 checked out, with its first bytes still in memory (an RPM header or a
 //! wheel's metadata is parsed there instead of in a second pass over the unpacked tree).
+//! It may also [place](EntryObserver::place) a file elsewhere on the same filesystem (apply
+//! writes each RPM straight into its repo's staged tree, one directory operation per file
+//! instead of a create and a move).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -47,6 +50,13 @@ pub const OBSERVED_HEAD: usize = 256 * 1024;
 /// back to reading the unpacked tree).
 pub trait EntryObserver: Sync {
     fn verified(&self, entry: &FileEntry, path: &Path, head: &[u8]);
+
+    /// Where to write `entry` instead of its path under the staging directory: a path that
+    /// does not exist yet (its missing directories are created). Files placed there are the
+    /// caller's: a failed extraction does not remove them. `None`, the default: under staging.
+    fn place(&self, _entry: &FileEntry) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// An observer that looks at nothing.
@@ -157,8 +167,12 @@ impl<'a> StagingSink<'a> {
 
 impl<'a> FileSink<'a> for StagingSink<'a> {
     fn begin(&mut self, entry: &'a FileEntry) -> Result<(), BundleError> {
-        // Paths were checked (relative, no `..`, no links in the archive), so joining is safe.
-        let target = self.root.join(&entry.path);
+        // Paths were checked (relative, no `..`, no links in the archive), so joining is safe;
+        // a placed path is the observer's own.
+        let target = self
+            .observer
+            .place(entry)
+            .unwrap_or_else(|| self.root.join(&entry.path));
         if let Some(dir) = target.parent()
             && !self.made_dirs.contains(dir)
         {

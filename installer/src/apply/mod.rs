@@ -4,11 +4,14 @@
 //! (with a unified diff of every file it would change) and which a real run executes:
 //!
 //! 1. verify and unpack the bundle into a staging directory on the data filesystem
-//!    (one streaming pass; nothing is unpacked from a bundle that fails a check); the unpack
-//!    workers parse each verified RPM's header and read each wheel's metadata as the file lands
-//!    (see `prefetch`), so the next steps do not read the payload again;
+//!    (one streaming pass; nothing is unpacked from a bundle that fails a check); each RPM of a
+//!    rebuilt repo is written straight into that repo's staged tree, and the unpack workers
+//!    parse each verified RPM's header and read each wheel's metadata as the file lands (see
+//!    `prefetch`), so the next steps do not read the payload again;
 //! 2. per RPM repo: rebuild in staging and switch in atomically, or leave it alone when the
-//!    bundle does not change it;
+//!    bundle does not change it; each rebuilt repo's repodata writers start with the unpack and
+//!    take the parsed records as they come (`repodata::build_fed`), so only the last records,
+//!    a flush and the switch are left when the unpack ends;
 //! 3. the PyPI index, the same way;
 //! 4. Kubespray's files repo and the image registry, the same way (the registry's content
 //!    checks run right after the unpack, before any tree is switched);
@@ -25,9 +28,9 @@
 //! Crash safety: staging lives at `<data>/.installer-staging` and is wiped at the start of
 //! every run; every switch is one `renameat2(RENAME_EXCHANGE)`; state files inside each tree
 //! say what it was built from. Durability before a switch: the unpack ends with one `syncfs`
-//! (bundle crate), repodata, index pages and state files are fsynced as they are written, and
-//! moving files into a staged tree is metadata only, which the filesystem journal commits in
-//! order before the exchange; so no second whole-filesystem sync is paid per tree. So an apply killed anywhere and rerun ends in the state of an
+//! (bundle crate), and each staged repo is synced once more (`syncfs`) for its repodata and
+//! state file before its exchange; the index pages and state files of the other trees are
+//! fsynced as they are written. So an apply killed anywhere and rerun ends in the state of an
 //! uninterrupted apply, and a failed apply leaves the previous trees served.
 
 mod base;
@@ -394,66 +397,91 @@ fn run_staged(
         None => None,
     };
     let extracted = layout.staging.join("bundle");
-    let prefetch = prefetch::Prefetch::new(&plan.repos, plan.pypi.as_ref(), opts.compression);
-    let (bundle, key, io) = (&opts.bundle, key.as_ref(), opts.io);
-    let manifest = if plan.needs_payload() {
-        bundle::read::extract_observed(bundle, &extracted, key, io, &prefetch, reporter)?
-    } else {
-        bundle::read::verify_detailed(bundle, key, io, reporter)?.manifest
-    };
-    if plan.needs_payload() {
-        base::link_into(&plan.base_files, &extracted)?;
-    }
-    let (parsed, metadata) = prefetch.into_parts();
-    if manifest != plan.manifest {
-        // The bundle changed between planning and unpacking: plan again from what was verified.
-        return Err(ApplyError::Bundle(bundle::BundleError::InvalidInput {
-            reason: format!(
-                "{} changed while apply was running; run apply again",
-                opts.bundle.display()
-            ),
-        }));
-    }
-    state::kill_point("unpacked");
-    // The registry's content checks come before any tree is switched: a bundle whose images
-    // reference what it does not carry changes nothing.
-    let image_content = match plan.images.as_ref().filter(|i| !i.unchanged) {
-        Some(images) => Some(images::check(images, &extracted)?),
-        None => None,
-    };
-
-    let mut outcome = Outcome::default();
-    // The repos are independent trees, each switched on its own: building them at once lets a
-    // small repo's XML and flush overlap the large one's instead of queueing behind it.
-    // One phase for all of them: the terminal shows one phase at a time.
-    let rebuilt = plan.repos.iter().filter(|r| !r.unchanged);
-    let headers: usize = rebuilt.map(|r| r.packages.len()).sum();
-    let rebuilding = headers > 0;
-    if rebuilding {
-        reporter.started("repodata", headers as u64, 0);
-    }
+    // Each rebuilt repo's repodata writers start before the unpack and take the records the
+    // unpack parses (see `prefetch`), so the XML and its compression overlap the unpack.
+    let rebuilt: Vec<Option<(repodata::RepodataInput, repodata::PackageFeed)>> = plan
+        .repos
+        .iter()
+        .map(|repo| {
+            if repo.unchanged {
+                return Ok(None);
+            }
+            let input = repos::repodata_input(repo, layout, &extracted)?;
+            let feed = repodata::PackageFeed::new(&input)?;
+            Ok(Some((input, feed)))
+        })
+        .collect::<Result<_, ApplyError>>()?;
+    let (inputs, feeds): (Vec<_>, Vec<_>) = rebuilt
+        .into_iter()
+        .map(|r| match r {
+            Some((input, feed)) => (Some(input), Some(feed)),
+            None => (None, None),
+        })
+        .unzip();
+    let prefetch = prefetch::Prefetch::new(
+        layout,
+        &plan.repos,
+        &feeds,
+        plan.pypi.as_ref(),
+        opts.compression,
+    );
     let together = Together(reporter);
-    let built: Vec<Result<(), ApplyError>> = std::thread::scope(|scope| {
+    let (unpacked, built) = std::thread::scope(|scope| {
+        let mut gates = Vec::new();
         let handles: Vec<_> = plan
             .repos
             .iter()
-            .zip(parsed)
-            .map(|(repo, parsed)| {
+            .zip(inputs.iter().zip(&feeds))
+            .filter_map(|(repo, (input, feed))| Some((repo, input.as_ref()?, feed.as_ref()?)))
+            .map(|(repo, input, feed)| {
+                let (gate, unpacked) = std::sync::mpsc::channel();
+                gates.push((repo, gate));
                 let (extracted, together) = (&extracted, &together);
                 scope.spawn(move || {
-                    repos::execute(repo, layout, extracted, opts.compression, parsed, together)
+                    repos::execute(
+                        repo,
+                        layout,
+                        extracted,
+                        opts.compression,
+                        input,
+                        feed,
+                        unpacked,
+                        together,
+                    )
                 })
             })
             .collect();
-        handles
+        let unpacked = unpack(opts, plan, &extracted, key.as_ref(), &prefetch, reporter);
+        let (mut placed, metadata) = prefetch.into_parts();
+        if unpacked.is_ok() && !gates.is_empty() {
+            // One phase for all the repos (the terminal shows one phase at a time).
+            let headers: usize = gates.iter().map(|(r, _)| r.packages.len()).sum();
+            reporter.started("repodata", headers as u64, 0);
+        } else {
+            placed.clear();
+        }
+        // Dropping a gate unsent tells its repo to stop: the unpack failed.
+        for (repo, gate) in gates {
+            if let Some(i) = plan.repos.iter().position(|r| std::ptr::eq(r, repo))
+                && let Some(placed) = placed.get_mut(i)
+            {
+                let _ = gate.send(std::mem::take(placed));
+            }
+        }
+        let built: Vec<Result<(), ApplyError>> = handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+            .collect();
+        if unpacked.is_ok() && !built.is_empty() {
+            reporter.finished();
+        }
+        (unpacked.map(|images| (images, metadata)), built)
     });
-    if rebuilding {
-        reporter.finished();
-    }
+    // The unpack's failure is the cause; the repos only stopped because of it.
+    let (image_content, metadata) = unpacked?;
     built.into_iter().collect::<Result<(), _>>()?;
+
+    let mut outcome = Outcome::default();
     for repo in &plan.repos {
         if repo.unchanged {
             outcome.repos_unchanged.push(repo.id.clone());
@@ -500,6 +528,43 @@ fn run_staged(
     fs_err::remove_dir_all(&layout.staging)?;
     fsutil::sync_dir(&layout.data)?;
     Ok(outcome)
+}
+
+/// The verifying unpack (or, when no tree needs the payload, the verification alone), and
+/// what must hold before any tree is switched: the manifest is the one the plan was made from,
+/// a delta's base files are in place, the registry's content checks pass (a bundle whose
+/// images reference what it does not carry changes nothing).
+fn unpack(
+    opts: &ApplyOptions,
+    plan: &Plan,
+    extracted: &Path,
+    key: Option<&bundle::sign::VerifyingKey>,
+    prefetch: &prefetch::Prefetch<'_>,
+    reporter: &dyn bundle::Reporter,
+) -> Result<Option<registry::ImageContent>, ApplyError> {
+    let (bundle, io) = (&opts.bundle, opts.io);
+    let manifest = if plan.needs_payload() {
+        let manifest =
+            bundle::read::extract_observed(bundle, extracted, key, io, prefetch, reporter)?;
+        base::link_into(&plan.base_files, extracted)?;
+        manifest
+    } else {
+        bundle::read::verify_detailed(bundle, key, io, reporter)?.manifest
+    };
+    if manifest != plan.manifest {
+        // The bundle changed between planning and unpacking: plan again from what was verified.
+        return Err(ApplyError::Bundle(bundle::BundleError::InvalidInput {
+            reason: format!(
+                "{} changed while apply was running; run apply again",
+                opts.bundle.display()
+            ),
+        }));
+    }
+    state::kill_point("unpacked");
+    match plan.images.as_ref().filter(|i| !i.unchanged) {
+        Some(images) => Ok(Some(images::check(images, extracted)?)),
+        None => Ok(None),
+    }
 }
 
 /// The service configs a site asks for: bind, chrony, landing page and node files, and the
