@@ -7,7 +7,8 @@
 //! installer's apply plan), not the format's.
 //!
 //! Files are written in the chosen [`IoMode`]; in direct mode past the page cache, since the
-//! one `syncfs` at the end has to write them all anyway.
+//! one `syncfs` at the end has to write them all anyway (all but small files, see
+//! `BUFFERED_BELOW`).
 //!
 //! [`extract_observed`] lets the caller look at each file on the worker that wrote it, right
 //! after its sha256 checked out, with its first bytes still in memory (an RPM header or a
@@ -34,6 +35,11 @@ use crate::progress::Reporter;
 use crate::scan::{FileSink, scan, worker_count};
 use crate::sign::VerifyingKey;
 use crate::stream::open_checked;
+
+/// Files smaller than this are written through the page cache even in direct mode: for a file
+/// of a few pages, a synchronous device request of its own costs more than the copy into the
+/// cache, and the final `syncfs` writes such files together.
+const BUFFERED_BELOW: u64 = 64 * 1024;
 
 /// How many of a file's first bytes an [`EntryObserver`] is shown from memory.
 pub const OBSERVED_HEAD: usize = 256 * 1024;
@@ -190,7 +196,12 @@ impl<'a> FileSink<'a> for StagingSink<'a> {
             .open(&target)
             .map_err(BundleError::Fs)?;
         let buffer = self.spare.take().unwrap_or_default();
-        let writer = DirectWriter::with_buffer(file.into_parts().0, buffer, self.io);
+        let io = if entry.size < BUFFERED_BELOW {
+            IoMode::Buffered
+        } else {
+            self.io
+        };
+        let writer = DirectWriter::with_buffer(file.into_parts().0, buffer, io);
         self.head.clear();
         self.current = Some((writer, target, entry));
         Ok(())
