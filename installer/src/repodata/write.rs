@@ -59,6 +59,9 @@ impl<W: Write> Write for HashingWriter<W> {
 
 type FileSink = HashingWriter<BufWriter<fs_err::File>>;
 
+/// The gzip level of every compressed record.
+const GZIP_LEVEL: u32 = 4;
+
 enum Encoder {
     Gzip(flate2::write::GzEncoder<FileSink>),
     Zstd(zstd::Encoder<'static, FileSink>),
@@ -82,11 +85,12 @@ impl Write for Encoder {
 impl Encoder {
     fn new(compression: Compression, sink: FileSink) -> io::Result<Encoder> {
         Ok(match compression {
-            // Level 6 is zlib's default; the concurrency across the three files, not a weaker
-            // level, is what makes us faster than createrepo_c.
+            // Level 4, not zlib's default 6: on filelists, the largest record, it took a third
+            // of level 6's time and came out smaller (docs/BENCHMARKS.md, issue 18, third
+            // session); any level reads the same.
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 sink,
-                flate2::Compression::new(6),
+                flate2::Compression::new(GZIP_LEVEL),
             )),
             Compression::Zstd => Encoder::Zstd(zstd::Encoder::new(sink, 3)?),
         })
