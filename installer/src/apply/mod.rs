@@ -397,89 +397,8 @@ fn run_staged(
         None => None,
     };
     let extracted = layout.staging.join("bundle");
-    // Each rebuilt repo's repodata writers start before the unpack and take the records the
-    // unpack parses (see `prefetch`), so the XML and its compression overlap the unpack.
-    let rebuilt: Vec<Option<(repodata::RepodataInput, repodata::PackageFeed)>> = plan
-        .repos
-        .iter()
-        .map(|repo| {
-            if repo.unchanged {
-                return Ok(None);
-            }
-            let input = repos::repodata_input(repo, layout, &extracted)?;
-            let feed = repodata::PackageFeed::new(&input)?;
-            Ok(Some((input, feed)))
-        })
-        .collect::<Result<_, ApplyError>>()?;
-    let (inputs, feeds): (Vec<_>, Vec<_>) = rebuilt
-        .into_iter()
-        .map(|r| match r {
-            Some((input, feed)) => (Some(input), Some(feed)),
-            None => (None, None),
-        })
-        .unzip();
-    let prefetch = prefetch::Prefetch::new(
-        layout,
-        &plan.repos,
-        &feeds,
-        plan.pypi.as_ref(),
-        opts.compression,
-    );
-    let together = Together(reporter);
-    let (unpacked, built) = std::thread::scope(|scope| {
-        let mut gates = Vec::new();
-        let handles: Vec<_> = plan
-            .repos
-            .iter()
-            .zip(inputs.iter().zip(&feeds))
-            .filter_map(|(repo, (input, feed))| Some((repo, input.as_ref()?, feed.as_ref()?)))
-            .map(|(repo, input, feed)| {
-                let (gate, unpacked) = std::sync::mpsc::channel();
-                gates.push((repo, gate));
-                let (extracted, together) = (&extracted, &together);
-                scope.spawn(move || {
-                    repos::execute(
-                        repo,
-                        layout,
-                        extracted,
-                        opts.compression,
-                        input,
-                        feed,
-                        unpacked,
-                        together,
-                    )
-                })
-            })
-            .collect();
-        let unpacked = unpack(opts, plan, &extracted, key.as_ref(), &prefetch, reporter);
-        let (mut placed, metadata) = prefetch.into_parts();
-        if unpacked.is_ok() && !gates.is_empty() {
-            // One phase for all the repos (the terminal shows one phase at a time).
-            let headers: usize = gates.iter().map(|(r, _)| r.packages.len()).sum();
-            reporter.started("repodata", headers as u64, 0);
-        } else {
-            placed.clear();
-        }
-        // Dropping a gate unsent tells its repo to stop: the unpack failed.
-        for (repo, gate) in gates {
-            if let Some(i) = plan.repos.iter().position(|r| std::ptr::eq(r, repo))
-                && let Some(placed) = placed.get_mut(i)
-            {
-                let _ = gate.send(std::mem::take(placed));
-            }
-        }
-        let built: Vec<Result<(), ApplyError>> = handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect();
-        if unpacked.is_ok() && !built.is_empty() {
-            reporter.finished();
-        }
-        (unpacked.map(|images| (images, metadata)), built)
-    });
-    // The unpack's failure is the cause; the repos only stopped because of it.
-    let (image_content, metadata) = unpacked?;
-    built.into_iter().collect::<Result<(), _>>()?;
+    let (image_content, metadata) =
+        unpack_and_build_repos(opts, plan, &extracted, key.as_ref(), reporter)?;
 
     let mut outcome = Outcome::default();
     for repo in &plan.repos {
@@ -529,6 +448,98 @@ fn run_staged(
     fsutil::sync_dir(&layout.data)?;
     Ok(outcome)
 }
+
+/// The verifying unpack, with every rebuilt RPM repo built at the same time, one thread each,
+/// started before the unpack: its repodata writers take the records the unpack parses (see
+/// `prefetch`), so the XML and its compression overlap the unpack, and each repo is switched
+/// in as soon as it is complete. Returns the registry's checked content and the wheels'
+/// metadata for the trees built after.
+fn unpack_and_build_repos(
+    opts: &ApplyOptions,
+    plan: &Plan,
+    extracted: &Path,
+    key: Option<&bundle::sign::VerifyingKey>,
+    reporter: &dyn bundle::Reporter,
+) -> Result<(Option<registry::ImageContent>, MetadataByWheel), ApplyError> {
+    let layout = &plan.layout;
+    let mut inputs = Vec::new();
+    let mut feeds = Vec::new();
+    for repo in &plan.repos {
+        let (input, feed) = if repo.unchanged {
+            (None, None)
+        } else {
+            let input = repos::repodata_input(repo, layout, extracted)?;
+            let feed = repodata::PackageFeed::new(&input)?;
+            (Some(input), Some(feed))
+        };
+        inputs.push(input);
+        feeds.push(feed);
+    }
+    let prefetch = prefetch::Prefetch::new(
+        layout,
+        &plan.repos,
+        &feeds,
+        plan.pypi.as_ref(),
+        opts.compression,
+    );
+    let together = Together(reporter);
+    let (unpacked, built) = std::thread::scope(|scope| {
+        let mut gates = Vec::new();
+        let mut handles = Vec::new();
+        for (i, repo) in plan.repos.iter().enumerate() {
+            let (Some(input), Some(feed)) = (&inputs[i], &feeds[i]) else {
+                continue;
+            };
+            let (gate, unpacked) = std::sync::mpsc::channel();
+            gates.push((i, gate));
+            let together = &together;
+            handles.push(scope.spawn(move || {
+                repos::execute(
+                    repo,
+                    layout,
+                    extracted,
+                    opts.compression,
+                    input,
+                    feed,
+                    unpacked,
+                    together,
+                )
+            }));
+        }
+        let unpacked = unpack(opts, plan, extracted, key, &prefetch, reporter);
+        let (mut placed, metadata) = prefetch.into_parts();
+        let rebuilding = unpacked.is_ok() && !gates.is_empty();
+        if rebuilding {
+            // One phase for all the repos (the terminal shows one phase at a time).
+            let headers: usize = gates
+                .iter()
+                .map(|(i, _)| plan.repos[*i].packages.len())
+                .sum();
+            reporter.started("repodata", headers as u64, 0);
+            for (i, gate) in gates {
+                let _ = gate.send(std::mem::take(&mut placed[i]));
+            }
+        } else {
+            // A gate dropped unsent tells its repo to stop: the unpack failed.
+            drop(gates);
+        }
+        let built: Vec<Result<(), ApplyError>> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        if rebuilding {
+            reporter.finished();
+        }
+        (unpacked.map(|images| (images, metadata)), built)
+    });
+    // The unpack's failure is the cause; the repos only stopped because of it.
+    let unpacked = unpacked?;
+    built.into_iter().collect::<Result<(), _>>()?;
+    Ok(unpacked)
+}
+
+/// Wheel file name -> its core metadata, read while the bundle unpacked.
+type MetadataByWheel = std::collections::HashMap<String, crate::simple_index::CoreMetadata>;
 
 /// The verifying unpack (or, when no tree needs the payload, the verification alone), and
 /// what must hold before any tree is switched: the manifest is the one the plan was made from,
