@@ -177,6 +177,17 @@ impl PackageFeed {
     }
 }
 
+/// Cancels its feed when dropped by a panic.
+struct CancelOnUnwind<'a>(&'a PackageFeed);
+
+impl Drop for CancelOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.cancel();
+        }
+    }
+}
+
 impl Ordered for PackageFeed {
     fn count(&self) -> usize {
         self.packages.len()
@@ -210,6 +221,8 @@ pub fn build_fed<E: From<RepodataError>>(
     let staging = install::fresh_staging_dir(&input.repo_dir)?;
     let (records, completed) = std::thread::scope(|scope| {
         let writers = scope.spawn(|| write::write_package_records(&staging, feed, options));
+        // A panic below must not leave the writers waiting: the scope joins them first.
+        let _stop = CancelOnUnwind(feed);
         let completed = until_complete();
         if completed.is_err() {
             feed.cancel();

@@ -580,3 +580,31 @@ fn a_fed_build_stops_with_the_reason_its_packages_did_not_come_public_fixture() 
     );
     assert!(!repo.join("repodata").exists());
 }
+
+#[test]
+fn a_panic_while_the_packages_come_stops_the_writers_public_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = bzip2_repo(dir.path());
+    let set = with_digests(&repo, PackageSet::scan(&repo, "x86_64").unwrap());
+    let input = input(&repo, vec![set]);
+    let (done, finished) = std::sync::mpsc::channel();
+    let build = {
+        let input = input.clone();
+        std::thread::spawn(move || {
+            let feed = PackageFeed::new(&input).unwrap();
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                build_fed::<RepodataError>(&input, &options(), &feed, || {
+                    panic!("the unpack panicked")
+                })
+            }));
+            done.send(panicked.is_err()).unwrap();
+        })
+    };
+    // Without the feed cancelled on the way out, the scope would wait for its writers forever.
+    let panicked = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the writers were left waiting for records that never come");
+    assert!(panicked);
+    build.join().unwrap();
+    assert!(!repo.join("repodata").exists());
+}
