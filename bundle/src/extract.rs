@@ -7,11 +7,15 @@
 //! installer's apply plan), not the format's.
 //!
 //! Files are written in the chosen [`IoMode`]; in direct mode past the page cache, since the
-//! one `syncfs` at the end has to write them all anyway.
+//! one `syncfs` at the end has to write them all anyway (all but small files, see
+//! `BUFFERED_BELOW`).
 //!
 //! [`extract_observed`] lets the caller look at each file on the worker that wrote it, right
 //! after its sha256 checked out, with its first bytes still in memory (an RPM header or a
 //! wheel's metadata is parsed there instead of in a second pass over the unpacked tree).
+//! It may also [place](EntryObserver::place) a file elsewhere on the same filesystem (apply
+//! writes each RPM straight into its repo's staged tree, one directory operation per file
+//! instead of a create and a move).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -32,6 +36,11 @@ use crate::scan::{FileSink, scan, worker_count};
 use crate::sign::VerifyingKey;
 use crate::stream::open_checked;
 
+/// Files smaller than this are written through the page cache even in direct mode: for a file
+/// of a few pages, a synchronous device request of its own costs more than the copy into the
+/// cache, and the final `syncfs` writes such files together.
+const BUFFERED_BELOW: u64 = 64 * 1024;
+
 /// How many of a file's first bytes an [`EntryObserver`] is shown from memory.
 pub const OBSERVED_HEAD: usize = 256 * 1024;
 
@@ -47,6 +56,13 @@ pub const OBSERVED_HEAD: usize = 256 * 1024;
 /// back to reading the unpacked tree).
 pub trait EntryObserver: Sync {
     fn verified(&self, entry: &FileEntry, path: &Path, head: &[u8]);
+
+    /// Where to write `entry` instead of its path under the staging directory: a path that
+    /// does not exist yet (its missing directories are created). Files placed there are the
+    /// caller's: a failed extraction does not remove them. `None`, the default: under staging.
+    fn place(&self, _entry: &FileEntry) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// An observer that looks at nothing.
@@ -157,8 +173,12 @@ impl<'a> StagingSink<'a> {
 
 impl<'a> FileSink<'a> for StagingSink<'a> {
     fn begin(&mut self, entry: &'a FileEntry) -> Result<(), BundleError> {
-        // Paths were checked (relative, no `..`, no links in the archive), so joining is safe.
-        let target = self.root.join(&entry.path);
+        // Paths were checked (relative, no `..`, no links in the archive), so joining is safe;
+        // a placed path is the observer's own.
+        let target = self
+            .observer
+            .place(entry)
+            .unwrap_or_else(|| self.root.join(&entry.path));
         if let Some(dir) = target.parent()
             && !self.made_dirs.contains(dir)
         {
@@ -176,7 +196,12 @@ impl<'a> FileSink<'a> for StagingSink<'a> {
             .open(&target)
             .map_err(BundleError::Fs)?;
         let buffer = self.spare.take().unwrap_or_default();
-        let writer = DirectWriter::with_buffer(file.into_parts().0, buffer, self.io);
+        let io = if entry.size < BUFFERED_BELOW {
+            IoMode::Buffered
+        } else {
+            self.io
+        };
+        let writer = DirectWriter::with_buffer(file.into_parts().0, buffer, io);
         self.head.clear();
         self.current = Some((writer, target, entry));
         Ok(())

@@ -1,6 +1,6 @@
 //! The payload pass shared by `verify` and `extract`: the calling thread decompresses and
-//! parses tar headers, checks each one against the manifest, and streams the data of file `i`
-//! to worker `i % workers` in pooled chunks; a worker hashes what it receives and passes it to
+//! parses tar headers, checks each one against the manifest, and streams the data of each file
+//! to one of the workers in pooled chunks (runs of small files to the same one); a worker hashes what it receives and passes it to
 //! its [`FileSink`] (nothing for `verify`, a file in the staging directory for `extract`).
 //! A fixed pool of chunk buffers bounds memory, whatever the file sizes.
 //!
@@ -24,6 +24,11 @@ use crate::tarfmt::{Next, RawEntry};
 
 /// Chunk buffers per worker in flight.
 const BUFFERS_PER_WORKER: usize = 4;
+
+/// Consecutive files go to one worker until it got this many bytes: a worker woken for every
+/// small file cost more in context switches than its hashing (thousands of RPMs of a few
+/// KiB); a file this large or larger still goes to a worker of its own.
+const RUN_BYTES: u64 = 256 * 1024;
 
 /// Hash workers for the payload pass: one per core, at most four.
 pub(crate) fn worker_count() -> usize {
@@ -157,6 +162,7 @@ type Located = (usize, BundleError);
 
 impl Feeder<'_> {
     fn feed(&self, stream: &mut BundleStream) -> Result<(), Located> {
+        let (mut worker_index, mut run_bytes) = (self.senders.len() - 1, u64::MAX);
         for (i, expected) in self.files.iter().enumerate() {
             if self.failure.aborted() {
                 return Ok(());
@@ -197,7 +203,12 @@ impl Feeder<'_> {
                 };
                 return Err(at(entry_error(stream, path, problem)));
             }
-            let worker = &self.senders[i % self.senders.len()];
+            if run_bytes >= RUN_BYTES {
+                worker_index = (worker_index + 1) % self.senders.len();
+                run_bytes = 0;
+            }
+            run_bytes += raw.size.max(1);
+            let worker = &self.senders[worker_index];
             // A send fails only when the worker is gone, which `scope` reports as a panic.
             let _ = worker.send(Msg::Begin(i));
             let mut left = raw.size;

@@ -283,3 +283,82 @@ fn real_rpms_and_repodata_round_trip_in(fixtures: &Path, io: IoMode) {
     assert_eq!(strip(&want), strip(&got));
     assert_eq!(strip(&want).len(), manifest.files.len());
 }
+
+/// Places the files under `repos/` at the same relative path below `dir`, and checks what it is
+/// shown as `CheckingObserver` does.
+struct PlacingObserver {
+    dir: std::path::PathBuf,
+    checks: CheckingObserver,
+    shown_at: std::sync::Mutex<Vec<std::path::PathBuf>>,
+}
+
+impl bundle::read::EntryObserver for PlacingObserver {
+    fn verified(&self, entry: &bundle::FileEntry, path: &Path, head: &[u8]) {
+        self.checks.verified(entry, path, head);
+        self.shown_at.lock().unwrap().push(path.to_path_buf());
+    }
+
+    fn place(&self, entry: &bundle::FileEntry) -> Option<std::path::PathBuf> {
+        entry
+            .path
+            .starts_with("repos/")
+            .then(|| self.dir.join(&entry.path))
+    }
+}
+
+#[test]
+fn an_observer_places_files_outside_the_destination_in_every_io_mode() {
+    for io in IoMode::ALL {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        small_tree(&src);
+        let out = tmp.path().join("b.tar.zst");
+        let opts = WriteOptions {
+            io,
+            ..WriteOptions::default()
+        };
+        pack_tree(&src, &out, base_manifest(), &opts, &NoProgress).unwrap();
+        let observer = PlacingObserver {
+            dir: tmp.path().join("placed"),
+            checks: CheckingObserver::default(),
+            shown_at: Default::default(),
+        };
+        let dest = tmp.path().join("out");
+        extract_observed(&out, &dest, None, io, &observer, &NoProgress).unwrap();
+        assert!(observer.checks.wrong.lock().unwrap().is_empty(), "{io}");
+        assert_eq!(observer.checks.seen.lock().unwrap().len(), 7, "{io}");
+        for (relative, _) in listing(&src) {
+            let (path, relative) = (src.join(&relative), relative.as_path());
+            let placed = relative.starts_with("repos");
+            let (there, not_there) = if placed {
+                (tmp.path().join("placed"), &dest)
+            } else {
+                (dest.clone(), &tmp.path().join("placed"))
+            };
+            if path.is_file() {
+                assert_eq!(
+                    fs_err::read(there.join(relative)).unwrap(),
+                    fs_err::read(&path).unwrap(),
+                    "{io}: {}",
+                    relative.display()
+                );
+                assert!(
+                    !not_there.join(relative).exists(),
+                    "{io}: {}",
+                    relative.display()
+                );
+                // Unplaced files are shown in the staging directory that becomes `dest`.
+                assert!(
+                    !placed
+                        || observer
+                            .shown_at
+                            .lock()
+                            .unwrap()
+                            .contains(&there.join(relative)),
+                    "{io}: shown where it is, {}",
+                    relative.display()
+                );
+            }
+        }
+    }
+}

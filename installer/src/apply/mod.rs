@@ -4,11 +4,14 @@
 //! (with a unified diff of every file it would change) and which a real run executes:
 //!
 //! 1. verify and unpack the bundle into a staging directory on the data filesystem
-//!    (one streaming pass; nothing is unpacked from a bundle that fails a check); the unpack
-//!    workers parse each verified RPM's header and read each wheel's metadata as the file lands
-//!    (see `prefetch`), so the next steps do not read the payload again;
+//!    (one streaming pass; nothing is unpacked from a bundle that fails a check); each RPM of a
+//!    rebuilt repo is written straight into that repo's staged tree, and the unpack workers
+//!    parse each verified RPM's header and read each wheel's metadata as the file lands (see
+//!    `prefetch`), so the next steps do not read the payload again;
 //! 2. per RPM repo: rebuild in staging and switch in atomically, or leave it alone when the
-//!    bundle does not change it;
+//!    bundle does not change it; each rebuilt repo's repodata writers start with the unpack and
+//!    take the parsed records as they come (`repodata::build_fed`), so only the last records,
+//!    a flush and the switch are left when the unpack ends;
 //! 3. the PyPI index, the same way;
 //! 4. Kubespray's files repo and the image registry, the same way (the registry's content
 //!    checks run right after the unpack, before any tree is switched);
@@ -25,9 +28,9 @@
 //! Crash safety: staging lives at `<data>/.installer-staging` and is wiped at the start of
 //! every run; every switch is one `renameat2(RENAME_EXCHANGE)`; state files inside each tree
 //! say what it was built from. Durability before a switch: the unpack ends with one `syncfs`
-//! (bundle crate), repodata, index pages and state files are fsynced as they are written, and
-//! moving files into a staged tree is metadata only, which the filesystem journal commits in
-//! order before the exchange; so no second whole-filesystem sync is paid per tree. So an apply killed anywhere and rerun ends in the state of an
+//! (bundle crate), and each staged repo is synced once more (`syncfs`) for its repodata and
+//! state file before its exchange; the index pages and state files of the other trees are
+//! fsynced as they are written. So an apply killed anywhere and rerun ends in the state of an
 //! uninterrupted apply, and a failed apply leaves the previous trees served.
 
 mod base;
@@ -394,66 +397,10 @@ fn run_staged(
         None => None,
     };
     let extracted = layout.staging.join("bundle");
-    let prefetch = prefetch::Prefetch::new(&plan.repos, plan.pypi.as_ref(), opts.compression);
-    let (bundle, key, io) = (&opts.bundle, key.as_ref(), opts.io);
-    let manifest = if plan.needs_payload() {
-        bundle::read::extract_observed(bundle, &extracted, key, io, &prefetch, reporter)?
-    } else {
-        bundle::read::verify_detailed(bundle, key, io, reporter)?.manifest
-    };
-    if plan.needs_payload() {
-        base::link_into(&plan.base_files, &extracted)?;
-    }
-    let (parsed, metadata) = prefetch.into_parts();
-    if manifest != plan.manifest {
-        // The bundle changed between planning and unpacking: plan again from what was verified.
-        return Err(ApplyError::Bundle(bundle::BundleError::InvalidInput {
-            reason: format!(
-                "{} changed while apply was running; run apply again",
-                opts.bundle.display()
-            ),
-        }));
-    }
-    state::kill_point("unpacked");
-    // The registry's content checks come before any tree is switched: a bundle whose images
-    // reference what it does not carry changes nothing.
-    let image_content = match plan.images.as_ref().filter(|i| !i.unchanged) {
-        Some(images) => Some(images::check(images, &extracted)?),
-        None => None,
-    };
+    let (image_content, metadata) =
+        unpack_and_build_repos(opts, plan, &extracted, key.as_ref(), reporter)?;
 
     let mut outcome = Outcome::default();
-    // The repos are independent trees, each switched on its own: building them at once lets a
-    // small repo's XML and flush overlap the large one's instead of queueing behind it.
-    // One phase for all of them: the terminal shows one phase at a time.
-    let rebuilt = plan.repos.iter().filter(|r| !r.unchanged);
-    let headers: usize = rebuilt.map(|r| r.packages.len()).sum();
-    let rebuilding = headers > 0;
-    if rebuilding {
-        reporter.started("repodata", headers as u64, 0);
-    }
-    let together = Together(reporter);
-    let built: Vec<Result<(), ApplyError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = plan
-            .repos
-            .iter()
-            .zip(parsed)
-            .map(|(repo, parsed)| {
-                let (extracted, together) = (&extracted, &together);
-                scope.spawn(move || {
-                    repos::execute(repo, layout, extracted, opts.compression, parsed, together)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    if rebuilding {
-        reporter.finished();
-    }
-    built.into_iter().collect::<Result<(), _>>()?;
     for repo in &plan.repos {
         if repo.unchanged {
             outcome.repos_unchanged.push(repo.id.clone());
@@ -500,6 +447,135 @@ fn run_staged(
     fs_err::remove_dir_all(&layout.staging)?;
     fsutil::sync_dir(&layout.data)?;
     Ok(outcome)
+}
+
+/// The verifying unpack, with every rebuilt RPM repo built at the same time, one thread each,
+/// started before the unpack: its repodata writers take the records the unpack parses (see
+/// `prefetch`), so the XML and its compression overlap the unpack, and each repo is switched
+/// in as soon as it is complete. Returns the registry's checked content and the wheels'
+/// metadata for the trees built after.
+fn unpack_and_build_repos(
+    opts: &ApplyOptions,
+    plan: &Plan,
+    extracted: &Path,
+    key: Option<&bundle::sign::VerifyingKey>,
+    reporter: &dyn bundle::Reporter,
+) -> Result<(Option<registry::ImageContent>, MetadataByWheel), ApplyError> {
+    let layout = &plan.layout;
+    let mut inputs = Vec::new();
+    let mut feeds = Vec::new();
+    for repo in &plan.repos {
+        let (input, feed) = if repo.unchanged {
+            (None, None)
+        } else {
+            let input = repos::repodata_input(repo, layout, extracted)?;
+            let feed = repodata::PackageFeed::new(&input)?;
+            (Some(input), Some(feed))
+        };
+        inputs.push(input);
+        feeds.push(feed);
+    }
+    let prefetch = prefetch::Prefetch::new(
+        layout,
+        &plan.repos,
+        &feeds,
+        plan.pypi.as_ref(),
+        opts.compression,
+    );
+    let together = Together(reporter);
+    let (unpacked, built) = std::thread::scope(|scope| {
+        let mut gates = Vec::new();
+        let mut handles = Vec::new();
+        for (i, repo) in plan.repos.iter().enumerate() {
+            let (Some(input), Some(feed)) = (&inputs[i], &feeds[i]) else {
+                continue;
+            };
+            let (gate, unpacked) = std::sync::mpsc::channel();
+            gates.push((i, gate));
+            let together = &together;
+            handles.push(scope.spawn(move || {
+                repos::execute(
+                    repo,
+                    layout,
+                    extracted,
+                    opts.compression,
+                    input,
+                    feed,
+                    unpacked,
+                    together,
+                )
+            }));
+        }
+        let unpacked = unpack(opts, plan, extracted, key, &prefetch, reporter);
+        let (mut placed, metadata) = prefetch.into_parts();
+        let rebuilding = unpacked.is_ok() && !gates.is_empty();
+        if rebuilding {
+            // One phase for all the repos (the terminal shows one phase at a time).
+            let headers: usize = gates
+                .iter()
+                .map(|(i, _)| plan.repos[*i].packages.len())
+                .sum();
+            reporter.started("repodata", headers as u64, 0);
+            for (i, gate) in gates {
+                let _ = gate.send(std::mem::take(&mut placed[i]));
+            }
+        } else {
+            // A gate dropped unsent tells its repo to stop: the unpack failed.
+            drop(gates);
+        }
+        let built: Vec<Result<(), ApplyError>> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        if rebuilding {
+            reporter.finished();
+        }
+        (unpacked.map(|images| (images, metadata)), built)
+    });
+    // The unpack's failure is the cause; the repos only stopped because of it.
+    let unpacked = unpacked?;
+    built.into_iter().collect::<Result<(), _>>()?;
+    Ok(unpacked)
+}
+
+/// Wheel file name -> its core metadata, read while the bundle unpacked.
+type MetadataByWheel = std::collections::HashMap<String, crate::simple_index::CoreMetadata>;
+
+/// The verifying unpack (or, when no tree needs the payload, the verification alone), and
+/// what must hold before any tree is switched: the manifest is the one the plan was made from,
+/// a delta's base files are in place, the registry's content checks pass (a bundle whose
+/// images reference what it does not carry changes nothing).
+fn unpack(
+    opts: &ApplyOptions,
+    plan: &Plan,
+    extracted: &Path,
+    key: Option<&bundle::sign::VerifyingKey>,
+    prefetch: &prefetch::Prefetch<'_>,
+    reporter: &dyn bundle::Reporter,
+) -> Result<Option<registry::ImageContent>, ApplyError> {
+    let (bundle, io) = (&opts.bundle, opts.io);
+    let manifest = if plan.needs_payload() {
+        let manifest =
+            bundle::read::extract_observed(bundle, extracted, key, io, prefetch, reporter)?;
+        base::link_into(&plan.base_files, extracted)?;
+        manifest
+    } else {
+        bundle::read::verify_detailed(bundle, key, io, reporter)?.manifest
+    };
+    if manifest != plan.manifest {
+        // The bundle changed between planning and unpacking: plan again from what was verified.
+        return Err(ApplyError::Bundle(bundle::BundleError::InvalidInput {
+            reason: format!(
+                "{} changed while apply was running; run apply again",
+                opts.bundle.display()
+            ),
+        }));
+    }
+    state::kill_point("unpacked");
+    match plan.images.as_ref().filter(|i| !i.unchanged) {
+        Some(images) => Ok(Some(images::check(images, extracted)?)),
+        None => Ok(None),
+    }
 }
 
 /// The service configs a site asks for: bind, chrony, landing page and node files, and the

@@ -1,11 +1,13 @@
 //! The RPM part of apply: one installed repo per repo id (`<data>/repos/<distro>/<release>/<id>/`)
 //! merging the bundle's per-arch directories, packages at their upstream relative paths. A repo
 //! whose packages, carried records and options did not change is left alone; a changed one is
-//! built complete in staging (packages moved out of the extracted bundle, kept ones hard-linked
-//! with `--keep-old`, repodata built) and switched in with one atomic exchange.
+//! built complete in staging (packages unpacked straight into it, kept ones hard-linked with
+//! `--keep-old`, repodata written while the packages unpack) and switched in with one atomic
+//! exchange.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use bundle::{BundleManifest, FileKind};
 
@@ -162,39 +164,26 @@ pub(super) fn repodata_options(
     }
 }
 
-/// Build the planned repo in staging and switch it live. `parsed` holds packages whose headers
-/// were already parsed during the unpack (by relative path); the rest are read in staging.
-pub fn execute(
+/// Where the repo of `plan` is built before it is switched live; the unpack writes the repo's
+/// packages there.
+pub(super) fn stage_dir(layout: &Layout, plan: &RepoPlan) -> PathBuf {
+    layout.staging.join(format!("repo-{}", plan.id))
+}
+
+/// What a rebuilt repo's repodata is built from: its packages with their digests (a kept
+/// package's size is read from the live file it will be linked to) and the bundle's upstream
+/// records under `extracted` (read only once the unpack is done).
+pub fn repodata_input(
     plan: &RepoPlan,
     layout: &Layout,
     extracted: &Path,
-    compression: repodata::Compression,
-    parsed: HashMap<String, repodata::Package>,
-    reporter: &dyn bundle::Reporter,
-) -> Result<(), ApplyError> {
-    if plan.unchanged {
-        return Ok(());
-    }
-    let stage = layout.staging.join(format!("repo-{}", plan.id));
-    fs_err::create_dir_all(&stage)?;
+) -> Result<repodata::RepodataInput, ApplyError> {
     let mut files = Vec::with_capacity(plan.packages.len());
-    let mut made_dirs = HashSet::new();
     for (rel, (sha, size, bundle_path)) in &plan.packages {
-        let dest = stage.join(rel);
-        if let Some(parent) = dest.parent()
-            && !made_dirs.contains(parent)
-        {
-            fs_err::create_dir_all(parent)?;
-            made_dirs.insert(parent.to_path_buf());
-        }
-        let mut size = *size;
-        match bundle_path {
-            Some(p) => fs_err::rename(extracted.join(p), &dest)?,
-            None => {
-                fs_err::hard_link(plan.live_dir.join(rel), &dest)?;
-                size = fs_err::metadata(&dest)?.len();
-            }
-        }
+        let size = match bundle_path {
+            Some(_) => *size,
+            None => fs_err::metadata(plan.live_dir.join(rel))?.len(),
+        };
         files.push(PackageFile {
             relative_path: rel.clone(),
             known: Some(KnownDigest {
@@ -221,24 +210,68 @@ pub fn execute(
             u
         })
         .collect();
-    let input = repodata::RepodataInput {
-        repo_dir: stage.clone(),
+    Ok(repodata::RepodataInput {
+        repo_dir: stage_dir(layout, plan),
         package_sets: vec![PackageSet {
             label: plan.id.clone(),
             files,
         }],
         upstream,
-    };
+    })
+}
+
+/// Build the planned (rebuilt) repo in staging and switch it live. Started before the unpack:
+/// the repodata writers take the records `feed` gets as the packages unpack (see
+/// `prefetch`), and the live repo's records of unchanged packages are offered at once. Once
+/// `unpacked` delivers the relative paths the unpack wrote into the staged tree, the other
+/// packages are moved (a differential bundle's) or linked (`--keep-old`) there, what is still
+/// missing is read, and the repo is finished, synced and switched. A closed `unpacked` (the
+/// unpack failed) stops the build.
+#[allow(clippy::too_many_arguments)]
+pub fn execute(
+    plan: &RepoPlan,
+    layout: &Layout,
+    extracted: &Path,
+    compression: repodata::Compression,
+    input: &repodata::RepodataInput,
+    feed: &repodata::PackageFeed,
+    unpacked: mpsc::Receiver<HashSet<String>>,
+    reporter: &dyn bundle::Reporter,
+) -> Result<(), ApplyError> {
+    let stage = stage_dir(layout, plan);
+    fs_err::create_dir_all(&stage)?;
     let options = repodata_options(plan, compression);
     // Packages the live repo already describes keep their records (matched by sha256 and size
-    // in the build), so only new and changed packages have their headers read.
-    let mut parsed = parsed;
+    // in the feed), so only new and changed packages have their headers read.
     for (relative, package) in repodata::previous_records(&plan.live_dir, &options) {
-        parsed.entry(relative).or_insert(package);
+        feed.offer(&relative, package);
     }
-    repodata::build_with_parsed(&input, &options, parsed, reporter)?;
+    repodata::build_fed(input, &options, feed, || {
+        let placed = unpacked
+            .recv()
+            .map_err(|_| repodata::RepodataError::Cancelled)?;
+        let mut made_dirs = HashSet::new();
+        for (rel, (_, _, bundle_path)) in &plan.packages {
+            if placed.contains(rel) {
+                continue;
+            }
+            let dest = stage.join(rel);
+            if let Some(parent) = dest.parent()
+                && !made_dirs.contains(parent)
+            {
+                fs_err::create_dir_all(parent)?;
+                made_dirs.insert(parent.to_path_buf());
+            }
+            match bundle_path {
+                Some(p) => fs_err::rename(extracted.join(p), &dest)?,
+                None => fs_err::hard_link(plan.live_dir.join(rel), &dest)?,
+            }
+        }
+        feed.complete(&stage, &options, reporter)
+            .map_err(ApplyError::from)
+    })?;
     state::store(&stage, &plan.state)?;
-    // One flush for the whole staged repo (moved packages, repodata, state), then the switch.
+    // One flush for the whole staged repo (unpacked packages, repodata, state), then the switch.
     crate::fsutil::sync_filesystem(&stage)?;
     state::kill_point(&format!("repo-staged:{}", plan.id));
     crate::fsutil::replace_dir(&stage, &plan.live_dir)?;

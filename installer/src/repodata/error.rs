@@ -53,6 +53,9 @@ pub enum RepodataError {
     )]
     UpstreamInsideRepodata { kind: &'static str, path: PathBuf },
 
+    #[error("repodata stopped: the packages it waited for will not come (an earlier step failed)")]
+    Cancelled,
+
     #[error("cannot write {kind} metadata: {message}")]
     Write { kind: &'static str, message: String },
 }

@@ -36,6 +36,8 @@
 //! - [`previous_records`] reads the records of the repodata a repo has now (only if they write
 //!   back byte for byte); passed to [`build_with_parsed`], those whose sha256 and size still
 //!   match are not read from their RPMs again (`createrepo_c --update`).
+//! - [`build_fed`] writes the same output while the packages still arrive (a [`PackageFeed`]
+//!   that apply fills as the bundle unpacks).
 //! - Output depends only on the inputs: `Options::revision` is the repomd revision and every
 //!   record timestamp; package `time file` is the RPM's mtime unless `Options::package_time`.
 //! - Crash safety: new files are written into `<repo>/.repodata.staging/`, fsynced, moved into
@@ -46,6 +48,7 @@
 //!   a staging tree and syncs its filesystem once before switching it live (what apply does).
 
 mod error;
+mod feed;
 mod install;
 mod packages;
 mod reuse;
@@ -61,6 +64,7 @@ use bundle::Reporter;
 pub use crate::fsutil::Durability;
 
 pub use error::RepodataError;
+pub use feed::{PackageFeed, build_fed};
 pub use packages::{KnownDigest, PackageFile, PackageSet, parse_package, parse_package_with_head};
 pub use reuse::previous_records;
 pub use rpmrepo_metadata::Package;
@@ -192,7 +196,7 @@ pub fn build_with_parsed(
     reporter.started(&format!("repodata {repo_name}"), merged.len() as u64, 0);
     let parsed = packages::parse_all(&input.repo_dir, &merged, parsed, options, reporter)?;
     let staging = install::fresh_staging_dir(&input.repo_dir)?;
-    let mut records = write::write_package_records(&staging, &parsed, options)?;
+    let mut records = write::write_package_records(&staging, parsed.as_slice(), options)?;
     records.extend(upstream::write_upstream_records(
         &staging,
         &input.upstream,

@@ -5,7 +5,7 @@
 //! manifest when known; only packages without a known digest are hashed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -178,12 +178,12 @@ pub(crate) fn parse_all(
     Ok(parsed.into_iter().map(|(_, package)| package).collect())
 }
 
-fn file_name(relative_path: &str) -> &str {
+pub(crate) fn file_name(relative_path: &str) -> &str {
     relative_path.rsplit('/').next().unwrap_or(relative_path)
 }
 
 /// True when a package parsed earlier carries exactly the digest the repo now expects.
-fn matches_known(parsed: &Package, known: Option<&KnownDigest>) -> bool {
+pub(crate) fn matches_known(parsed: &Package, known: Option<&KnownDigest>) -> bool {
     let Some(known) = known else {
         return false;
     };
@@ -213,6 +213,19 @@ pub fn parse_package_with_head(
     known: Option<&KnownDigest>,
     options: &Options,
 ) -> Result<Package, RepodataError> {
+    // All of a verified file in memory, and no mtime wanted: nothing to read from the disk.
+    if let (Some(known), Some(time_file)) = (known, options.package_time)
+        && head.len() as u64 == known.size
+    {
+        let source = PackageSource {
+            checksum: Some(Checksum::Sha256(known.sha256.clone())),
+            size_package: Some(known.size),
+            time_file,
+            location_href: relative_path.to_owned(),
+            location_base: None,
+        };
+        return package_from_header(path, &mut &head[..], source, options);
+    }
     let path: PathBuf = path.to_path_buf();
     let mut file = fs_err::File::open(&path)?;
     let stat = file.metadata()?;
@@ -242,11 +255,6 @@ pub fn parse_package_with_head(
         .min(usize::try_from(stat.len()).unwrap_or(usize::MAX))];
     file.seek(SeekFrom::Start(head.len() as u64))?;
     let mut reader = head.chain(BufReader::with_capacity(64 * 1024, file));
-    let header =
-        rpm::PackageMetadata::parse(&mut reader).map_err(|source| RepodataError::RpmHeader {
-            path: path.clone(),
-            source,
-        })?;
     let source = PackageSource {
         checksum: Some(Checksum::Sha256(sha256)),
         size_package: Some(size),
@@ -254,6 +262,22 @@ pub fn parse_package_with_head(
         location_href: relative_path.to_owned(),
         location_base: None,
     };
+    package_from_header(&path, &mut reader, source, options)
+}
+
+/// The record of the RPM whose bytes `reader` yields from the start (`path` names it in errors).
+fn package_from_header(
+    path: &Path,
+    reader: &mut impl BufRead,
+    source: PackageSource,
+    options: &Options,
+) -> Result<Package, RepodataError> {
+    let path = path.to_path_buf();
+    let header =
+        rpm::PackageMetadata::parse(reader).map_err(|source| RepodataError::RpmHeader {
+            path: path.clone(),
+            source,
+        })?;
     let package_options = PackageOptions {
         checksum_type: ChecksumType::Sha256,
         changelog_limit: options.changelog_limit,

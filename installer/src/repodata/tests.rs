@@ -473,3 +473,138 @@ fn repomd_xml_snapshot_public_fixture() {
     let repomd = std::fs::read_to_string(repo.join("repodata/repomd.xml")).unwrap();
     insta::assert_snapshot!("repomd_el9_bzip2", repomd);
 }
+
+/// A repo of the el9 bzip2 RPMs, each under `copies` file names (so there are more packages
+/// than the feed announces at once).
+fn many_packages_repo(dir: &Path, copies: usize) -> PathBuf {
+    let repo = dir.join("repo");
+    let packages = repo.join("Packages/b");
+    std::fs::create_dir_all(&packages).unwrap();
+    for entry in std::fs::read_dir(fixtures().join("rpms/el9-bzip2")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        for copy in 0..copies {
+            let to = packages.join(format!("c{copy:02}-{name}"));
+            std::fs::copy(entry.path(), to).unwrap();
+        }
+    }
+    repo
+}
+
+#[test]
+fn packages_fed_in_any_order_give_the_same_output_public_fixture() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let repo_a = many_packages_repo(a.path(), 20);
+    let repo_b = many_packages_repo(b.path(), 20);
+    let set_a = with_digests(&repo_a, PackageSet::scan(&repo_a, "x86_64").unwrap());
+    assert!(set_a.files.len() > 128, "{}", set_a.files.len());
+    built(&repo_a, vec![set_a]);
+
+    let set_b = with_digests(&repo_b, PackageSet::scan(&repo_b, "x86_64").unwrap());
+    let input = input(&repo_b, vec![set_b.clone()]);
+    let feed = PackageFeed::new(&input).unwrap();
+    let outcome = build_fed(&input, &options(), &feed, || {
+        // Two of every three records offered, last first, while the writers wait; one with a
+        // digest the repo does not expect is ignored; the rest is read by `complete`.
+        for (i, file) in set_b.files.iter().enumerate().rev() {
+            let known = file.known.clone().unwrap();
+            if i % 3 == 0 {
+                let stale = KnownDigest {
+                    sha256: "0".repeat(64),
+                    ..known
+                };
+                let package = parse_package(
+                    &repo_b.join(&file.relative_path),
+                    &file.relative_path,
+                    Some(&stale),
+                    &options(),
+                )
+                .unwrap();
+                feed.offer(&file.relative_path, package);
+                assert!(feed.wants(&file.relative_path));
+                continue;
+            }
+            let package = parse_package(
+                &repo_b.join(&file.relative_path),
+                &file.relative_path,
+                Some(&known),
+                &options(),
+            )
+            .unwrap();
+            feed.offer(&file.relative_path, package);
+            assert!(!feed.wants(&file.relative_path));
+        }
+        feed.complete(&repo_b, &options(), &bundle::NoProgress)
+    })
+    .unwrap();
+    assert!(outcome.rewritten);
+    assert_eq!(outcome.packages, set_b.files.len());
+    assert_eq!(
+        read_dir_sorted(&repo_a.join("repodata")),
+        read_dir_sorted(&repo_b.join("repodata"))
+    );
+    // The stored input digest is `build`'s, so the repo counts as current afterwards.
+    assert!(is_current(&input, &options()).unwrap());
+}
+
+#[test]
+fn a_fed_build_stops_with_the_reason_its_packages_did_not_come_public_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = bzip2_repo(dir.path());
+    let set = with_digests(&repo, PackageSet::scan(&repo, "x86_64").unwrap());
+    let input = input(&repo, vec![set]);
+    let feed = PackageFeed::new(&input).unwrap();
+    let err = build_fed(&input, &options(), &feed, || {
+        Err(RepodataError::Metadata {
+            path: repo.join("bundle.tar.zst"),
+            message: "the unpack failed".into(),
+        })
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("the unpack failed"), "{err}");
+    assert!(!repo.join("repodata").exists());
+
+    // A package that cannot be read stops it too, naming the file.
+    let feed = PackageFeed::new(&input).unwrap();
+    let broken = repo.join("Packages/b/bzip2-1.0.8-18.el9.x86_64.rpm");
+    let size = std::fs::metadata(&broken).unwrap().len();
+    std::fs::write(&broken, vec![0u8; size as usize]).unwrap();
+    let err = build_fed(&input, &options(), &feed, || {
+        feed.complete(&repo, &options(), &bundle::NoProgress)
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("bzip2-1.0.8-18.el9.x86_64.rpm"),
+        "{err}"
+    );
+    assert!(!repo.join("repodata").exists());
+}
+
+#[test]
+fn a_panic_while_the_packages_come_stops_the_writers_public_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = bzip2_repo(dir.path());
+    let set = with_digests(&repo, PackageSet::scan(&repo, "x86_64").unwrap());
+    let input = input(&repo, vec![set]);
+    let (done, finished) = std::sync::mpsc::channel();
+    let build = {
+        let input = input.clone();
+        std::thread::spawn(move || {
+            let feed = PackageFeed::new(&input).unwrap();
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                build_fed::<RepodataError>(&input, &options(), &feed, || {
+                    panic!("the unpack panicked")
+                })
+            }));
+            done.send(panicked.is_err()).unwrap();
+        })
+    };
+    // Without the feed cancelled on the way out, the scope would wait for its writers forever.
+    let panicked = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the writers were left waiting for records that never come");
+    assert!(panicked);
+    build.join().unwrap();
+    assert!(!repo.join("repodata").exists());
+}

@@ -59,6 +59,9 @@ impl<W: Write> Write for HashingWriter<W> {
 
 type FileSink = HashingWriter<BufWriter<fs_err::File>>;
 
+/// The gzip level of every compressed record.
+const GZIP_LEVEL: u32 = 4;
+
 enum Encoder {
     Gzip(flate2::write::GzEncoder<FileSink>),
     Zstd(zstd::Encoder<'static, FileSink>),
@@ -82,11 +85,12 @@ impl Write for Encoder {
 impl Encoder {
     fn new(compression: Compression, sink: FileSink) -> io::Result<Encoder> {
         Ok(match compression {
-            // Level 6 is zlib's default; the concurrency across the three files, not a weaker
-            // level, is what makes us faster than createrepo_c.
+            // Level 4, not zlib's default 6: on filelists, the largest record, it took a third
+            // of level 6's time and came out smaller (docs/BENCHMARKS.md, issue 18, third
+            // session); any level reads the same.
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 sink,
-                flate2::Compression::new(6),
+                flate2::Compression::new(GZIP_LEVEL),
             )),
             Compression::Zstd => Encoder::Zstd(zstd::Encoder::new(sink, 3)?),
         })
@@ -170,10 +174,33 @@ fn xml_error(kind: &'static str) -> impl Fn(rpmrepo_metadata::MetadataError) -> 
     }
 }
 
-/// primary, filelists and other for `packages` (already in output order), written concurrently.
-pub(crate) fn write_package_records(
+/// The packages of a repo in output order, as each of the three writers walks them: all at
+/// hand (a slice), or arriving while the bundle unpacks (`feed::PackageFeed`).
+pub(crate) trait Ordered: Sync {
+    fn count(&self) -> usize;
+    /// Calls `each` with every package in order, waiting for those not there yet.
+    fn for_each(
+        &self,
+        each: &mut dyn FnMut(&Package) -> Result<(), RepodataError>,
+    ) -> Result<(), RepodataError>;
+}
+
+impl Ordered for [Package] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn for_each(
+        &self,
+        each: &mut dyn FnMut(&Package) -> Result<(), RepodataError>,
+    ) -> Result<(), RepodataError> {
+        self.iter().try_for_each(each)
+    }
+}
+
+/// primary, filelists and other for `packages` (in output order), written concurrently.
+pub(crate) fn write_package_records<P: Ordered + ?Sized>(
     dir: &Path,
-    packages: &[Package],
+    packages: &P,
     options: &Options,
 ) -> Result<Vec<Record>, RepodataError> {
     std::thread::scope(|scope| {
@@ -195,56 +222,52 @@ pub(crate) fn write_package_records(
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         };
-        Ok(vec![primary?, join(filelists)?, join(other)?])
+        let (filelists, other) = (join(filelists), join(other));
+        Ok(vec![primary?, filelists?, other?])
     })
 }
 
 /// The open (uncompressed) content of primary.xml for `packages`, in their order.
-pub(crate) fn write_primary_xml(
+pub(crate) fn write_primary_xml<P: Ordered + ?Sized>(
     out: &mut (dyn Write + Send),
-    packages: &[Package],
+    packages: &P,
 ) -> Result<(), RepodataError> {
     let mut writer = PrimaryXml::new_writer(create_xml_writer(out));
     writer
-        .write_header(packages.len())
+        .write_header(packages.count())
         .map_err(xml_error("primary"))?;
-    for package in packages {
-        writer
-            .write_package(package)
-            .map_err(xml_error("primary"))?;
-    }
+    packages
+        .for_each(&mut |package| writer.write_package(package).map_err(xml_error("primary")))?;
     writer.finish().map_err(xml_error("primary"))
 }
 
 /// The open content of filelists.xml for `packages`, in their order.
-pub(crate) fn write_filelists_xml(
+pub(crate) fn write_filelists_xml<P: Ordered + ?Sized>(
     out: &mut (dyn Write + Send),
-    packages: &[Package],
+    packages: &P,
 ) -> Result<(), RepodataError> {
     let mut writer = FilelistsXml::new_writer(create_xml_writer(out));
     writer
-        .write_header(packages.len())
+        .write_header(packages.count())
         .map_err(xml_error("filelists"))?;
-    for package in packages {
+    packages.for_each(&mut |package| {
         writer
             .write_package(package)
-            .map_err(xml_error("filelists"))?;
-    }
+            .map_err(xml_error("filelists"))
+    })?;
     writer.finish().map_err(xml_error("filelists"))
 }
 
 /// The open content of other.xml for `packages`, in their order.
-pub(crate) fn write_other_xml(
+pub(crate) fn write_other_xml<P: Ordered + ?Sized>(
     out: &mut (dyn Write + Send),
-    packages: &[Package],
+    packages: &P,
 ) -> Result<(), RepodataError> {
     let mut writer = OtherXml::new_writer(create_xml_writer(out));
     writer
-        .write_header(packages.len())
+        .write_header(packages.count())
         .map_err(xml_error("other"))?;
-    for package in packages {
-        writer.write_package(package).map_err(xml_error("other"))?;
-    }
+    packages.for_each(&mut |package| writer.write_package(package).map_err(xml_error("other")))?;
     writer.finish().map_err(xml_error("other"))
 }
 
