@@ -3,7 +3,6 @@
 //! the stage that feeds the tar stream into zstd. Sources come from an iterator, so a caller
 //! can hand over each file as soon as it exists (the bundler does, while downloading).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
@@ -50,6 +49,9 @@ impl Input {
 pub(crate) enum Chunk {
     /// `buf[..n]` is the next piece of the current file (already hashed).
     Data(Vec<u8>, usize),
+    /// The whole current file, from memory (already checked): handed on as it is, since
+    /// copying it into the stage's buffers would be one more pass over every downloaded byte.
+    Whole(Arc<Vec<u8>>),
     /// The current file is complete and matched its manifest size and sha256.
     EndOfFile,
     /// Every file was sent and the sources held no more.
@@ -102,9 +104,10 @@ pub(crate) fn read_sources(
 }
 
 /// Streams one source; Ok(false) when the consumer hung up. A file is read with a
-/// [`DirectReader`] and the window in `spare`, which is put back for the next file. Bytes in memory are checked like a file (a caller's mix-up must not reach
+/// [`DirectReader`] and the window in `spare`, which is put back for the next file, and hashed
+/// as it is read. Bytes in memory are checked like a file (a caller's mix-up must not reach
 /// the bundle either), except that a digest the producer computed over them is compared
-/// instead of hashing them again.
+/// instead of hashing them again, and are sent on whole ([`send_whole`]).
 fn read_source(
     entry: &FileEntry,
     input: &Input,
@@ -119,15 +122,12 @@ fn read_source(
         entry: entry.path.clone(),
         reason,
     };
-    let (mut src, known) = match input {
-        Input::Memory { data, sha256, .. } => (SourceReader::Memory(&data[..]), sha256.as_deref()),
-        Input::File(_) => {
-            let reader = DirectReader::open(source, spare.take().unwrap_or_default(), mode)
-                .map_err(|e| BundleError::io(source, e))?;
-            (SourceReader::File(reader), None)
-        }
-    };
-    let mut hasher = known.is_none().then(Sha256::new);
+    if let Input::Memory { data, sha256, .. } = input {
+        return send_whole(entry, data, sha256.as_deref(), out).map_err(mismatch);
+    }
+    let mut src = DirectReader::open(source, spare.take().unwrap_or_default(), mode)
+        .map_err(|e| BundleError::io(source, e))?;
+    let mut hasher = Sha256::new();
     let mut left = entry.size;
     while left > 0 {
         let Ok(mut buf) = free.recv() else {
@@ -141,9 +141,7 @@ fn read_source(
                 actual: entry.size - left,
             }));
         }
-        if let Some(hasher) = &mut hasher {
-            hasher.update(&buf[..n]);
-        }
+        hasher.update(&buf[..n]);
         left -= n as u64;
         if out.send(Chunk::Data(buf, n)).is_err() {
             return Ok(false);
@@ -151,43 +149,53 @@ fn read_source(
     }
     let mut probe = [0u8; 1];
     if read_some(&mut src, &mut probe).map_err(|e| BundleError::io(source, e))? != 0 {
-        let actual = match &src {
-            SourceReader::Memory(rest) => entry.size + 1 + rest.len() as u64,
-            SourceReader::File(_) => fs_err::metadata(source).map_or(entry.size + 1, |m| m.len()),
-        };
+        let actual = fs_err::metadata(source).map_or(entry.size + 1, |m| m.len());
         return Err(mismatch(EntryProblem::Oversize {
             expected: entry.size,
             actual,
         }));
     }
-    // No hasher means the producer's digest is known.
-    let actual = match hasher {
-        Some(hasher) => hex::encode(hasher.finalize()),
-        None => known.unwrap_or_default().to_string(),
-    };
+    let actual = hex::encode(hasher.finalize());
     if actual != entry.sha256 {
         return Err(mismatch(EntryProblem::HashMismatch {
             expected: entry.sha256.clone(),
             actual,
         }));
     }
-    if let SourceReader::File(reader) = src {
-        *spare = Some(reader.into_buffer());
-    }
+    *spare = Some(src.into_buffer());
     Ok(true)
 }
 
-/// Where [`read_source`] reads one source's bytes from.
-enum SourceReader<'a> {
-    Memory(&'a [u8]),
-    File(DirectReader),
-}
-
-impl Read for SourceReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            SourceReader::Memory(rest) => rest.read(out),
-            SourceReader::File(reader) => reader.read(out),
-        }
+/// [`read_source`] for bytes in memory: checks their size and sha256 (hashing them only when
+/// the producer did not) and sends them on whole. Ok(false) when the consumer hung up.
+fn send_whole(
+    entry: &FileEntry,
+    data: &Arc<Vec<u8>>,
+    known: Option<&str>,
+    out: &mpsc::SyncSender<Chunk>,
+) -> Result<bool, EntryProblem> {
+    let size = data.len() as u64;
+    if size < entry.size {
+        return Err(EntryProblem::SizeMismatch {
+            expected: entry.size,
+            actual: size,
+        });
     }
+    if size > entry.size {
+        return Err(EntryProblem::Oversize {
+            expected: entry.size,
+            actual: size,
+        });
+    }
+    let actual = match known {
+        Some(sha256) => sha256.to_string(),
+        None => hex::encode(Sha256::digest(&data[..])),
+    };
+    if actual != entry.sha256 {
+        return Err(EntryProblem::HashMismatch {
+            expected: entry.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(size == 0 || out.send(Chunk::Whole(data.clone())).is_ok())
 }
