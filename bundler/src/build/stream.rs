@@ -237,19 +237,13 @@ fn preflight(
 ) -> Result<(), BuildError> {
     let cache = fetcher.cache();
     let mut seen = HashSet::new();
-    let mut downloads = 0;
-    for (_, source) in &parts.files {
-        if let Source::Fetch { download, .. } = source {
-            let expected = &download.expected;
-            if seen.insert(expected.sha256.as_str())
-                && cache.lookup(&expected.sha256, expected.size).is_none()
-            {
-                downloads += expected
-                    .size
-                    .saturating_sub(cache.partial_len(&expected.sha256));
+    let downloads =
+        cache.missing_bytes(parts.files.iter().filter_map(|(_, source)| match source {
+            Source::Fetch { download, .. } if seen.insert(download.expected.sha256.as_str()) => {
+                Some((download.expected.sha256.as_str(), download.expected.size))
             }
-        }
-    }
+            _ => None,
+        }));
     let mut needs = vec![space::Need {
         dir: cache.root().to_path_buf(),
         bytes: downloads,
