@@ -355,6 +355,7 @@ impl<'a> Packing<'a> {
                         Chunk::Whole(data) => {
                             encoder.write_all(&data).map_err(io_err)?;
                             self.reporter.advanced(0, data.len() as u64);
+                            break;
                         }
                         Chunk::EndOfFile => break,
                         Chunk::Failed(e) => return Err(e),

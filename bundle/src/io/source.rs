@@ -49,8 +49,9 @@ impl Input {
 pub(crate) enum Chunk {
     /// `buf[..n]` is the next piece of the current file (already hashed).
     Data(Vec<u8>, usize),
-    /// The whole current file, from memory (already checked): handed on as it is, since
-    /// copying it into the stage's buffers would be one more pass over every downloaded byte.
+    /// The whole current file, from memory, checked against its manifest size and sha256: handed
+    /// on as it is, since copying it into the stage's buffers would be one more pass over every
+    /// downloaded byte. Complete in itself: no `EndOfFile` follows (one message, not two).
     Whole(Arc<Vec<u8>>),
     /// The current file is complete and matched its manifest size and sha256.
     EndOfFile,
@@ -80,9 +81,9 @@ pub(crate) fn read_sources(
                 reason: format!("the sources ended after {i} of {expected} files"),
             }),
             Some(source) => match read_source(entry, &source, &mut spare, free, out, mode) {
-                Ok(true) => Chunk::EndOfFile,
+                Ok(Some(last)) => last,
                 // The consumer is gone (it failed): nothing left to do.
-                Ok(false) => return,
+                Ok(None) => return,
                 Err(e) => Chunk::Failed(e),
             },
         };
@@ -103,11 +104,12 @@ pub(crate) fn read_sources(
     let _ = out.send(last);
 }
 
-/// Streams one source; Ok(false) when the consumer hung up. A file is read with a
+/// Streams one source and returns the message that ends it (`EndOfFile`, or `Whole` for bytes
+/// in memory); None when the consumer hung up. A file is read with a
 /// [`DirectReader`] and the window in `spare`, which is put back for the next file, and hashed
 /// as it is read. Bytes in memory are checked like a file (a caller's mix-up must not reach
 /// the bundle either), except that a digest the producer computed over them is compared
-/// instead of hashing them again, and are sent on whole ([`send_whole`]).
+/// instead of hashing them again, and are sent on whole ([`check_whole`]).
 fn read_source(
     entry: &FileEntry,
     input: &Input,
@@ -115,7 +117,7 @@ fn read_source(
     free: &mpsc::Receiver<Vec<u8>>,
     out: &mpsc::SyncSender<Chunk>,
     mode: IoMode,
-) -> Result<bool, BundleError> {
+) -> Result<Option<Chunk>, BundleError> {
     let source = input.path();
     let mismatch = |reason| BundleError::SourceMismatch {
         source_path: source.to_path_buf(),
@@ -123,7 +125,9 @@ fn read_source(
         reason,
     };
     if let Input::Memory { data, sha256, .. } = input {
-        return send_whole(entry, data, sha256.as_deref(), out).map_err(mismatch);
+        return check_whole(entry, data, sha256.as_deref())
+            .map(|()| Some(Chunk::Whole(data.clone())))
+            .map_err(mismatch);
     }
     let mut src = DirectReader::open(source, spare.take().unwrap_or_default(), mode)
         .map_err(|e| BundleError::io(source, e))?;
@@ -131,7 +135,7 @@ fn read_source(
     let mut left = entry.size;
     while left > 0 {
         let Ok(mut buf) = free.recv() else {
-            return Ok(false);
+            return Ok(None);
         };
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = read_some(&mut src, &mut buf[..want]).map_err(|e| BundleError::io(source, e))?;
@@ -144,7 +148,7 @@ fn read_source(
         hasher.update(&buf[..n]);
         left -= n as u64;
         if out.send(Chunk::Data(buf, n)).is_err() {
-            return Ok(false);
+            return Ok(None);
         }
     }
     let mut probe = [0u8; 1];
@@ -163,17 +167,16 @@ fn read_source(
         }));
     }
     *spare = Some(src.into_buffer());
-    Ok(true)
+    Ok(Some(Chunk::EndOfFile))
 }
 
 /// [`read_source`] for bytes in memory: checks their size and sha256 (hashing them only when
-/// the producer did not) and sends them on whole. Ok(false) when the consumer hung up.
-fn send_whole(
+/// the producer did not).
+fn check_whole(
     entry: &FileEntry,
     data: &Arc<Vec<u8>>,
     known: Option<&str>,
-    out: &mpsc::SyncSender<Chunk>,
-) -> Result<bool, EntryProblem> {
+) -> Result<(), EntryProblem> {
     let size = data.len() as u64;
     if size < entry.size {
         return Err(EntryProblem::SizeMismatch {
@@ -197,5 +200,5 @@ fn send_whole(
             actual,
         });
     }
-    Ok(size == 0 || out.send(Chunk::Whole(data.clone())).is_ok())
+    Ok(())
 }
