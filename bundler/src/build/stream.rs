@@ -3,9 +3,9 @@
 //! payload file is streamed in, in manifest order, as soon as it is downloaded, checked against
 //! its size and sha256, and (for RPMs) its header signature verified. The download and the pack
 //! overlap instead of running one after the other. The signature is checked on the thread that
-//! hands the writer its sources, just before the package enters the stream ([`Writer`]): that
-//! thread has little else to do, where a check on the blocking pool cost two thread wake-ups
-//! per package.
+//! hands the writer its sources, just before the package enters the stream
+//! ([`CheckedSources`]): that thread has little else to do, where a check on the blocking pool
+//! cost two thread wake-ups per package.
 //!
 //! Downloads are issued in manifest order with at most `--jobs` per mirror in flight (a bounded look-ahead)
 //! and identical files (same sha256) are fetched once. The writer runs on its own thread (it
@@ -54,7 +54,7 @@ struct Ready {
     data: Option<Arc<Vec<u8>>>,
     /// `data`'s share of the fetcher's memory budget, given back when `data` goes to the writer.
     held: Option<Arc<Reservation>>,
-    /// The package's header signature, still to be checked (see [`Writer`]).
+    /// The package's header signature, still to be checked (see [`CheckedSources`]).
     unchecked: Option<Unchecked>,
 }
 
@@ -145,7 +145,7 @@ async fn stream_into(
         });
     }
     let total: u64 = unique.iter().map(|(d, _)| d.expected.size).sum();
-    // Packages are checked on the writer's source thread (see `Writer`), not here.
+    // Packages are checked on the writer's source thread (see `CheckedSources`), not here.
     let checked_by_writer = verifier.map(|v| &v.1);
     let fetches = unique
         .iter()
@@ -180,7 +180,7 @@ async fn stream_into(
     let refused = Arc::new(Mutex::new(None));
     let writer = {
         let (output, opts) = (output.to_path_buf(), opts.clone());
-        let sources = Writer {
+        let sources = CheckedSources {
             rx,
             verifier: verifier.cloned(),
             refused: refused.clone(),
@@ -372,13 +372,13 @@ async fn record_signers(
 /// blocking pool and back per package. A refused package ends the sources; its error is kept
 /// in `refused` for [`stream_into`] to report, and the writer, short of files, removes its
 /// temporary file.
-struct Writer {
+struct CheckedSources {
     rx: tokio::sync::mpsc::Receiver<(Input, Option<Unchecked>)>,
     verifier: Option<Arc<Verifier>>,
     refused: Arc<Mutex<Option<BuildError>>>,
 }
 
-impl Iterator for Writer {
+impl Iterator for CheckedSources {
     type Item = Input;
 
     fn next(&mut self) -> Option<Input> {
