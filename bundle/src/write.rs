@@ -352,6 +352,11 @@ impl<'a> Packing<'a> {
                             // The reader may be gone after an error; the buffer is then dropped.
                             let _ = free_tx.send(buf);
                         }
+                        Chunk::Whole(data) => {
+                            encoder.write_all(&data).map_err(io_err)?;
+                            self.reporter.advanced(0, data.len() as u64);
+                            break;
+                        }
                         Chunk::EndOfFile => break,
                         Chunk::Failed(e) => return Err(e),
                         Chunk::Done => {
@@ -367,7 +372,9 @@ impl<'a> Packing<'a> {
             match data_rx.recv().expect("reader reports before it stops") {
                 Chunk::Done => {}
                 Chunk::Failed(e) => return Err(e),
-                Chunk::Data(..) | Chunk::EndOfFile => unreachable!("the reader sent every file"),
+                Chunk::Data(..) | Chunk::Whole(_) | Chunk::EndOfFile => {
+                    unreachable!("the reader sent every file")
+                }
             }
             encoder.write_all(&[0u8; 1024]).map_err(io_err)?;
             let sink = encoder.finish().map_err(io_err)?;

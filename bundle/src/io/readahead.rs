@@ -7,7 +7,9 @@
 //!
 //! Only files up to [`READ_AHEAD_MAX`] are read ahead, so memory stays bounded; larger ones,
 //! and any file that cannot be read here, pass on as paths and the reader stage streams them
-//! (and reports their errors) as before.
+//! (and reports their errors) as before. Sources already in memory (the bundler's fresh
+//! downloads) go straight on, in their place in the order: a read-ahead thread has nothing to
+//! do for them, and the hop through one was a thread wake-up per file.
 
 use std::io::Read;
 use std::sync::{Arc, mpsc};
@@ -37,6 +39,9 @@ where
 {
     let mut to_workers = Vec::with_capacity(READERS);
     let mut from_workers = Vec::with_capacity(READERS);
+    // What comes next, in order: a source as it is, or the next result of a worker. Room for
+    // every worker's jobs and results, so the workers are never starved by this queue.
+    let (order_tx, order_rx) = mpsc::sync_channel::<Next>(READERS * 2 * DEPTH);
     for _ in 0..READERS {
         let (job_tx, job_rx) = mpsc::sync_channel::<Input>(DEPTH);
         let (done_tx, done_rx) = mpsc::sync_channel::<Input>(DEPTH);
@@ -51,20 +56,37 @@ where
         to_workers.push(job_tx);
         from_workers.push(done_rx);
     }
-    // The dispatcher deals the sources out in turn, so item i is with worker i % READERS.
+    // The dispatcher deals the files out in turn; each worker returns its results in the
+    // order it got the jobs, so naming the worker is enough to find the next result.
     scope.spawn(move || {
-        for (i, input) in sources.enumerate() {
-            if to_workers[i % READERS].send(input).is_err() {
+        let mut turn = 0usize;
+        for input in sources {
+            let next = match input {
+                Input::File(_) => {
+                    let worker = turn % READERS;
+                    turn += 1;
+                    if to_workers[worker].send(input).is_err() {
+                        return;
+                    }
+                    Next::FromWorker(worker)
+                }
+                Input::Memory { .. } => Next::Ready(input),
+            };
+            if order_tx.send(next).is_err() {
                 return;
             }
         }
     });
-    let mut next = 0usize;
-    std::iter::from_fn(move || {
-        let item = from_workers[next % READERS].recv().ok();
-        next += 1;
-        item
+    std::iter::from_fn(move || match order_rx.recv().ok()? {
+        Next::Ready(input) => Some(input),
+        Next::FromWorker(worker) => from_workers[worker].recv().ok(),
     })
+}
+
+/// The next source in order: one that needs no reading, or the next one a worker has read.
+enum Next {
+    Ready(Input),
+    FromWorker(usize),
 }
 
 /// A small file read whole into memory; anything else as it came.

@@ -3,7 +3,6 @@
 //! the stage that feeds the tar stream into zstd. Sources come from an iterator, so a caller
 //! can hand over each file as soon as it exists (the bundler does, while downloading).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
@@ -50,6 +49,10 @@ impl Input {
 pub(crate) enum Chunk {
     /// `buf[..n]` is the next piece of the current file (already hashed).
     Data(Vec<u8>, usize),
+    /// The whole current file, from memory, checked against its manifest size and sha256: handed
+    /// on as it is, since copying it into the stage's buffers would be one more pass over every
+    /// downloaded byte. Complete in itself: no `EndOfFile` follows (one message, not two).
+    Whole(Arc<Vec<u8>>),
     /// The current file is complete and matched its manifest size and sha256.
     EndOfFile,
     /// Every file was sent and the sources held no more.
@@ -78,9 +81,9 @@ pub(crate) fn read_sources(
                 reason: format!("the sources ended after {i} of {expected} files"),
             }),
             Some(source) => match read_source(entry, &source, &mut spare, free, out, mode) {
-                Ok(true) => Chunk::EndOfFile,
+                Ok(Some(last)) => last,
                 // The consumer is gone (it failed): nothing left to do.
-                Ok(false) => return,
+                Ok(None) => return,
                 Err(e) => Chunk::Failed(e),
             },
         };
@@ -101,10 +104,12 @@ pub(crate) fn read_sources(
     let _ = out.send(last);
 }
 
-/// Streams one source; Ok(false) when the consumer hung up. A file is read with a
-/// [`DirectReader`] and the window in `spare`, which is put back for the next file. Bytes in memory are checked like a file (a caller's mix-up must not reach
+/// Streams one source and returns the message that ends it (`EndOfFile`, or `Whole` for bytes
+/// in memory); None when the consumer hung up. A file is read with a
+/// [`DirectReader`] and the window in `spare`, which is put back for the next file, and hashed
+/// as it is read. Bytes in memory are checked like a file (a caller's mix-up must not reach
 /// the bundle either), except that a digest the producer computed over them is compared
-/// instead of hashing them again.
+/// instead of hashing them again, and are sent on whole ([`check_whole`]).
 fn read_source(
     entry: &FileEntry,
     input: &Input,
@@ -112,26 +117,25 @@ fn read_source(
     free: &mpsc::Receiver<Vec<u8>>,
     out: &mpsc::SyncSender<Chunk>,
     mode: IoMode,
-) -> Result<bool, BundleError> {
+) -> Result<Option<Chunk>, BundleError> {
     let source = input.path();
     let mismatch = |reason| BundleError::SourceMismatch {
         source_path: source.to_path_buf(),
         entry: entry.path.clone(),
         reason,
     };
-    let (mut src, known) = match input {
-        Input::Memory { data, sha256, .. } => (SourceReader::Memory(&data[..]), sha256.as_deref()),
-        Input::File(_) => {
-            let reader = DirectReader::open(source, spare.take().unwrap_or_default(), mode)
-                .map_err(|e| BundleError::io(source, e))?;
-            (SourceReader::File(reader), None)
-        }
-    };
-    let mut hasher = known.is_none().then(Sha256::new);
+    if let Input::Memory { data, sha256, .. } = input {
+        return check_whole(entry, data, sha256.as_deref())
+            .map(|()| Some(Chunk::Whole(data.clone())))
+            .map_err(mismatch);
+    }
+    let mut src = DirectReader::open(source, spare.take().unwrap_or_default(), mode)
+        .map_err(|e| BundleError::io(source, e))?;
+    let mut hasher = Sha256::new();
     let mut left = entry.size;
     while left > 0 {
         let Ok(mut buf) = free.recv() else {
-            return Ok(false);
+            return Ok(None);
         };
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = read_some(&mut src, &mut buf[..want]).map_err(|e| BundleError::io(source, e))?;
@@ -141,53 +145,60 @@ fn read_source(
                 actual: entry.size - left,
             }));
         }
-        if let Some(hasher) = &mut hasher {
-            hasher.update(&buf[..n]);
-        }
+        hasher.update(&buf[..n]);
         left -= n as u64;
         if out.send(Chunk::Data(buf, n)).is_err() {
-            return Ok(false);
+            return Ok(None);
         }
     }
     let mut probe = [0u8; 1];
     if read_some(&mut src, &mut probe).map_err(|e| BundleError::io(source, e))? != 0 {
-        let actual = match &src {
-            SourceReader::Memory(rest) => entry.size + 1 + rest.len() as u64,
-            SourceReader::File(_) => fs_err::metadata(source).map_or(entry.size + 1, |m| m.len()),
-        };
+        let actual = fs_err::metadata(source).map_or(entry.size + 1, |m| m.len());
         return Err(mismatch(EntryProblem::Oversize {
             expected: entry.size,
             actual,
         }));
     }
-    // No hasher means the producer's digest is known.
-    let actual = match hasher {
-        Some(hasher) => hex::encode(hasher.finalize()),
-        None => known.unwrap_or_default().to_string(),
-    };
+    let actual = hex::encode(hasher.finalize());
     if actual != entry.sha256 {
         return Err(mismatch(EntryProblem::HashMismatch {
             expected: entry.sha256.clone(),
             actual,
         }));
     }
-    if let SourceReader::File(reader) = src {
-        *spare = Some(reader.into_buffer());
-    }
-    Ok(true)
+    *spare = Some(src.into_buffer());
+    Ok(Some(Chunk::EndOfFile))
 }
 
-/// Where [`read_source`] reads one source's bytes from.
-enum SourceReader<'a> {
-    Memory(&'a [u8]),
-    File(DirectReader),
-}
-
-impl Read for SourceReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            SourceReader::Memory(rest) => rest.read(out),
-            SourceReader::File(reader) => reader.read(out),
-        }
+/// [`read_source`] for bytes in memory: checks their size and sha256 (hashing them only when
+/// the producer did not).
+fn check_whole(
+    entry: &FileEntry,
+    data: &Arc<Vec<u8>>,
+    known: Option<&str>,
+) -> Result<(), EntryProblem> {
+    let size = data.len() as u64;
+    if size < entry.size {
+        return Err(EntryProblem::SizeMismatch {
+            expected: entry.size,
+            actual: size,
+        });
     }
+    if size > entry.size {
+        return Err(EntryProblem::Oversize {
+            expected: entry.size,
+            actual: size,
+        });
+    }
+    let actual = match known {
+        Some(sha256) => sha256.to_string(),
+        None => hex::encode(Sha256::digest(&data[..])),
+    };
+    if actual != entry.sha256 {
+        return Err(EntryProblem::HashMismatch {
+            expected: entry.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
 }

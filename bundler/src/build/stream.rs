@@ -2,7 +2,10 @@
 //! metadata before any package is fetched, so the manifest goes into the bundle first and each
 //! payload file is streamed in, in manifest order, as soon as it is downloaded, checked against
 //! its size and sha256, and (for RPMs) its header signature verified. The download and the pack
-//! overlap instead of running one after the other.
+//! overlap instead of running one after the other. The signature is checked on the thread that
+//! hands the writer its sources, just before the package enters the stream
+//! ([`CheckedSources`]): that thread has little else to do, where a check on the blocking pool
+//! cost two thread wake-ups per package.
 //!
 //! Downloads are issued in manifest order with at most `--jobs` per mirror in flight (a bounded look-ahead)
 //! and identical files (same sha256) are fetched once. The writer runs on its own thread (it
@@ -10,7 +13,8 @@
 //! handed over as those bytes (the signature check reads them too), so a cold build does not
 //! read its own cache back; anything else is handed over as its path in the cache. On any
 //! failure the sender is dropped, the writer stops and removes its temporary file, and the
-//! download's error (naming the file and its URLs) is returned: no bundle is left behind.
+//! download's error (naming the file and its URLs) or the refused signature is returned: no
+//! bundle is left behind.
 //!
 //! The output is byte-identical to a two-pass build of the same inputs: the manifest is the
 //! same and `bundle::write` writes the same stream whether its sources are all there or arrive
@@ -25,7 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bundle::progress::{NoProgress, Reporter};
 use bundle::write::{Input, Reuse, WriteOptions, WrittenBundle, write_bundle_streaming};
@@ -40,13 +44,24 @@ use crate::rpm::verify::ReleaseKey;
 /// this bounds what a writer slower than the network holds.
 const WAITING: usize = 8;
 
-/// A downloaded and verified file: where it is, and its bytes when the download kept them
-/// (taken by the first manifest entry that needs them).
+/// The key the packages are checked against, and the checks it already passed.
+type Verifier = (Arc<ReleaseKey>, SignatureRecords);
+
+/// A downloaded file, checked against its size and sha256: where it is, and its bytes when the
+/// download kept them (taken by the first manifest entry that needs them).
 struct Ready {
     path: PathBuf,
     data: Option<Arc<Vec<u8>>>,
     /// `data`'s share of the fetcher's memory budget, given back when `data` goes to the writer.
     held: Option<Arc<Reservation>>,
+    /// The package's header signature, still to be checked (see [`CheckedSources`]).
+    unchecked: Option<Unchecked>,
+}
+
+/// A package whose header signature the writer's source thread checks before packing it.
+struct Unchecked {
+    package: String,
+    sha256: String,
 }
 
 /// Write the bundle for `parts` to `output` (atomically, with its `.sha256`), fetching and
@@ -72,7 +87,7 @@ pub async fn pack(
     }
     let verifier = parts.verifier.clone().map(|key| {
         let records = fetcher.cache().signature_records(&key.check_id);
-        (key, records)
+        Arc::new((key, records))
     });
     let result = stream_into(
         &mut parts,
@@ -84,7 +99,7 @@ pub async fn pack(
     )
     .await;
     // Passed checks are worth keeping even when the build failed on another file.
-    let saved = verifier.map_or(Ok(()), |(_, records)| records.save());
+    let saved = verifier.map_or(Ok(()), |verifier| verifier.1.save());
     let written = result?;
     saved?;
     Ok(written)
@@ -96,7 +111,7 @@ async fn stream_into(
     output: &Path,
     opts: &WriteOptions,
     fetcher: &Fetcher,
-    verifier: Option<&(Arc<ReleaseKey>, SignatureRecords)>,
+    verifier: Option<&Arc<Verifier>>,
     reporter: &dyn Reporter,
 ) -> Result<WrittenBundle, BuildError> {
     // Checking signers may download packages before the manifest exists: room for them first.
@@ -130,9 +145,11 @@ async fn stream_into(
         });
     }
     let total: u64 = unique.iter().map(|(d, _)| d.expected.size).sum();
+    // Packages are checked on the writer's source thread (see `CheckedSources`), not here.
+    let checked_by_writer = verifier.map(|v| &v.1);
     let fetches = unique
         .iter()
-        .map(|&(d, signed)| fetch_verified(fetcher, d, signed, verifier, reporter));
+        .map(|&(d, signed)| fetch_unchecked(fetcher, d, signed, checked_by_writer, reporter));
     let jobs = fetcher.jobs_for(unique.iter().map(|&(d, _)| d));
     let mut ready = futures::stream::iter(fetches).buffered(jobs);
     let mut done: Vec<Ready> = Vec::with_capacity(unique.len());
@@ -158,12 +175,17 @@ async fn stream_into(
 
     preflight(parts, fetcher, Some(output))?;
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Input>(WAITING);
+    let (tx, rx) = tokio::sync::mpsc::channel::<(Input, Option<Unchecked>)>(WAITING);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let refused = Arc::new(Mutex::new(None));
     let writer = {
         let (output, opts) = (output.to_path_buf(), opts.clone());
+        let sources = CheckedSources {
+            rx,
+            verifier: verifier.cloned(),
+            refused: refused.clone(),
+        };
         std::thread::spawn(move || {
-            let sources = std::iter::from_fn(move || rx.blocking_recv());
             // The writer reports nothing: the download's progress covers the files it packs.
             let written = write_bundle_streaming(&output, &manifest, sources, &opts, &NoProgress);
             let _ = done_tx.send(written);
@@ -177,6 +199,7 @@ async fn stream_into(
             .zip(&in_base)
             .filter(|(_, omitted)| !**omitted)
         {
+            let mut unchecked = None;
             let input = match (source, slot) {
                 (Source::Local(path), _) => Input::File(path.clone()),
                 (Source::Fetch { .. }, Some(u)) => {
@@ -186,6 +209,8 @@ async fn stream_into(
                     let ready = &mut done[*u];
                     // From here the writer's bounded channel holds the bytes.
                     ready.held = None;
+                    // Checked once, by the first entry that packs it.
+                    unchecked = ready.unchecked.take();
                     match ready.data.take() {
                         // Hashed by the fetcher as it arrived and found equal to this.
                         Some(data) => Input::Memory {
@@ -200,7 +225,7 @@ async fn stream_into(
             };
             // Waits while WAITING files wait: the downloads in flight are not polled
             // meanwhile, which is the point (their bytes wait in the socket buffers).
-            if tx.send(input).await.is_err() {
+            if tx.send((input, unchecked)).await.is_err() {
                 break; // The writer failed; its error is the one to report.
             }
         }
@@ -220,6 +245,10 @@ async fn stream_into(
     };
     reporter.finished();
     fed?;
+    // A refused package ended the writer's sources early: that is the error to report.
+    if let Some(refused) = refused.lock().expect("not poisoned").take() {
+        return Err(refused);
+    }
     let written = written?;
     if written.volumes.is_empty() {
         let _ = stamps.record(&written);
@@ -237,19 +266,13 @@ fn preflight(
 ) -> Result<(), BuildError> {
     let cache = fetcher.cache();
     let mut seen = HashSet::new();
-    let mut downloads = 0;
-    for (_, source) in &parts.files {
-        if let Source::Fetch { download, .. } = source {
-            let expected = &download.expected;
-            if seen.insert(expected.sha256.as_str())
-                && cache.lookup(&expected.sha256, expected.size).is_none()
-            {
-                downloads += expected
-                    .size
-                    .saturating_sub(cache.partial_len(&expected.sha256));
+    let downloads =
+        cache.missing_bytes(parts.files.iter().filter_map(|(_, source)| match source {
+            Source::Fetch { download, .. } if seen.insert(download.expected.sha256.as_str()) => {
+                Some((download.expected.sha256.as_str(), download.expected.size))
             }
-        }
-    }
+            _ => None,
+        }));
     let mut needs = vec![space::Need {
         dir: cache.root().to_path_buf(),
         bytes: downloads,
@@ -276,7 +299,7 @@ fn preflight(
 /// the manifest is written; see the module comment.
 async fn record_signers(
     parts: &mut BuildParts,
-    verifier: &(Arc<ReleaseKey>, SignatureRecords),
+    verifier: &Verifier,
     fetcher: &Fetcher,
     reporter: &dyn Reporter,
 ) -> Result<(), BuildError> {
@@ -343,6 +366,69 @@ async fn record_signers(
     Ok(())
 }
 
+/// The writer's sources: the files handed over in manifest order, each package not checked
+/// yet checked here, on the writer's source thread (`bundle::write`'s reader stage, which
+/// only forwards a download kept in memory), just before it is packed: no trip to the
+/// blocking pool and back per package. A refused package ends the sources; its error is kept
+/// in `refused` for [`stream_into`] to report, and the writer, short of files, removes its
+/// temporary file.
+struct CheckedSources {
+    rx: tokio::sync::mpsc::Receiver<(Input, Option<Unchecked>)>,
+    verifier: Option<Arc<Verifier>>,
+    refused: Arc<Mutex<Option<BuildError>>>,
+}
+
+impl Iterator for CheckedSources {
+    type Item = Input;
+
+    fn next(&mut self) -> Option<Input> {
+        let (input, unchecked) = self.rx.blocking_recv()?;
+        if let (Some(check), Some(verifier)) = (unchecked, &self.verifier) {
+            let (key, records) = &**verifier;
+            let signers = match &input {
+                Input::Memory { data, path, .. } => key.verify_bytes(data, path, &check.package),
+                Input::File(path) => key.verify(path, &check.package),
+            };
+            match signers {
+                Ok(signers) => records.record(&check.sha256, &signers),
+                Err(e) => {
+                    *self.refused.lock().expect("not poisoned") = Some(e.into());
+                    return None;
+                }
+            }
+        }
+        Some(input)
+    }
+}
+
+/// Fetch one file (from the cache when it is there); a package whose check is not on record
+/// for this key comes back with its check still to do (`records`: the key's records, None
+/// with `--no-gpgcheck`).
+async fn fetch_unchecked(
+    fetcher: &Fetcher,
+    download: &Download,
+    signed_package: Option<&str>,
+    records: Option<&SignatureRecords>,
+    reporter: &dyn Reporter,
+) -> Result<Ready, BuildError> {
+    let fetched = fetcher.fetch(download, reporter).await?;
+    let unchecked = match (signed_package, records) {
+        (Some(package), Some(records)) if records.passed(&fetched.sha256).is_none() => {
+            Some(Unchecked {
+                package: package.to_string(),
+                sha256: fetched.sha256.clone(),
+            })
+        }
+        _ => None,
+    };
+    Ok(Ready {
+        path: fetched.path,
+        data: fetched.data,
+        held: fetched.held,
+        unchecked,
+    })
+}
+
 /// Fetch one file (from the cache when it is there) and, for a package, verify its header
 /// signatures on the blocking pool so that checks run in parallel with the downloads. A check
 /// this package already passed with this key file (recorded in the cache) is not redone.
@@ -350,7 +436,7 @@ async fn fetch_verified(
     fetcher: &Fetcher,
     download: &Download,
     signed_package: Option<&str>,
-    verifier: Option<&(Arc<ReleaseKey>, SignatureRecords)>,
+    verifier: Option<&Verifier>,
     reporter: &dyn Reporter,
 ) -> Result<Ready, BuildError> {
     let fetched = fetcher.fetch(download, reporter).await?;
@@ -371,5 +457,6 @@ async fn fetch_verified(
         path: fetched.path,
         data: fetched.data,
         held: fetched.held,
+        unchecked: None,
     })
 }

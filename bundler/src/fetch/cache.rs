@@ -3,8 +3,8 @@
 //! the sha256 it is expected to have). A re-run finds what it already has by hash alone, so it
 //! fetches only what is new, and a killed run resumes its partial files with Range requests.
 //!
-//! Builds may share a cache: a process fetching an entry holds a `flock` on
-//! `<cache>/partial/<sha256>.lock` while it writes the partial file and admits it, so a second
+//! Builds may share a cache: a process fetching an entry holds a lock on the entry's byte of
+//! `<cache>/partial/.entries` while it writes the partial file and admits it, so a second
 //! process wanting the same file waits and then finds it admitted; an entry appears by one
 //! rename, whole or not at all. The kernel drops the lock of a killed process.
 //!
@@ -79,6 +79,36 @@ impl Cache {
         std::fs::metadata(self.partial_path(sha256)).map_or(0, |m| m.len())
     }
 
+    /// Bytes still to download for `files` (sha256 and size each): the sizes of those not in
+    /// the cache, less what their partial files hold. Two directory listings tell which
+    /// entries and partial files can exist at all, so only those are looked up: a cold build
+    /// does not `stat` two missing paths per file on its way to the first download.
+    pub fn missing_bytes<'a>(&self, files: impl IntoIterator<Item = (&'a str, u64)>) -> u64 {
+        let names = |dir: PathBuf| -> std::collections::HashSet<String> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        };
+        let shards = names(self.root.join("sha256"));
+        let partials = names(self.root.join("partial"));
+        files
+            .into_iter()
+            .filter(|&(sha256, size)| {
+                !(sha256.get(..2).is_some_and(|p| shards.contains(p))
+                    && self.lookup(sha256, size).is_some())
+            })
+            .map(|(sha256, size)| {
+                let partial = match partials.contains(&format!("{sha256}.part")) {
+                    true => self.partial_len(sha256),
+                    false => 0,
+                };
+                size.saturating_sub(partial)
+            })
+            .sum()
+    }
+
     /// Store bytes fetched whole (repomd.xml, a key) under their own hash; returns the path and
     /// the lowercase hex sha256.
     pub fn store_bytes(&self, bytes: &[u8]) -> Result<(PathBuf, String), FetchError> {
@@ -100,9 +130,13 @@ impl Cache {
     }
 
     /// Wait for, then hold, the right to fetch the entry `sha256` (its partial file and its
-    /// admission) among every process sharing this cache.
+    /// admission) among every process sharing this cache: a lock on one byte of
+    /// `partial/.entries` (see [`lock_offset`]). The file is created once per cache, so fetching
+    /// an entry creates no file but its partial one.
     pub async fn lock_entry(&self, sha256: &str) -> Result<EntryLock, FetchError> {
-        let path = self.root.join("partial").join(format!("{sha256}.lock"));
+        let path = self.root.join("partial").join(ENTRY_LOCKS);
+        // A file description of its own: locks of one description never conflict with each
+        // other, so each entry's lock must hold one to exclude this process's other fetches.
         let file = fs_err::OpenOptions::new()
             .read(true)
             .write(true)
@@ -111,23 +145,79 @@ impl Cache {
             .open(&path)
             .map_err(FetchError::Fs)?
             .into_file();
+        let offset = lock_offset(sha256);
+        // Uncontended, the usual case, it is taken here: no trip to the blocking pool and back
+        // (two thread hand-offs per file).
+        if lock_byte(&file, offset, false).map_err(io_at(&path))? {
+            return Ok(EntryLock { _file: file });
+        }
         tokio::task::spawn_blocking(move || {
-            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-                .map(|()| EntryLock { _file: file })
-                .map_err(|e| io_at(&path)(e.into()))
+            lock_byte(&file, offset, true)
+                .map(|_| EntryLock { _file: file })
+                .map_err(io_at(&path))
         })
         .await
         .expect("the lock task does not panic")
     }
 
-    /// Move a verified partial file into place.
+    /// Move a verified partial file into place. Its shard directory is created only when the
+    /// rename finds it missing: once per shard, not a `mkdir` and a `stat` per file.
     pub fn admit(&self, partial: &Path, sha256: &str) -> Result<PathBuf, FetchError> {
         let dest = self.entry_path(sha256);
+        if std::fs::rename(partial, &dest).is_ok() {
+            return Ok(dest);
+        }
+        // Most likely the shard is missing; any other failure recurs below, named by fs_err.
         if let Some(parent) = dest.parent() {
             fs_err::create_dir_all(parent).map_err(FetchError::Fs)?;
         }
         fs_err::rename(partial, &dest).map_err(FetchError::Fs)?;
         Ok(dest)
+    }
+}
+
+/// The file in `partial/` whose bytes stand for the entries being fetched.
+const ENTRY_LOCKS: &str = ".entries";
+
+/// The byte of [`ENTRY_LOCKS`] that stands for the entry `sha256`: its first 60 bits. Two
+/// entries sharing a byte would only wait for each other; a name that is not hex (nothing a
+/// checked download has) gets byte 0.
+fn lock_offset(sha256: &str) -> i64 {
+    sha256
+        .get(..15)
+        .and_then(|prefix| i64::from_str_radix(prefix, 16).ok())
+        .unwrap_or(0)
+}
+
+/// Takes the write lock on byte `offset` of `file`, an open file description lock
+/// (`F_OFD_SETLK`): held by this description, whatever the thread, dropped when it is closed
+/// or the process dies, and seen by every process on the machine. With `wait`, waits for it;
+/// without, Ok(false) when another description holds it. rustix offers whole-file locks only.
+fn lock_byte(file: &std::fs::File, offset: i64, wait: bool) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero `flock` is a valid value of this plain C struct.
+    let mut range: libc::flock = unsafe { std::mem::zeroed() };
+    range.l_type = libc::F_WRLCK as libc::c_short;
+    range.l_whence = libc::SEEK_SET as libc::c_short;
+    range.l_start = offset;
+    range.l_len = 1;
+    let command = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    loop {
+        // SAFETY: `file` is an open descriptor and `range` a valid `flock` that outlives the
+        // call; F_OFD_SETLK(W) reads it and writes nothing back.
+        if unsafe { libc::fcntl(file.as_raw_fd(), command, &range) } == 0 {
+            return Ok(true);
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN | libc::EACCES) if !wait => return Ok(false),
+            _ => return Err(error),
+        }
     }
 }
 
@@ -241,6 +331,7 @@ fn read_records(path: &Path) -> HashMap<String, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn entries_are_sharded_by_hash_prefix() {
@@ -258,6 +349,59 @@ mod tests {
         cache.admit(&part, hash).unwrap();
         assert!(cache.lookup(hash, 3).is_some());
         assert!(cache.lookup(hash, 4).is_none(), "size mismatch is a miss");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_entry_lock_holds_off_the_same_entry_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let (one, other) = ("ab12cd34ef56ab12cd34", "0123456789abcdef0123");
+        let held = cache.lock_entry(one).await.unwrap();
+        let _other = tokio::time::timeout(Duration::from_secs(10), cache.lock_entry(other))
+            .await
+            .expect("another entry is not held off")
+            .unwrap();
+        let waiting = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.lock_entry(one).await.map(drop) })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the same entry waits for its holder"
+        );
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("taken once the holder lets go")
+            .unwrap()
+            .unwrap();
+        let left: Vec<String> = fs_err::read_dir(dir.path().join("partial"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(left, [ENTRY_LOCKS], "one lock file for every entry");
+    }
+
+    #[test]
+    fn missing_bytes_counts_what_is_neither_cached_nor_partly_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let (cached, partly, absent, wrong) = ("aa11", "bb22", "cc33", "dd44");
+        assert_eq!(cache.missing_bytes([(cached, 5), (absent, 7)]), 12, "cold");
+        let part = cache.partial_path(cached);
+        fs_err::write(&part, b"12345").unwrap();
+        cache.admit(&part, cached).unwrap();
+        fs_err::write(cache.partial_path(partly), b"123").unwrap();
+        let part = cache.partial_path(wrong);
+        fs_err::write(&part, b"12").unwrap();
+        cache.admit(&part, wrong).unwrap();
+        assert_eq!(
+            cache.missing_bytes([(cached, 5), (partly, 10), (absent, 7), (wrong, 4)]),
+            7 + 7 + 4,
+            "the cached file counts nothing, the partial one what it lacks, a cached file of \
+             another size all of its size"
+        );
     }
 
     #[test]
