@@ -1,7 +1,7 @@
 //! The payload pass shared by `verify` and `extract`: the calling thread decompresses and
 //! parses tar headers, checks each one against the manifest, and streams the data of each file
-//! to one of the workers in pooled chunks (runs of small files to the same one); a worker hashes what it receives and passes it to
-//! its [`FileSink`] (nothing for `verify`, a file in the staging directory for `extract`).
+//! to one of the workers in pooled chunks (runs of small files to the same one); a worker
+//! hashes what it receives and passes it to its [`FileSink`] (nothing for `verify`, a file in the staging directory for `extract`).
 //! A fixed pool of chunk buffers bounds memory, whatever the file sizes.
 //!
 //! When several things are wrong, the error reported is the one of the earliest entry, so the
