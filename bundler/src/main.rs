@@ -65,9 +65,25 @@ fn init_log(verbose: u8) {
         .init();
 }
 
+/// Download bodies of a few hundred KiB to a few MiB are allocated and freed by the hundred a
+/// second on several threads. Once glibc's mmap threshold has risen by itself (it follows the
+/// largest block freed, up to 32 MiB) it serves them from its arenas and keeps the freed
+/// pieces, which pushed the peak RSS of a build over a fast link past the 150 MB it must stay
+/// under (docs/BENCHMARKS.md, issue 18 WAN, Run 5). A fixed threshold maps each such block on
+/// its own and hands it back when freed.
+fn return_large_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a tunable of the allocator; called before any other thread
+    // exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_log(cli.verbose);
+    return_large_blocks();
     // The one runtime: every command's network I/O runs on it; CPU work (hashing, signature
     // checks, metadata parsing, the bundle writer) goes to its blocking pool or own threads.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

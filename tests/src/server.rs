@@ -38,6 +38,11 @@ pub struct Faults {
     /// After this many `.rpm` requests, every request is answered by closing the connection:
     /// a mirror that goes away in the middle of a build.
     pub dead_after_rpms: Option<u64>,
+    /// The first `.rpm` request waits for its answer until this many more `.rpm` requests
+    /// have come, or for the duration at most: a file slow to come (a lost tail waiting for a
+    /// retransmission, far away), to see whether the downloads after it go on meanwhile
+    /// (`ServerStats::held_released_by_others`).
+    pub hold_first_rpm: Option<(u64, Duration)>,
 }
 
 impl Faults {
@@ -51,6 +56,7 @@ impl Faults {
             always_corrupt: Vec::new(),
             slow_rpm_body: None,
             dead_after_rpms: None,
+            hold_first_rpm: None,
         }
     }
 
@@ -64,6 +70,7 @@ impl Faults {
             always_corrupt: Vec::new(),
             slow_rpm_body: None,
             dead_after_rpms: None,
+            hold_first_rpm: None,
         }
     }
 }
@@ -89,6 +96,8 @@ pub struct ServerStats {
     /// `.rpm` requests seen, and `.rpm` bodies sent whole.
     pub rpm_requests: AtomicU64,
     pub rpm_bodies: AtomicU64,
+    /// The request held by `Faults::hold_first_rpm` was let go because the others came.
+    pub held_released_by_others: AtomicBool,
     attempts: Mutex<HashMap<String, u32>>,
 }
 
@@ -300,6 +309,16 @@ fn serve_connection(
             if faults.dead_after_rpms.is_some_and(|n| seen >= n) {
                 let _ = writer.shutdown(Shutdown::Both);
                 return Ok(());
+            }
+            if let Some((others, longest)) = faults.hold_first_rpm.filter(|_| seen == 0) {
+                let deadline = std::time::Instant::now() + longest;
+                while std::time::Instant::now() < deadline {
+                    if stats.rpm_requests.load(Ordering::SeqCst) > others {
+                        stats.held_released_by_others.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
         }
         let rel = req.path.trim_start_matches('/');

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes of download bodies held in memory at most, in flight and finished ahead of the
-/// writer together. 48 MiB: 12 downloads of the largest kept size, or 40-150 of Rocky's
-/// typical 0.3-1.2 MB packages; with the writer's channel (8 x 4 MiB) at most 80 MiB of bodies.
-pub(crate) const MEMORY_BUDGET: u64 = 48 << 20;
+/// writer together. 32 MiB: 8 downloads of the largest kept size, or 25-100 of Rocky's
+/// typical 0.3-1.2 MB packages; with the writer's channel (8 x 4 MiB) at most 64 MiB of bodies.
+/// The fetcher's look-ahead (`LOOK_AHEAD` in `mod.rs`) keeps it full on a fast link, so its
+/// size is what the peak RSS follows (docs/BENCHMARKS.md, issue 18 WAN, Run 5).
+pub(crate) const MEMORY_BUDGET: u64 = 32 << 20;
 
 #[derive(Debug)]
 pub(crate) struct MemoryBudget {

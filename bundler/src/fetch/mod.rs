@@ -122,6 +122,15 @@ impl std::str::FromStr for Connections {
 /// and the connection's own buffers). Why 32 and not more: docs/BENCHMARKS.md, issue 18 WAN.
 const MAX_IN_FLIGHT: usize = 32;
 
+/// A batch that hands its files on in order (the bundle writer) may start downloads this many
+/// times [`MAX_IN_FLIGHT`] ahead of the one it waits for. The gate still bounds the downloads in
+/// flight; the look-ahead only lets a finished download make room for the next one while an
+/// earlier file is slow (a lost tail waiting for a retransmission timeout over a long round
+/// trip): with a look-ahead of just the downloads in flight, every connection would idle behind
+/// that one file. Bodies finished ahead stay within the memory budget (`budget.rs`); the rest
+/// wait in their cache files.
+const LOOK_AHEAD: usize = 4;
+
 /// What a file must be to be accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
@@ -287,8 +296,8 @@ impl Fetcher {
     /// for their turn at the fetcher's gate, which starts at `--jobs` per mirror they name
     /// (each mirror adds its own connections: its per-connection limit and round trip bound
     /// what one carries) and grows while the measured throughput grows (`mirrors::InFlight`),
-    /// up to [`MAX_IN_FLIGHT`]; so a batch with network downloads queues that many. `file://`
-    /// copies have no gate and run `--jobs` per mirror.
+    /// up to [`MAX_IN_FLIGHT`]; so a batch with network downloads queues [`LOOK_AHEAD`] times
+    /// that many. `file://` copies have no gate and run `--jobs` per mirror.
     pub fn jobs_for<'a>(&self, downloads: impl IntoIterator<Item = &'a Download>) -> usize {
         let (mut mirrors, mut network) = (1, false);
         for d in downloads {
@@ -298,7 +307,7 @@ impl Fetcher {
         let floor = (self.jobs() * mirrors).clamp(1, MAX_IN_FLIGHT);
         if network {
             self.in_flight.at_least(floor);
-            MAX_IN_FLIGHT
+            MAX_IN_FLIGHT * LOOK_AHEAD
         } else {
             floor
         }

@@ -610,6 +610,30 @@ fn sigkill_mid_download_then_rerun_fetches_only_what_was_missing() {
     assert!(server.body_bytes() < manifest.totals.bytes - local);
 }
 
+/// A file slow to come (over a long round trip, a lost tail waits for a retransmission) must
+/// not stop the downloads after it: the writer waits for it in manifest order, but the fetcher
+/// keeps starting the next files, more of them than it has in flight at most (32).
+#[test]
+fn a_stalled_download_does_not_hold_up_the_ones_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = mirror(tmp.path(), |spec| spec.filler_packages = 60);
+    let mut faults = Faults::none();
+    faults.hold_first_rpm = Some((40, Duration::from_secs(20)));
+    let server = TestServer::start(&m.root, faults).unwrap();
+    let out = tmp.path().join("b.tar.zst");
+    ok(build_cmd(tmp.path(), &m, &server.url(), &out, &[])
+        .output()
+        .unwrap());
+    assert!(
+        server
+            .stats
+            .held_released_by_others
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "fewer than 40 other packages were requested while the first one stalled"
+    );
+    bundle::read::verify(&out, None, &NoProgress).expect("the bundle verifies");
+}
+
 #[test]
 fn concurrent_builds_on_one_cache_all_pass_with_identical_bundles() {
     let tmp = tempfile::tempdir().unwrap();
