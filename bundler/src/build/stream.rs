@@ -7,10 +7,12 @@
 //! ([`CheckedSources`]): that thread has little else to do, where a check on the blocking pool
 //! cost two thread wake-ups per package.
 //!
-//! Downloads are issued in manifest order with at most `--jobs` per mirror in flight (a bounded look-ahead)
-//! and identical files (same sha256) are fetched once. The writer runs on its own thread (it
-//! is CPU and disk work) and takes finished files from a bounded channel. A file the fetcher downloaded into memory is
-//! handed over as those bytes (the signature check reads them too), so a cold build does not
+//! Downloads are issued in manifest order, started up to the fetcher's look-ahead
+//! ([`Fetcher::jobs_for`](crate::fetch::Fetcher::jobs_for)) past the file the writer waits for,
+//! with the in-flight gate bounding what downloads at once; identical files (same sha256) are
+//! fetched once. The writer runs on its own thread (it is CPU and disk work) and takes finished
+//! files from a bounded channel. A file the fetcher downloaded into memory is handed over as
+//! those bytes (the signature check reads them too), so a cold build does not
 //! read its own cache back; anything else is handed over as its path in the cache. On any
 //! failure the sender is dropped, the writer stops and removes its temporary file, and the
 //! download's error (naming the file and its URLs) or the refused signature is returned: no
