@@ -19,7 +19,7 @@ use rpmrepo_metadata::Package;
 
 use super::packages::{self, MergedPackage, file_name, matches_known};
 use super::write::{self, Ordered};
-use super::{Options, RepodataError, RepodataInput, RepodataOutcome, install, upstream};
+use super::{Options, RepodataError, RepodataInput, RepodataOutcome, install};
 
 /// Each record is read by the primary, filelists and other writers.
 const READERS: u8 = 3;
@@ -234,28 +234,16 @@ pub fn build_fed<E: From<RepodataError>>(
     });
     // The reason the feed stopped comes first; the writers' `Cancelled` only follows from it.
     completed?;
-    let mut records = records?;
-    records.extend(upstream::write_upstream_records(
-        &staging,
-        &input.upstream,
-        options,
-    )?);
-    write::sort_records(&mut records);
-    write::write_repomd(&staging, &records, options)?;
+    let records = records?;
     // In `build`'s order, so that `is_current` agrees with this build later.
     let merged = packages::merge_sets(&input.package_sets)?;
     let digest = install::input_digest(input, &merged, options)?;
-    install::install(
-        &input.repo_dir,
+    Ok(super::finish(
+        input,
         &staging,
-        &records,
+        records,
         &digest,
-        options.durability,
-    )?;
-    Ok(RepodataOutcome {
-        packages: feed.packages.len(),
-        rewritten: true,
-        repomd: input.repo_dir.join("repodata").join("repomd.xml"),
-        records: records.iter().map(|r| r.kind.clone()).collect(),
-    })
+        feed.packages.len(),
+        options,
+    )?)
 }

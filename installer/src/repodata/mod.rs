@@ -196,27 +196,41 @@ pub fn build_with_parsed(
     reporter.started(&format!("repodata {repo_name}"), merged.len() as u64, 0);
     let parsed = packages::parse_all(&input.repo_dir, &merged, parsed, options, reporter)?;
     let staging = install::fresh_staging_dir(&input.repo_dir)?;
-    let mut records = write::write_package_records(&staging, parsed.as_slice(), options)?;
+    let records = write::write_package_records(&staging, parsed.as_slice(), options)?;
+    let outcome = finish(input, &staging, records, &digest, parsed.len(), options)?;
+    reporter.finished();
+    Ok(outcome)
+}
+
+/// The end of every rebuild, whichever way its package records were written ([`build`] or
+/// apply's fed build): the upstream records beside them, `repomd.xml`, and the switch of the
+/// staged `repodata/` into place.
+fn finish(
+    input: &RepodataInput,
+    staging: &std::path::Path,
+    mut records: Vec<write::Record>,
+    digest: &str,
+    packages: usize,
+    options: &Options,
+) -> Result<RepodataOutcome, RepodataError> {
     records.extend(upstream::write_upstream_records(
-        &staging,
+        staging,
         &input.upstream,
         options,
     )?);
     write::sort_records(&mut records);
-    write::write_repomd(&staging, &records, options)?;
+    write::write_repomd(staging, &records, options)?;
     install::install(
         &input.repo_dir,
-        &staging,
+        staging,
         &records,
-        &digest,
+        digest,
         options.durability,
     )?;
-    reporter.finished();
-
     Ok(RepodataOutcome {
-        packages: parsed.len(),
+        packages,
         rewritten: true,
-        repomd: repodata_dir.join("repomd.xml"),
+        repomd: input.repo_dir.join("repodata").join("repomd.xml"),
         records: records.iter().map(|r| r.kind.clone()).collect(),
     })
 }
