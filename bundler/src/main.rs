@@ -81,9 +81,9 @@ fn return_large_blocks() {
 }
 
 fn main() -> ExitCode {
+    return_large_blocks();
     let cli = Cli::parse();
     init_log(cli.verbose);
-    return_large_blocks();
     // The one runtime: every command's network I/O runs on it; CPU work (hashing, signature
     // checks, metadata parsing, the bundle writer) goes to its blocking pool or own threads.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rayon::prelude::*;
 use rpmrepo_metadata::Package;
 
-use super::packages::{self, MergedPackage, file_name, matches_known};
+use super::packages::{self, MergedPackage, matches_known};
 use super::write::{self, Ordered};
 use super::{Options, RepodataError, RepodataInput, RepodataOutcome, install};
 
@@ -45,7 +45,7 @@ struct Slots {
 
 /// The packages of one repo in output order, filled as their records become known.
 pub struct PackageFeed {
-    /// Output order: by file name, then path (createrepo_c's).
+    /// In output order (`packages::output_order`).
     packages: Vec<MergedPackage>,
     index: HashMap<String, usize>,
     state: Mutex<Slots>,
@@ -56,11 +56,7 @@ impl PackageFeed {
     /// A feed for the packages `input` names (its sets merged as [`super::build`] merges them).
     pub fn new(input: &RepodataInput) -> Result<PackageFeed, RepodataError> {
         let mut packages = packages::merge_sets(&input.package_sets)?;
-        packages.sort_by(|a, b| {
-            file_name(&a.relative_path)
-                .cmp(file_name(&b.relative_path))
-                .then(a.relative_path.cmp(&b.relative_path))
-        });
+        packages.sort_by(|a, b| packages::output_order(&a.relative_path, &b.relative_path));
         let index = packages
             .iter()
             .enumerate()

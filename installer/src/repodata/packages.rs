@@ -174,8 +174,14 @@ pub(crate) fn parse_all(
         })
         .collect::<Result<_, _>>()?;
     parsed.extend(ready);
-    parsed.par_sort_by(|(a, _), (b, _)| file_name(a).cmp(file_name(b)).then(a.cmp(b)));
+    parsed.par_sort_by(|(a, _), (b, _)| output_order(a, b));
     Ok(parsed.into_iter().map(|(_, package)| package).collect())
+}
+
+/// createrepo_c's order of packages in primary, filelists and other: by file name, then by
+/// relative path.
+pub(crate) fn output_order(a: &str, b: &str) -> std::cmp::Ordering {
+    file_name(a).cmp(file_name(b)).then(a.cmp(b))
 }
 
 pub(crate) fn file_name(relative_path: &str) -> &str {
